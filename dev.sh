@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One entry point for people and CI. Creates .venv on first use (and refreshes it when
+# pyproject.toml changes), then runs the requested job:
+#   ./dev.sh demo    the main job: the example product (validated and shown, then served)
+#   ./dev.sh test    the whole test suite with the linters (what CI runs)
+#   ./dev.sh bench   the benchmarks in bench/
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT="$PWD"
+VENV="$ROOT/.venv"
+
+find_python() {
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  echo "dev.sh: Python 3.11 or newer is required" >&2; exit 2
+}
+
+ensure_venv() {
+  local stamp="$VENV/.installed" want
+  want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    "$(find_python)" -m venv "$VENV"
+  fi
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/python" -m pip install --quiet -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
+    "$VENV/bin/python" -c 'import infrastream' # fail here, not later, when the install did not
+    echo "$want" > "$stamp"
+  fi
+}
+
+ensure_postgres() {
+  # The tests use the PostgreSQL server on 127.0.0.1:5432 (trust auth, database `test`).
+  if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql ]]; then
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+      for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    fi
+  fi
+}
+
+job="${1:-}"; shift || true
+case "$job" in
+  demo)
+    ensure_venv
+    exec "$VENV/bin/python" -m infrastream.cli.demo_job "$@"
+    ;;
+  test)
+    ensure_venv
+    ensure_postgres
+    echo "== ruff"; "$VENV/bin/ruff" check src tests bench
+    echo "== mypy"; "$VENV/bin/mypy" src/infrastream
+    echo "== import contracts"; "$VENV/bin/lint-imports"
+    echo "== pytest"; exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  bench)
+    ensure_venv
+    for script in bench/*.py; do echo "== $script"; "$VENV/bin/python" "$script"; done
+    ;;
+  *)
+    echo "usage: ./dev.sh demo|test|bench [args…]" >&2; exit 2
+    ;;
+esac

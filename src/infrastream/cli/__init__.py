@@ -1,0 +1,1 @@
+"""The `infrastream` command line: kubectl-like verbs, tables or `-o json|yaml`."""

@@ -1,0 +1,61 @@
+"""`infrastream validate` and the loading every manifest-reading command shares."""
+
+from __future__ import annotations
+
+import typer
+
+from infrastream.manifests import LoadResult, load_texts
+from infrastream.manifests.diagnostics import sort_key
+
+from .manifest_files import InputError, read_sources
+from .output import CliError, Output, OutputOption, console, emit, err_console
+
+
+def load(paths: list[str]) -> LoadResult:
+    """Read and validate; a path that cannot be read is a usage error (exit 2)."""
+    try:
+        sources, problems = read_sources(paths)
+    except InputError as exc:
+        raise CliError(str(exc), exit_code=2) from None
+    result = load_texts(sources)
+    diagnostics = sorted([*problems, *result.diagnostics], key=sort_key)
+    return LoadResult(result.bundle, diagnostics, result.documents)
+
+
+def print_diagnostics(result: LoadResult) -> None:
+    for diagnostic in result.diagnostics:
+        style = "red" if diagnostic.is_error else "yellow"
+        err_console.print(diagnostic.render(), style=style, markup=False)
+
+
+def validate(
+    paths: list[str] = typer.Argument(..., help="Files or directories of manifests; - is stdin."),
+    output: Output = OutputOption,
+) -> None:
+    """Validate manifests: every problem at once, with file:line:col, a code and a hint.
+
+    Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.
+    """
+    result = load(paths)
+    errors = [d for d in result.diagnostics if d.is_error]
+    warnings = [d for d in result.diagnostics if not d.is_error]
+    if output is not Output.TABLE:
+        emit(
+            {
+                "valid": not errors,
+                "documents": result.documents,
+                "errors": [d.to_json() for d in errors],
+                "warnings": [d.to_json() for d in warnings],
+            },
+            output,
+        )
+    else:
+        print_diagnostics(result)
+        summary = (f"{result.documents} manifest(s), {len(errors)} error(s), "
+                   f"{len(warnings)} warning(s)")
+        if errors:
+            err_console.print(f"invalid: {summary}", style="bold red", markup=False)
+        else:
+            console.print(f"valid: {summary}", style="green", markup=False)
+    if errors:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Pure domain rules: release states and transitions, approval policy (no I/O, no clock)."""

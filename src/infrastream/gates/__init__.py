@@ -1,0 +1,1 @@
+"""Automated gates: integration tests, HTTP health and soak checks of a stage."""

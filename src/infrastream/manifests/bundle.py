@@ -1,0 +1,206 @@
+"""A Bundle: every manifest of a repository, checked against each other.
+
+Field-level problems are found per document; this module finds the problems that only show
+when manifests are read together: duplicate names, parents that do not exist or are of the
+wrong kind, sets without applications, lanes that repeat an environment, environments a
+track uses but nobody declares. A Bundle with no errors is what the rest of Infrastream
+consumes: lookups by name and the hierarchy track → sets → applications.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .application import Application, ApplicationSet
+from .diagnostics import Diagnostic, Severity, did_you_mean
+from .documents import LoadedManifest, read_manifest
+from .environment import Environment, default_environment
+from .kinds import KINDS, PARENT_KIND
+from .track import Lane, ReleaseTrack
+from .yaml_source import RawDocument, parse_documents
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Validated manifests by kind and name, in input order."""
+
+    tracks: dict[str, ReleaseTrack] = field(default_factory=dict)
+    sets: dict[str, ApplicationSet] = field(default_factory=dict)
+    applications: dict[str, Application] = field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict)
+
+    def sets_of(self, track: str) -> list[ApplicationSet]:
+        return [s for s in self.sets.values() if _parent_name(s) == track]
+
+    def applications_of(self, app_set: str) -> list[Application]:
+        return [a for a in self.applications.values() if _parent_name(a) == app_set]
+
+    def track_of(self, app_set: str) -> ReleaseTrack:
+        parent = _parent_name(self.sets[app_set])
+        return self.tracks[parent or ""]
+
+    def environment(self, name: str) -> Environment:
+        """The declared Environment, or the default one for an undeclared name."""
+        return self.environments.get(name) or default_environment(name)
+
+    def used_environments(self) -> list[str]:
+        names: dict[str, None] = {}
+        for track in self.tracks.values():
+            for _lane, stages in track.spec.lanes():
+                for stage in stages:
+                    names.update(dict.fromkeys(stage.environments))
+        return list(names)
+
+    def manifests(self) -> Iterator[ReleaseTrack | ApplicationSet | Application | Environment]:
+        yield from self.environments.values()
+        yield from self.tracks.values()
+        yield from self.sets.values()
+        yield from self.applications.values()
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    bundle: Bundle
+    diagnostics: list[Diagnostic]
+    documents: int
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+def load_texts(sources: Iterable[tuple[str, str]]) -> LoadResult:
+    """Parse and validate manifests given as (source name, text) pairs. Pure: no I/O."""
+    diagnostics: list[Diagnostic] = []
+    loaded: list[LoadedManifest] = []
+    count = 0
+    for source, text in sources:
+        documents, problems = parse_documents(source, text)
+        diagnostics.extend(problems)
+        for document in documents:
+            count += 1
+            manifest, problems = read_manifest(document)
+            diagnostics.extend(problems)
+            if manifest is not None:
+                loaded.append(manifest)
+    bundle, problems = check_bundle(loaded)
+    diagnostics.extend(problems)
+    return LoadResult(bundle, diagnostics, count)
+
+
+def check_bundle(loaded: list[LoadedManifest]) -> tuple[Bundle, list[Diagnostic]]:
+    problems: list[Diagnostic] = []
+    by_kind: dict[str, dict[str, LoadedManifest]] = {kind: {} for kind in KINDS}
+    for item in loaded:
+        seen = by_kind[item.kind].get(item.name)
+        if seen is not None:
+            first = seen.document.locate(("metadata", "name"))
+            problems.append(_error(item.document, ("metadata", "name"), "duplicate-name",
+                                   f"{item.kind} `{item.name}` is defined twice",
+                                   f"first defined at {seen.document.source}:{first.line}:"
+                                   f"{first.column}; rename one of them"))
+            continue
+        by_kind[item.kind][item.name] = item
+    children: dict[tuple[str, str], int] = defaultdict(int)
+    for kind, items in by_kind.items():
+        for item in items.values():
+            problems.extend(_check_parent(item, PARENT_KIND[kind], by_kind, children))
+    for item in by_kind["ApplicationSet"].values():
+        if children[("ApplicationSet", item.name)] == 0:
+            problems.append(_error(item.document, ("metadata", "name"), "empty-application-set",
+                                   f"ApplicationSet `{item.name}` has no Application",
+                                   f"add an Application with `parent: {{kind: ApplicationSet, "
+                                   f"name: {item.name}}}`"))
+    declared = set(by_kind["Environment"])
+    for item in by_kind["ReleaseTrack"].values():
+        problems.extend(_check_track(item, declared))
+        if children[("ReleaseTrack", item.name)] == 0:
+            problems.append(_warning(item.document, ("metadata", "name"), "unused-track",
+                                     f"ReleaseTrack `{item.name}` has no ApplicationSet",
+                                     "nothing travels this track until a set names it as parent"))
+    bundle = Bundle(
+        tracks={n: i.manifest for n, i in by_kind["ReleaseTrack"].items()},  # type: ignore[misc]
+        sets={n: i.manifest for n, i in by_kind["ApplicationSet"].items()},  # type: ignore[misc]
+        applications={n: i.manifest for n, i in by_kind["Application"].items()},  # type: ignore[misc]
+        environments={n: i.manifest for n, i in by_kind["Environment"].items()},  # type: ignore[misc]
+    )
+    return bundle, problems
+
+
+def _check_parent(item: LoadedManifest, parent_kind: str | None,
+                  by_kind: dict[str, dict[str, LoadedManifest]],
+                  children: dict[tuple[str, str], int]) -> list[Diagnostic]:
+    parent = item.manifest.metadata.parent
+    if parent_kind is None:
+        return []  # tracks and environments may name a parent of the wider platform; not ours
+    if parent is None:
+        return [_error(item.document, ("metadata",), "missing-parent",
+                       f"{item.kind} `{item.name}` has no parent",
+                       f"add `parent: {{kind: {parent_kind}, name: …}}` under metadata")]
+    if parent.kind != parent_kind:
+        return [_error(item.document, ("metadata", "parent", "kind"), "wrong-parent-kind",
+                       f"the parent of {item.kind} `{item.name}` must be a {parent_kind}, "
+                       f"not `{parent.kind}`", f"use `kind: {parent_kind}`")]
+    if parent.name not in by_kind[parent_kind]:
+        return [_error(item.document, ("metadata", "parent", "name"), "unknown-parent",
+                       f"{parent_kind} `{parent.name}` does not exist",
+                       did_you_mean(parent.name, by_kind[parent_kind]))]
+    children[(parent_kind, parent.name)] += 1
+    return []
+
+
+def _check_track(item: LoadedManifest, declared: set[str]) -> list[Diagnostic]:
+    track = item.manifest
+    assert isinstance(track, ReleaseTrack)
+    problems: list[Diagnostic] = []
+    if not track.spec.lanes():
+        problems.append(_error(item.document, ("spec",), "track-without-stages",
+                               f"ReleaseTrack `{track.metadata.name}` defines no stage",
+                               "add `releaseStages:` (or `preReleaseStages:` / `hotfixStages:`) "
+                               "with at least one stage"))
+    for lane in Lane:
+        for index, stage in enumerate(track.spec.stages(lane)):
+            path: tuple[str | int, ...] = ("spec", lane.field, index)
+            if not stage.environments:
+                problems.append(_error(item.document, (*path, "environments"), "empty-stage",
+                                       f"stage {index + 1} of {lane.field} lists no environment",
+                                       "name at least one environment, or remove the stage"))
+        seen: dict[str, int] = {}
+        for index, stage in enumerate(track.spec.stages(lane)):
+            for position, env in enumerate(stage.environments):
+                path = ("spec", lane.field, index, "environments", position)
+                if env in seen:
+                    problems.append(_error(item.document, path, "duplicate-environment",
+                                           f"environment `{env}` appears twice in {lane.field}",
+                                           f"already in stage {seen[env] + 1}; a lane visits "
+                                           "each environment once"))
+                    continue
+                seen[env] = index
+                if env not in declared:
+                    problems.append(_warning(item.document, path, "undeclared-environment",
+                                             f"environment `{env}` is not declared",
+                                             "it gets the default `local` target; add an "
+                                             "Environment manifest to choose another"))
+                    declared = declared | {env}  # warn once per environment
+    return problems
+
+
+def _parent_name(manifest: ApplicationSet | Application) -> str | None:
+    parent = manifest.metadata.parent
+    return parent.name if parent else None
+
+
+def _error(document: RawDocument, path: tuple[str | int, ...], code: str, message: str,
+           hint: str = "") -> Diagnostic:
+    position = document.locate(path)
+    return Diagnostic(document.source, position.line, position.column, Severity.ERROR, code,
+                      message, hint)
+
+
+def _warning(document: RawDocument, path: tuple[str | int, ...], code: str, message: str,
+             hint: str = "") -> Diagnostic:
+    position = document.locate(path)
+    return Diagnostic(document.source, position.line, position.column, Severity.WARNING, code,
+                      message, hint)

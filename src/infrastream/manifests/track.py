@@ -1,0 +1,140 @@
+"""`ReleaseTrack`: the path a release must travel, in three lanes of stages.
+
+A stage is a list of environments deployed together (in parallel). A stage's `checks` must
+pass before a release may leave it; its `approvals` must be satisfied before a release may
+enter it. The lanes follow the product page: `preReleaseStages` validate pull requests,
+`releaseStages` carry versioned releases to production, `hotfixStages` are the emergency lane.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
+
+from .fields import Count, Duration, ManifestModel, Name, Role
+from .metadata import Metadata
+
+
+class Lane(StrEnum):
+    PRE_RELEASE = "preRelease"
+    RELEASE = "release"
+    HOTFIX = "hotfix"
+
+    @property
+    def field(self) -> str:
+        """The manifest field of the lane, e.g. `releaseStages`."""
+        return f"{self.value}Stages"
+
+    @property
+    def attribute(self) -> str:
+        return {"preRelease": "pre_release", "release": "release", "hotfix": "hotfix"}[
+            self.value
+        ] + "_stages"
+
+
+class IntegrationTestsCheck(ManifestModel):
+    """Run every Application's `integrationTests` command against the stage's environments."""
+
+    type: Literal["integration-tests"]
+    timeout: Duration | None = None
+    """Overrides each Application's own integration-test timeout."""
+
+
+class HttpCheck(ManifestModel):
+    """Call every Application's health endpoint (or `path`) and expect a status."""
+
+    type: Literal["http"]
+    path: str | None = None
+    """Path to call instead of the Application's healthCheck path."""
+    expect_status: int = Field(200, ge=100, le=599)
+    """HTTP status that counts as passing."""
+    timeout: Duration = "30s"
+    """How long to keep retrying before the check fails."""
+
+
+class SoakCheck(ManifestModel):
+    """The release must have run healthy in the stage for `duration` before leaving it."""
+
+    type: Literal["soak"]
+    duration: Duration
+
+
+Check = Annotated[IntegrationTestsCheck | HttpCheck | SoakCheck, Field(discriminator="type")]
+
+
+class ApprovalRule(ManifestModel):
+    """Sign-off required to enter a stage: `count` distinct people holding `role`."""
+
+    role: Role
+    count: Count = 1
+    expires_after: Duration | None = None
+    """An approval older than this no longer counts."""
+
+
+def _non_empty(environments: list[str]) -> list[str]:
+    if not environments:
+        raise PydanticCustomError("empty-stage", "a stage must list at least one environment")
+    return environments
+
+
+class Stage(ManifestModel):
+    name: Name | None = None
+    """Optional display name; defaults to the environments joined with `+`."""
+    environments: Annotated[list[Name], AfterValidator(_non_empty), Field(min_length=1)]
+    """Environments deployed together, in parallel."""
+    checks: list[Check] = Field(default_factory=list)
+    """Automated gates that must pass before the release may leave this stage."""
+    approvals: list[ApprovalRule] = Field(default_factory=list)
+    """Sign-offs required before the release may enter this stage."""
+
+    @property
+    def display_name(self) -> str:
+        return self.name or "+".join(self.environments)
+
+
+class ApprovalPolicy(ManifestModel):
+    """Governance switches that apply to every approval rule of the track."""
+
+    initiator_may_approve: bool = False
+    """Whether the person who requested a promotion may approve it (four-eyes off)."""
+
+
+class ReleaseTrackSpec(ManifestModel):
+    pre_release_stages: list[Stage] | None = None
+    """Path for validating pull requests: only the first environment is used."""
+    release_stages: list[Stage] | None = None
+    """Path of full, versioned releases, stage by stage to production."""
+    hotfix_stages: list[Stage] | None = None
+    """Accelerated path for emergency fixes, with its own approvers."""
+    policy: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+
+    def stages(self, lane: Lane) -> list[Stage]:
+        return list(getattr(self, lane.attribute) or [])
+
+    def lanes(self) -> list[tuple[Lane, list[Stage]]]:
+        return [(lane, self.stages(lane)) for lane in Lane if self.stages(lane)]
+
+
+class ReleaseTrack(ManifestModel):
+    """How the applications of its ApplicationSets must travel to production."""
+
+    api_version: Literal["lowops.manifests.v1"]
+    kind: Literal["ReleaseTrack"]
+    metadata: Metadata
+    spec: ReleaseTrackSpec
+
+__all__ = [
+    "ApprovalPolicy",
+    "ApprovalRule",
+    "Check",
+    "HttpCheck",
+    "IntegrationTestsCheck",
+    "Lane",
+    "ReleaseTrack",
+    "ReleaseTrackSpec",
+    "SoakCheck",
+    "Stage",
+]

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, Alembic migrations, SQLite and PostgreSQL."""

@@ -1,0 +1,1 @@
+"""Deploy targets: how an environment is actually deployed to (local, noop, …)."""
