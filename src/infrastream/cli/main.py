@@ -9,11 +9,19 @@ import typer
 
 from infrastream import __version__
 
+from .apply_cmd import apply, describe, get
+from .audit_cmd import audit_app
+from .env_cmd import env_app, status
 from .init_cmd import init
+from .login_cmd import login, whoami
 from .output import CliError, err_console
 from .plan_cmd import plan
+from .release_cmd import release_app
 from .schema_cmd import schema
+from .serve_cmd import serve
+from .user_cmd import user_app
 from .validate_cmd import validate
+from .version_cmd import version_app
 
 app = typer.Typer(
     name="infrastream",
@@ -43,6 +51,18 @@ app.command()(validate)
 app.command()(plan)
 app.command()(schema)
 app.command()(init)
+app.command()(serve)
+app.command()(login)
+app.command()(whoami)
+app.command()(apply)
+app.command()(get)
+app.command()(describe)
+app.command()(status)
+app.add_typer(user_app, name="user")
+app.add_typer(version_app, name="version")
+app.add_typer(release_app, name="release")
+app.add_typer(env_app, name="env")
+app.add_typer(audit_app, name="audit")
 
 
 def main(argv: list[str] | None = None) -> int:

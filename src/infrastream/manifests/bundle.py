@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from .application import Application, ApplicationSet
 from .diagnostics import Diagnostic, Severity, did_you_mean
-from .documents import LoadedManifest, read_manifest
+from .documents import Identity, LoadedManifest, identify, read_manifest
 from .environment import Environment, default_environment
 from .kinds import KINDS, PARENT_KIND
 from .track import Lane, ReleaseTrack
@@ -75,6 +75,7 @@ def load_texts(sources: Iterable[tuple[str, str]]) -> LoadResult:
     """Parse and validate manifests given as (source name, text) pairs. Pure: no I/O."""
     diagnostics: list[Diagnostic] = []
     loaded: list[LoadedManifest] = []
+    invalid: list[Identity] = []
     count = 0
     for source, text in sources:
         documents, problems = parse_documents(source, text)
@@ -85,12 +86,18 @@ def load_texts(sources: Iterable[tuple[str, str]]) -> LoadResult:
             diagnostics.extend(problems)
             if manifest is not None:
                 loaded.append(manifest)
-    bundle, problems = check_bundle(loaded)
+            elif (identity := identify(document)) is not None:
+                invalid.append(identity)
+    bundle, problems = check_bundle(loaded, invalid)
     diagnostics.extend(problems)
     return LoadResult(bundle, diagnostics, count)
 
 
-def check_bundle(loaded: list[LoadedManifest]) -> tuple[Bundle, list[Diagnostic]]:
+def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
+                 ) -> tuple[Bundle, list[Diagnostic]]:
+    """Check valid manifests against each other. `invalid` names the manifests that failed
+    their own validation: they count as existing (as parent, set member or declared
+    environment) so that their errors are not reported a second time elsewhere."""
     problems: list[Diagnostic] = []
     by_kind: dict[str, dict[str, LoadedManifest]] = {kind: {} for kind in KINDS}
     for item in loaded:
@@ -104,16 +111,21 @@ def check_bundle(loaded: list[LoadedManifest]) -> tuple[Bundle, list[Diagnostic]
             continue
         by_kind[item.kind][item.name] = item
     children: dict[tuple[str, str], int] = defaultdict(int)
+    broken: dict[str, set[str]] = {kind: set() for kind in KINDS}
+    for identity in invalid:
+        broken[identity.kind].add(identity.name)
+        if identity.parent is not None and identity.parent[0] == PARENT_KIND[identity.kind]:
+            children[identity.parent] += 1
     for kind, items in by_kind.items():
         for item in items.values():
-            problems.extend(_check_parent(item, PARENT_KIND[kind], by_kind, children))
+            problems.extend(_check_parent(item, PARENT_KIND[kind], by_kind, broken, children))
     for item in by_kind["ApplicationSet"].values():
         if children[("ApplicationSet", item.name)] == 0:
             problems.append(_error(item.document, ("metadata", "name"), "empty-application-set",
                                    f"ApplicationSet `{item.name}` has no Application",
                                    f"add an Application with `parent: {{kind: ApplicationSet, "
                                    f"name: {item.name}}}`"))
-    declared = set(by_kind["Environment"])
+    declared = set(by_kind["Environment"]) | broken["Environment"]
     for item in by_kind["ReleaseTrack"].values():
         problems.extend(_check_track(item, declared))
         if children[("ReleaseTrack", item.name)] == 0:
@@ -130,7 +142,7 @@ def check_bundle(loaded: list[LoadedManifest]) -> tuple[Bundle, list[Diagnostic]
 
 
 def _check_parent(item: LoadedManifest, parent_kind: str | None,
-                  by_kind: dict[str, dict[str, LoadedManifest]],
+                  by_kind: dict[str, dict[str, LoadedManifest]], broken: dict[str, set[str]],
                   children: dict[tuple[str, str], int]) -> list[Diagnostic]:
     parent = item.manifest.metadata.parent
     if parent_kind is None:
@@ -141,8 +153,11 @@ def _check_parent(item: LoadedManifest, parent_kind: str | None,
                        f"add `parent: {{kind: {parent_kind}, name: …}}` under metadata")]
     if parent.kind != parent_kind:
         return [_error(item.document, ("metadata", "parent", "kind"), "wrong-parent-kind",
-                       f"the parent of {item.kind} `{item.name}` must be a {parent_kind}, "
+                       f"the parent of {item.kind} `{item.name}` must be {_article(parent_kind)} "
+                       f"{parent_kind}, "
                        f"not `{parent.kind}`", f"use `kind: {parent_kind}`")]
+    if parent.name in broken[parent_kind]:
+        return []  # the parent exists but is invalid: its own errors say so
     if parent.name not in by_kind[parent_kind]:
         return [_error(item.document, ("metadata", "parent", "name"), "unknown-parent",
                        f"{parent_kind} `{parent.name}` does not exist",
@@ -185,6 +200,10 @@ def _check_track(item: LoadedManifest, declared: set[str]) -> list[Diagnostic]:
                                              "Environment manifest to choose another"))
                     declared = declared | {env}  # warn once per environment
     return problems
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _parent_name(manifest: ApplicationSet | Application) -> str | None:

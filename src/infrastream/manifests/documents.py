@@ -47,6 +47,36 @@ class LoadedManifest:
         return self.manifest.metadata.name
 
 
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What a document that failed validation still says about itself: its kind, name and
+    parent. The checks between manifests use it so that one broken manifest is reported
+    once, not again by every manifest that names it (an unknown parent, an empty set)."""
+
+    kind: str
+    name: str
+    parent: tuple[str, str] | None
+
+
+def identify(document: RawDocument) -> Identity | None:
+    """The kind, name and parent of a document, when they are plain strings."""
+    data = document.data
+    if not isinstance(data, dict):
+        return None
+    kind, metadata = data.get("kind"), data.get("metadata")
+    if not isinstance(kind, str) or kind not in KINDS or not isinstance(metadata, dict):
+        return None
+    name, parent = metadata.get("name"), metadata.get("parent")
+    if not isinstance(name, str):
+        return None
+    reference: tuple[str, str] | None = None
+    if isinstance(parent, dict):
+        parent_kind, parent_name = parent.get("kind"), parent.get("name")
+        if isinstance(parent_kind, str) and isinstance(parent_name, str):
+            reference = (parent_kind, parent_name)
+    return Identity(kind, name, reference)
+
+
 def read_manifest(document: RawDocument) -> tuple[LoadedManifest | None, list[Diagnostic]]:
     data = document.data
     if not isinstance(data, dict):

@@ -19,6 +19,8 @@ API_VERSION = "lowops.manifests.v1"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DURATION_UNITS = (86400, 3600, 60, 1)
+#: What parse_duration accepts, for editors: at least one part, and not all of them zero.
+_DURATION_SCHEMA_PATTERN = r"^(?=\d)(?!(?:0+[dhms])+$)(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 
 
 class ManifestModel(BaseModel):
@@ -37,7 +39,7 @@ class ManifestModel(BaseModel):
 
 
 def _dns_label(value: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):  # fullmatch: `$` allows a "\n"
         raise PydanticCustomError(
             "invalid-name",
             "`{value}` is not a valid name: use at most 63 lowercase letters, digits and `-`, "
@@ -49,7 +51,7 @@ def _dns_label(value: str) -> str:
 
 def parse_duration(text: str) -> int:
     """`1h30m` → 5400 seconds. Raises ValueError for anything else (including `0s`)."""
-    match = _DURATION.match(text) if text else None
+    match = _DURATION.fullmatch(text) if text else None
     if not match or not any(match.groups()):
         raise ValueError(text)
     groups = zip(match.groups(), _DURATION_UNITS, strict=True)
@@ -102,7 +104,7 @@ Name = Annotated[
 Duration = Annotated[
     str,
     AfterValidator(_duration),
-    Field(json_schema_extra={"pattern": r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"}, examples=["10m"]),
+    Field(json_schema_extra={"pattern": _DURATION_SCHEMA_PATTERN}, examples=["10m"]),
 ]
 """A duration such as `30s`, `10m`, `1h30m` or `2d`."""
 
@@ -110,3 +112,7 @@ Count = Annotated[int, AfterValidator(_count), Field(json_schema_extra={"minimum
 
 Role = Annotated[str, Field(min_length=1, max_length=63, examples=["qa", "security"])]
 """A role slug, free-form (the demo scaffolds developer, release-manager, qa, product, …)."""
+
+
+def is_dns_label(value: str) -> bool:
+    return len(value) <= 63 and bool(_DNS_LABEL.fullmatch(value))

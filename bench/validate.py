@@ -1,0 +1,276 @@
+"""Benchmark: `infrastream validate` on a large manifest repository, against a YAML floor.
+
+It generates, in a temporary directory, a realistic repository of valid manifests (the fields
+of the `infrastream init` example): 20 Environments in one file, 100 ReleaseTracks in five
+files, and 1,000 ApplicationSets, each in its own file together with its 10 Applications
+(10,000 Applications in all). Then it measures, best of a few runs with `time.perf_counter`:
+
+- validate: what the CLI does, `infrastream.cli.validate_cmd.load(paths)` (discovering and
+  reading the files, parsing every document, validating every manifest and checking them
+  against each other), and the full `infrastream validate DIR` through `main([...])` with its
+  output suppressed;
+- floor: reading the same files and merely parsing them with PyYAML's C loader
+  (`yaml.load_all(text, Loader=yaml.CSafeLoader)`, consuming every document), the least any
+  YAML validator in Python has to do.
+
+It prints the files and documents, both times and the ratio validate/floor (target ≤ 1.5),
+and asserts that validation found no error, so the figures measure the real, valid path.
+
+Run: `.venv/bin/python bench/validate.py` (`./dev.sh bench` runs it with the others).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from infrastream.cli.main import main
+from infrastream.cli.manifest_files import discover
+from infrastream.cli.validate_cmd import load
+
+ENVIRONMENTS = 20
+TRACKS = 100
+TRACK_FILES = 5
+SETS = 1_000
+APPS_PER_SET = 10
+RUNS = 5
+TARGET_RATIO = 1.5
+
+API = "apiVersion: lowops.manifests.v1"
+COMPONENTS = ("api", "web", "worker", "scheduler", "gateway", "search", "billing", "mailer",
+              "images", "reports")
+
+
+# -- the generated repository ------------------------------------------------------------------
+
+def environment_names() -> list[str]:
+    """20 environments: 4 development, 6 staging, 10 production (in regions)."""
+    names = [f"dev-{i}" for i in range(4)]
+    names += [f"staging-{i}" for i in range(6)]
+    names += [f"production-{region}-{i}" for region in ("eu", "us") for i in range(5)]
+    return names
+
+
+def environment(name: str, index: int) -> str:
+    tier = name.split("-")[0].replace("dev", "development")
+    target = index % 4
+    if target == 0:
+        body = "    type: local"
+    elif target == 1:
+        body = "    type: noop"
+    elif target == 2:
+        body = (f"    type: gitops\n    repo: https://git.example.com/platform/deploy.git\n"
+                f"    branch: main\n    path: envs/{name}")
+    else:
+        body = f"    type: kubernetes\n    namespace: shop-{name}\n    context: cluster-{index}"
+    return (f"{API}\nkind: Environment\nmetadata:\n  name: {name}\n"
+            f"  labels:\n    tier: {tier}\nspec:\n  tier: {tier}\n  target:\n{body}\n")
+
+
+def track(index: int, envs: list[str]) -> str:
+    dev = envs[index % 4]
+    staging = envs[4 + index % 6]
+    prod_eu = envs[10 + index % 5]
+    prod_us = envs[15 + index % 5]
+    return f"""\
+# The path every release of product {index} travels. Owned by the platform team.
+{API}
+kind: ReleaseTrack
+metadata:
+  name: track-{index:03d}
+  labels:
+    team: platform
+  annotations:
+    owner: platform-team@example.com
+spec:
+  # Path for validating individual PRs: only the first environment is used.
+  preReleaseStages:
+    - environments:
+        - {dev}
+      checks:
+        - type: integration-tests
+  # Path for full, versioned releases.
+  releaseStages:
+    - environments:
+        - {dev}
+    - name: staging
+      environments:
+        - {staging}
+      checks:                       # must pass before the release may leave staging
+        - type: integration-tests
+          timeout: 5m
+        - type: http
+          path: /healthz
+          expectStatus: 200
+        - type: soak
+          duration: 1h30m
+    - environments: [{prod_eu}, {prod_us}]   # deployed in parallel
+      approvals:                    # sign-offs required to enter production
+        - role: qa
+        - role: product
+        - role: security
+          expiresAfter: 24h
+  # Accelerated path for emergency fixes, signed off by incident commanders.
+  hotfixStages:
+    - environments:
+        - {staging}
+      checks:
+        - type: integration-tests
+    - environments: [{prod_eu}, {prod_us}]
+      approvals:
+        - role: incident-commander
+          count: 2
+  policy:
+    initiatorMayApprove: false
+"""
+
+
+def application_set(index: int) -> str:
+    name = f"product-{index:04d}"
+    text = f"""\
+# What ships together. Owned by the release manager of product {index}.
+{API}
+kind: ApplicationSet
+metadata:
+  name: {name}
+  parent:
+    kind: ReleaseTrack
+    name: track-{index % TRACKS:03d}
+spec:
+  description: Product {index} - storefront, API and workers, released together.
+"""
+    for component in COMPONENTS[:APPS_PER_SET]:
+        text += "---\n" + application(name, component)
+    return text
+
+
+def application(set_name: str, component: str) -> str:
+    return f"""\
+# The {component} of {set_name}. Owned by its development team.
+{API}
+kind: Application
+metadata:
+  name: {set_name}-{component}
+  parent:
+    kind: ApplicationSet
+    name: {set_name}
+  labels:
+    component: {component}
+spec:
+  image: registry.example.com/{set_name}/{component}
+  port: 8080
+  replicas: 2
+  healthCheck:
+    path: /healthz
+    timeout: 30s
+  env:
+    - name: COMPONENT
+      value: {component}
+    - name: LOG_LEVEL
+      value: info
+    - name: DB_PASSWORD
+      secret: true
+  run:
+    command: ["python3", "services/{component}_service.py"]
+  integrationTests:
+    command: ["python3", "tests/smoke_test.py", "--component", "{component}"]
+    timeout: 2m
+"""
+
+
+def generate(root: Path) -> None:
+    envs = environment_names()
+    texts = [environment(name, i) for i, name in enumerate(envs)]
+    (root / "environments.yaml").write_text("---\n".join(texts))
+    (root / "tracks").mkdir()
+    per_file = TRACKS // TRACK_FILES
+    for f in range(TRACK_FILES):
+        texts = [track(i, envs) for i in range(f * per_file, (f + 1) * per_file)]
+        (root / "tracks" / f"tracks-{f}.yaml").write_text("---\n".join(texts))
+    for i in range(SETS):
+        group = root / "products" / f"group-{i // 100:02d}"
+        group.mkdir(parents=True, exist_ok=True)
+        (group / f"product-{i:04d}.yaml").write_text(application_set(i))
+
+
+# -- the measurements --------------------------------------------------------------------------
+
+def floor(paths: list[str]) -> int:
+    """Read every file and parse it with the C loader; returns the documents parsed."""
+    count = 0
+    for name in discover(paths):
+        text = Path(name).read_bytes().decode("utf-8-sig")
+        for _document in yaml.load_all(text, Loader=yaml.CSafeLoader):
+            count += 1
+    return count
+
+
+def validate(paths: list[str]) -> int:
+    result = load(paths)
+    errors = [d for d in result.diagnostics if d.is_error]
+    assert not errors, f"the generated manifests are invalid: {errors[:3]}"
+    assert not result.diagnostics, f"unexpected warnings: {result.diagnostics[:3]}"
+    return result.documents
+
+
+def cli(paths: list[str]) -> int:
+    with contextlib.redirect_stdout(io.StringIO()) as out, \
+            contextlib.redirect_stderr(io.StringIO()) as err:
+        code = main(["validate", *paths])
+    assert code == 0, f"infrastream validate exited {code}: {err.getvalue()[:500]}"
+    assert "0 error(s)" in out.getvalue(), out.getvalue()
+    return code
+
+
+def timed(function: Callable[[list[str]], int], paths: list[str]) -> tuple[float, float]:
+    """(best, median) wall time of RUNS calls."""
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        function(paths)
+        times.append(time.perf_counter() - start)
+    return min(times), statistics.median(times)
+
+
+def main_bench() -> int:
+    with tempfile.TemporaryDirectory(prefix="infrastream-bench-") as tmp:
+        root = Path(tmp)
+        generate(root)
+        paths = [str(root)]
+        files = len(discover(paths))
+        documents = validate(paths)  # also warms up imports and pydantic's validators
+        assert documents == floor(paths) == ENVIRONMENTS + TRACKS + SETS * (1 + APPS_PER_SET)
+        size = sum(Path(p).stat().st_size for p in discover(paths))
+        cli(paths)
+        print(f"{files} files, {documents} documents, {size / 1e6:.1f} MB "
+              f"({ENVIRONMENTS} Environments, {TRACKS} ReleaseTracks, {SETS} ApplicationSets, "
+              f"{SETS * APPS_PER_SET} Applications); best / median of {RUNS} runs")
+        floor_best, floor_median = timed(floor, paths)
+        load_best, load_median = timed(validate, paths)
+        cli_best, cli_median = timed(cli, paths)
+    rows = [
+        ("floor: read + yaml.load_all(CSafeLoader)", floor_best, floor_median),
+        ("validate: validate_cmd.load(paths)", load_best, load_median),
+        ("validate: main(['validate', DIR])", cli_best, cli_median),
+    ]
+    for label, best, median in rows:
+        print(f"  {label:<44} {best * 1000:8.0f} ms  {median * 1000:8.0f} ms  "
+              f"{documents / best:8.0f} docs/s")
+    ratio = load_best / floor_best
+    cli_ratio = cli_best / floor_best
+    verdict = "ok" if cli_ratio <= TARGET_RATIO else "ABOVE TARGET"
+    print(f"ratio validate/floor: load {ratio:.2f}, CLI {cli_ratio:.2f} "
+          f"(target ≤ {TARGET_RATIO}): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_bench())

@@ -1,0 +1,24 @@
+"""The FastAPI application: routes, problem-JSON error handlers, OpenAPI at /openapi.json."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from infrastream import __version__
+from infrastream.domain.errors import InfrastreamError
+from infrastream.service.context import Services
+
+from .problems import on_infrastream_error, on_validation_error
+from .routes import router
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(title="Infrastream", version=__version__,
+                  description="Release orchestration: manifests, versions, releases, "
+                  "promotions, approvals and the audit trail.")
+    app.state.services = services
+    app.add_exception_handler(InfrastreamError, on_infrastream_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.include_router(router)
+    return app

@@ -1,0 +1,30 @@
+"""Request dependencies: the service context and the authenticated principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from infrastream.domain.roles import Principal
+from infrastream.service.context import Services
+from infrastream.service.identity import authenticate
+
+bearer = HTTPBearer(auto_error=False, description="An Infrastream API token")
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+def principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    token = credentials.credentials if credentials else None
+    return authenticate(request.app.state.services, token)
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+PrincipalDep = Annotated[Principal, Depends(principal)]

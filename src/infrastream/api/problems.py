@@ -1,0 +1,48 @@
+"""Errors as RFC 9457 problem details: one mapping from the error tree to HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from infrastream.domain.errors import (
+    BackendError,
+    Conflict,
+    Forbidden,
+    InfrastreamError,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+)
+
+STATUS: dict[type[InfrastreamError], int] = {
+    NotFound: 404, Forbidden: 403, Unauthenticated: 401, Conflict: 409, Invalid: 422,
+    BackendError: 502,
+}
+PROBLEM_TYPE = "https://infrastream.dev/problems/"
+
+
+def problem(status: int, title: str, detail: str, instance: str,
+            **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_TYPE + title.lower().replace(" ", "-"), "title": title,
+            "status": status, "detail": detail, "instance": instance, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type="application/problem+json",
+                        headers=headers)
+
+
+async def on_infrastream_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InfrastreamError)
+    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
+    return problem(status, exc.title, exc.reason, request.url.path, **exc.details)
+
+
+async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+              for e in exc.errors()]
+    detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors)
+    return problem(422, "Invalid input", detail, request.url.path, errors=errors)

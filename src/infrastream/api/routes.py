@@ -1,0 +1,133 @@
+"""The REST API routes: parse, call the service layer, return its JSON.
+
+No rule lives here: authorization and every check happen in the service layer, so the CLI,
+the API and the portal cannot disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+
+from infrastream.service import audit_view, identity, manifests, promotions, releases, versions
+from infrastream.service.environments import environment_overview
+from infrastream.service.release_view import release_status
+
+from .deps import PrincipalDep, ServicesDep
+from .schemas import (
+    ApplyRequest,
+    ApprovalCreate,
+    RejectionCreate,
+    ReleaseCreate,
+    UserCreate,
+    VersionRecord,
+)
+
+router = APIRouter(prefix="/api/v1")
+Json = dict[str, Any]
+
+
+@router.get("/whoami", tags=["identity"])
+def whoami(principal: PrincipalDep) -> Json:
+    return {"name": principal.name, "roles": sorted(principal.roles)}
+
+
+@router.post("/users", status_code=201, tags=["identity"])
+def create_user(body: UserCreate, services: ServicesDep, principal: PrincipalDep) -> Json:
+    token = identity.create_user(services, principal, body.name, body.roles)
+    return {"name": body.name, "roles": sorted(set(body.roles)), "token": token}
+
+
+@router.get("/users", tags=["identity"])
+def list_users(services: ServicesDep, principal: PrincipalDep) -> list[Json]:
+    return identity.list_users(services, principal)
+
+
+@router.post("/manifests", tags=["manifests"])
+def apply(body: ApplyRequest, services: ServicesDep, principal: PrincipalDep) -> Json:
+    return manifests.apply(services, principal, [(s.source, s.text) for s in body.sources],
+                           body.sourceRoot)
+
+
+@router.get("/manifests", tags=["manifests"])
+def get_manifests(services: ServicesDep, principal: PrincipalDep,
+                  kind: str | None = None) -> list[Json]:
+    return manifests.get_objects(services, kind)
+
+
+@router.get("/manifests/{kind}/{name}", tags=["manifests"])
+def get_manifest(kind: str, name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
+    return manifests.get_objects(services, kind, name)[0]
+
+
+@router.post("/applications/{app}/versions", status_code=201, tags=["versions"])
+def record_version(app: str, body: VersionRecord, services: ServicesDep,
+                   principal: PrincipalDep) -> Json:
+    return versions.record_version(services, principal, app, body.image, body.commit)
+
+
+@router.get("/applications/{app}/versions", tags=["versions"])
+def list_versions(app: str, services: ServicesDep, principal: PrincipalDep,
+                  limit: int = Query(50, ge=1, le=500)) -> list[Json]:
+    return versions.list_versions(services, app, limit)
+
+
+@router.post("/releases", status_code=201, tags=["releases"])
+def create_release(body: ReleaseCreate, services: ServicesDep, principal: PrincipalDep) -> Json:
+    return releases.create_release(services, principal, body.applicationSet, body.name)
+
+
+@router.get("/releases", tags=["releases"])
+def list_releases(services: ServicesDep, principal: PrincipalDep,
+                  applicationSet: str | None = None, limit: int = Query(50, ge=1, le=500),
+                  before: int | None = None) -> list[Json]:
+    return releases.list_releases(services, applicationSet, limit=limit, before=before)
+
+
+@router.get("/releases/{app_set}/{name}", tags=["releases"])
+def get_release(app_set: str, name: str, services: ServicesDep,
+                principal: PrincipalDep) -> Json:
+    return release_status(services, releases.ReleaseRef(app_set, name))
+
+
+@router.post("/releases/{app_set}/{name}/promotions", status_code=202, tags=["promotions"])
+def promote(app_set: str, name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
+    return promotions.promote(services, principal, releases.ReleaseRef(app_set, name))
+
+
+@router.post("/releases/{app_set}/{name}/approvals", status_code=201, tags=["promotions"])
+def approve(app_set: str, name: str, body: ApprovalCreate, services: ServicesDep,
+            principal: PrincipalDep) -> Json:
+    return promotions.approve(services, principal, releases.ReleaseRef(app_set, name),
+                              body.role, body.comment)
+
+
+@router.post("/releases/{app_set}/{name}/rejections", status_code=201, tags=["promotions"])
+def reject(app_set: str, name: str, body: RejectionCreate, services: ServicesDep,
+           principal: PrincipalDep) -> Json:
+    return promotions.reject(services, principal, releases.ReleaseRef(app_set, name),
+                             body.reason)
+
+
+@router.get("/environments", tags=["environments"])
+def environments(services: ServicesDep, principal: PrincipalDep) -> list[Json]:
+    return environment_overview(services)
+
+
+@router.get("/audit", tags=["audit"])
+def audit_list(services: ServicesDep, principal: PrincipalDep,
+               limit: int = Query(100, ge=1, le=1000), before: int | None = None,
+               objectType: str | None = None, objectId: str | None = None) -> list[Json]:
+    return audit_view.list_entries(services, limit=limit, before=before,
+                                   object_type=objectType, object_id=objectId)
+
+
+@router.get("/audit/verify", tags=["audit"])
+def audit_verify(services: ServicesDep, principal: PrincipalDep, response: Response) -> Json:
+    return audit_view.verify(services)
+
+
+@router.get("/healthz", tags=["server"], include_in_schema=False)
+def healthz() -> Json:
+    return {"ok": True}

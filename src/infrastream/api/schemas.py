@@ -1,0 +1,41 @@
+"""Request bodies of the API (responses are the service layer's plain JSON)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class UserCreate(BaseModel):
+    name: str = Field(examples=["alice"])
+    roles: list[str] = Field(min_length=1, examples=[["qa"]])
+
+
+class ManifestSource(BaseModel):
+    source: str = Field(description="File name the text came from (used in diagnostics)")
+    text: str
+
+
+class ApplyRequest(BaseModel):
+    sources: list[ManifestSource] = Field(min_length=1)
+    sourceRoot: str | None = Field(
+        None, description="Absolute directory relative run/test commands resolve against "
+        "(the local target)")
+
+
+class VersionRecord(BaseModel):
+    image: str = Field(examples=["registry.example.com/shop/api:1.4.2"])
+    commit: str | None = None
+
+
+class ReleaseCreate(BaseModel):
+    applicationSet: str
+    name: str | None = None
+
+
+class ApprovalCreate(BaseModel):
+    role: str | None = None
+    comment: str = ""
+
+
+class RejectionCreate(BaseModel):
+    reason: str = Field(min_length=1)

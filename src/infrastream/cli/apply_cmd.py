@@ -1,0 +1,127 @@
+"""`infrastream apply`, `get` and `describe`: manifests in the control plane.
+
+Apply reads files the way `validate` does, and sends their text to the server, which
+validates them together with what is already applied and stores all or nothing; its
+diagnostics come back with the file names given here. Get and describe read them back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.text import Text
+
+from .client import ServerOption, TokenOption, connect, print_diagnostics
+from .manifest_files import InputError, read_sources
+from .output import CliError, Output, OutputOption, console, emit, err_console
+from .render import print_table
+
+KINDS = ("ReleaseTrack", "ApplicationSet", "Application", "Environment")
+KIND_ALIASES = {
+    **{alias: "ReleaseTrack" for alias in ("releasetrack", "releasetracks", "track", "tracks")},
+    **{alias: "ApplicationSet" for alias in ("applicationset", "applicationsets", "appset",
+                                             "appsets")},
+    **{alias: "Application" for alias in ("application", "applications", "app", "apps")},
+    **{alias: "Environment" for alias in ("environment", "environments", "env", "envs")},
+}
+_CHANGE_STYLES = {"created": "green", "configured": "yellow", "unchanged": "dim"}
+
+
+def canonical_kind(text: str) -> str:
+    """The manifest kind for a name as typed: any case, plural or short form."""
+    kind = KIND_ALIASES.get(text.lower())
+    if kind is None:
+        raise CliError(f"unknown kind `{text}`: use one of {', '.join(KINDS)} (or their "
+                       "plurals, or track, appset, app, env)", exit_code=2)
+    return kind
+
+
+def _source_root(paths: list[str]) -> str | None:
+    first = paths[0]
+    if first == "-":
+        return None
+    path = Path(first).resolve()
+    return str(path if path.is_dir() else path.parent)
+
+
+def apply(
+    paths: list[str] = typer.Argument(..., help="Files or directories of manifests; - is stdin."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Apply manifests: validate them with those already applied, then store them (all or
+    nothing). Prints `Kind/name created|configured|unchanged` per manifest."""
+    client = connect(server, token)
+    try:
+        sources, problems = read_sources(paths)
+    except InputError as exc:
+        raise CliError(str(exc), exit_code=2) from None
+    if problems:
+        print_diagnostics([p.to_json() for p in problems])
+        raise CliError("some files are not UTF-8 text; nothing was applied")
+    body = {"sources": [{"source": s, "text": t} for s, t in sources],
+            "sourceRoot": _source_root(paths)}
+    result = client.post("/manifests", body)
+    if output is not Output.TABLE:
+        emit(result, output)
+        return
+    print_diagnostics(result.get("warnings"))
+    for change in result.get("changes", []):
+        verb = change["change"]
+        console.print(Text.assemble(f"{change['kind']}/{change['name']} ",
+                                    (verb, _CHANGE_STYLES.get(verb, ""))))
+    err_console.print(f"revision {result.get('revision')}", style="dim", markup=False)
+
+
+def get(
+    kind: str = typer.Argument(..., help="Kind: track, appset, app, env (any case, plurals)."),
+    name: str | None = typer.Argument(None, help="Only this manifest."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """List applied manifests of a kind (-o json|yaml prints the manifests themselves)."""
+    canonical = canonical_kind(kind)
+    client = connect(server, token)
+    if name:
+        objects = [client.get(f"/manifests/{canonical}/{name}")]
+    else:
+        objects = client.get("/manifests", {"kind": canonical})
+    if output is Output.TABLE:
+        print_table(["KIND", "NAME", "REVISION"],
+                    [[o["kind"], o["name"], o["revision"]] for o in objects],
+                    empty=f"no {canonical} applied")
+    elif name:
+        emit(objects[0]["manifest"], output)
+    elif output is Output.YAML:
+        _emit_yaml_stream([o["manifest"] for o in objects])
+    else:
+        emit([o["manifest"] for o in objects], output)
+
+
+def describe(
+    kind: str = typer.Argument(..., help="Kind: track, appset, app, env (any case, plurals)."),
+    name: str = typer.Argument(..., help="Name of the manifest."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Show one applied manifest as YAML, with the revision that applied it."""
+    found = connect(server, token).get(f"/manifests/{canonical_kind(kind)}/{name}")
+    if output is not Output.TABLE:
+        emit(found["manifest"], output)
+        return
+    console.print(f"# {found['kind']}/{found['name']}, applied in revision {found['revision']}",
+                  style="dim", markup=False)
+    _emit_yaml_stream([found["manifest"]], separators=False)
+
+
+def _emit_yaml_stream(documents: list[Any], *, separators: bool = True) -> None:
+    """Several manifests as one YAML stream (`---` between them), ready to apply again."""
+    text = yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True,
+                              explicit_start=separators and len(documents) > 1)
+    typer.echo(text.rstrip())

@@ -1,0 +1,66 @@
+"""`infrastream audit`: read the audit trail and verify its hash chain (for auditors)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from .client import ServerOption, TokenOption, connect
+from .output import CliError, Output, OutputOption, console, emit
+from .render import print_table, when
+
+audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True)
+
+
+def _change(entry: dict[str, Any]) -> str:
+    after = entry.get("after")
+    if after is None:
+        return ""
+    text = json.dumps(after, sort_keys=True, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@audit_app.command("list")
+def list_entries(
+    limit: int = typer.Option(100, "--limit", "-n", min=1, max=1000,
+                              help="At most this many entries (newest first)."),
+    object_type: str | None = typer.Option(
+        None, "--object-type", metavar="TYPE",
+        help="Only entries about this type: release, user, application, or a manifest kind."),
+    object_id: str | None = typer.Option(
+        None, "--object-id", metavar="ID", help="Only entries about this object (e.g. shop/v1)."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """List audit entries, newest first: who did what to which object, and when."""
+    entries = connect(server, token).get(
+        "/audit", {"limit": limit, "objectType": object_type, "objectId": object_id})
+    if output is not Output.TABLE:
+        emit(entries, output)
+        return
+    print_table(
+        ["SEQ", "AT", "ACTOR", "ACTION", "OBJECT", "CHANGE"],
+        [[e["seq"], when(e.get("at")), e.get("actor"), e.get("action"),
+          f"{e.get('objectType')}/{e.get('objectId')}", _change(e)] for e in entries],
+        empty="no audit entries")
+
+
+@audit_app.command("verify")
+def verify(
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Verify the hash chain of the whole audit trail. Exit status 1 when it is broken."""
+    verdict = connect(server, token).get("/audit/verify")
+    if output is not Output.TABLE:
+        emit(verdict, output)
+    elif verdict.get("ok"):
+        console.print(f"audit trail intact: {verdict.get('entries')} entries verified",
+                      style="green", markup=False)
+    if not verdict.get("ok"):
+        raise CliError(f"the audit trail is broken at entry {verdict.get('brokenAt')}: "
+                       f"{verdict.get('reason')}")

@@ -1,0 +1,185 @@
+"""The CLI's connection to the Infrastream REST API (the CLI is a client, like kubectl).
+
+Every command but `init`, `validate`, `plan`, `schema` and `serve` talks to a server through
+`ApiClient`. Where the server and the token come from, in order: the `--server`/`--token`
+options, the INFRASTREAM_URL/INFRASTREAM_TOKEN variables, then the file `infrastream login`
+writes ($INFRASTREAM_CONFIG or ~/.config/infrastream/config.json, mode 0600). Every failure
+(unreachable server, refused request, RFC 9457 problem) becomes one `CliError` line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+
+from infrastream.manifests.diagnostics import Diagnostic, Severity
+
+from .output import CliError, err_console
+
+DEFAULT_SERVER = "http://127.0.0.1:8420"
+ENV_SERVER = "INFRASTREAM_URL"
+ENV_TOKEN = "INFRASTREAM_TOKEN"
+ENV_CONFIG = "INFRASTREAM_CONFIG"
+TIMEOUT = 30.0
+
+ServerOption = typer.Option(
+    None, "--server", metavar="URL", show_default=False,
+    help=f"Infrastream server URL [default: ${ENV_SERVER}, the login config, "
+    f"or {DEFAULT_SERVER}].")
+TokenOption = typer.Option(
+    None, "--token", metavar="TOKEN", show_default=False,
+    help=f"API token [default: ${ENV_TOKEN} or the login config].")
+
+
+def config_path() -> Path:
+    """Where `infrastream login` keeps the server and token."""
+    configured = os.environ.get(ENV_CONFIG)
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".config" / "infrastream" / "config.json"
+
+
+def read_config() -> dict[str, str]:
+    path = config_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read the login config {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise CliError(f"the login config {path} is not a JSON object; log in again")
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+def write_config(server: str, token: str) -> Path:
+    """Write the login config readable by its owner only (it holds a token)."""
+    path = config_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump({"server": server, "token": token}, handle, indent=2)
+            handle.write("\n")
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise CliError(f"cannot write the login config {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def resolve(server: str | None, token: str | None) -> tuple[str, str | None]:
+    """The server URL and token: option, then environment, then login config."""
+    config: dict[str, str] | None = None
+
+    def from_config(key: str) -> str | None:
+        nonlocal config
+        if config is None:
+            config = read_config()
+        return config.get(key) or None
+
+    url = server or os.environ.get(ENV_SERVER) or from_config("server") or DEFAULT_SERVER
+    secret = token or os.environ.get(ENV_TOKEN) or from_config("token")
+    return url.rstrip("/"), secret
+
+
+def connect(server: str | None, token: str | None) -> ApiClient:
+    """A client for the resolved server and token; a missing token is an error."""
+    url, secret = resolve(server, token)
+    if not secret:
+        raise CliError("no API token: run `infrastream login --server URL --token TOKEN`, "
+                       f"set {ENV_TOKEN} or pass --token")
+    return ApiClient(url, secret)
+
+
+class ApiClient:
+    """Calls /api/v1 and returns the decoded JSON, or raises CliError with one line."""
+
+    def __init__(self, server: str, token: str | None, *, timeout: float = TIMEOUT) -> None:
+        self.server = server.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", path, body=body)
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                body: dict[str, Any] | None = None) -> Any:
+        headers = {"Accept": "application/json, application/problem+json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        url = f"{self.server}/api/v1{path}"
+        try:
+            response = httpx.request(method, url, params=clean, json=body, headers=headers,
+                                     timeout=self.timeout)
+        except httpx.ConnectError:
+            raise CliError(f"cannot reach the Infrastream server at {self.server}: "
+                           "is `infrastream serve` running?") from None
+        except httpx.TimeoutException:
+            raise CliError(f"the Infrastream server at {self.server} did not answer within "
+                           f"{self.timeout:g}s") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+            raise CliError(f"`{self.server}` is not a valid server URL "
+                           "(e.g. http://127.0.0.1:8420)") from None
+        except httpx.HTTPError as exc:
+            raise CliError(f"request to {self.server} failed: {exc}") from None
+        return self._decode(response)
+
+    def _decode(self, response: httpx.Response) -> Any:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.is_success:
+            if data is None and response.content:
+                raise CliError(f"{self.server} answered {response.status_code} without JSON: "
+                               "is it an Infrastream server?")
+            return data
+        raise problem_error(response.status_code, response.reason_phrase, data)
+
+
+def problem_error(status: int, reason: str, problem: Any) -> CliError:
+    """An RFC 9457 problem as a CliError; diagnostics it carries are printed first."""
+    if not isinstance(problem, dict):
+        return CliError(f"the server answered {status} {reason}")
+    print_diagnostics(problem.get("diagnostics"))
+    detail = problem.get("detail")
+    message = detail if isinstance(detail, str) and detail else problem.get("title")
+    if not isinstance(message, str) or not message:
+        message = f"the server answered {status} {reason}"
+    if status == 401:
+        message += " (log in with `infrastream login` or set INFRASTREAM_TOKEN)"
+    return CliError(message)
+
+
+def print_diagnostics(items: Any) -> None:
+    """Render the server's diagnostics as `source:line:col: error[code] message` lines."""
+    if not isinstance(items, list):
+        return
+    for item in items:
+        diagnostic = to_diagnostic(item)
+        if diagnostic is None:
+            continue
+        style = "red" if diagnostic.is_error else "yellow"
+        err_console.print(diagnostic.render(), style=style, markup=False)
+
+
+def to_diagnostic(item: Any) -> Diagnostic | None:
+    if not isinstance(item, dict):
+        return None
+    try:
+        return Diagnostic(source=str(item["source"]), line=int(item["line"]),
+                          column=int(item["column"]),
+                          severity=Severity(item.get("severity", "error")),
+                          code=str(item["code"]), message=str(item["message"]),
+                          hint=str(item.get("hint") or ""))
+    except (KeyError, TypeError, ValueError):
+        return None

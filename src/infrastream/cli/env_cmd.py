@@ -1,0 +1,49 @@
+"""`infrastream env list` and `infrastream status`: what runs where, per environment (the
+release whose deployment last succeeded there, its versions, since when)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from .client import ServerOption, TokenOption, connect
+from .output import Output, OutputOption, emit
+from .render import print_table, when
+
+env_app = typer.Typer(help="Environments and what runs in them.", no_args_is_help=True)
+
+
+def _versions(item: dict[str, Any]) -> str:
+    return ", ".join(f"{app}={version}" for app, version in sorted(item["versions"].items()))
+
+
+def show_environments(output: Output, server: str | None, token: str | None) -> None:
+    overview = connect(server, token).get("/environments")
+    if output is not Output.TABLE:
+        emit(overview, output)
+        return
+    print_table(
+        ["ENVIRONMENT", "RELEASE", "VERSIONS", "SINCE"],
+        [[e["environment"], e["release"] + (" (deploying)" if e.get("deploying") else ""),
+          _versions(e), when(e.get("since"))] for e in overview],
+        empty="nothing is deployed yet")
+
+
+@env_app.command("list")
+def list_environments(
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Per environment: the release running there, its versions, and since when."""
+    show_environments(output, server, token)
+
+
+def status(
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """What runs where: per environment the release, its versions and since when."""
+    show_environments(output, server, token)

@@ -1,0 +1,89 @@
+"""How `infrastream release status` looks to people, and when `--wait` may stop.
+
+The server computes every state and the one-line "why is it waiting"; this module only lays
+them out with Rich (a header, then per stage its environments, checks, approvals and waiting
+line) and reads the end condition off the same JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from .render import state, table, when
+
+_FAILED = ("failed", "rejected")
+
+
+def outcome(status: dict[str, Any]) -> tuple[bool, str | None]:
+    """(done, failure): done when the release completed, a stage failed or was rejected, or
+    the last stage someone requested succeeded; failure says why it failed, else None."""
+    if status.get("state") == "completed":
+        return True, None
+    stages = status.get("stages", [])
+    for stage in stages:
+        if stage.get("state") in _FAILED:
+            why = stage.get("waiting") or stage.get("reason") or stage["state"]
+            return True, f"{status['release']}: {stage['name']} {stage['state']}: {why}"
+    requested = [s for s in stages if s.get("state") != "pending"]
+    return bool(requested) and requested[-1].get("state") == "succeeded", None
+
+
+def render_status(status: dict[str, Any]) -> RenderableType:
+    parts: list[RenderableType] = [_header(status)]
+    total = len(status.get("stages", []))
+    for stage in status.get("stages", []):
+        parts.append(Text(""))
+        parts.append(_stage(stage, total))
+    return Group(*parts)
+
+
+def _header(status: dict[str, Any]) -> RenderableType:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    lane = status.get("lane", "release")
+    grid.add_row("release", Text.assemble(
+        (status["release"], "bold"), f"  ({lane} lane, track {status.get('track')})"))
+    if status.get("incident"):
+        grid.add_row("incident", str(status["incident"]))
+    grid.add_row("digest", str(status.get("digest")))
+    grid.add_row("state", state(status.get("state")))
+    versions = status.get("versions") or {}
+    grid.add_row("versions", ", ".join(f"{app}={v.get('version')}"
+                                       for app, v in sorted(versions.items())) or "-")
+    grid.add_row("created", f"{when(status.get('createdAt'))} by {status.get('createdBy')}")
+    grid.add_row("summary", str(status.get("summary", "")))
+    return grid
+
+
+def _stage(stage: dict[str, Any], total: int) -> RenderableType:
+    title = Text.assemble((f"stage {stage['index'] + 1}/{total} ", "bold"),
+                          (stage["name"], "bold"), "  ", state(stage["state"]))
+    if stage.get("attempt"):
+        title.append(f"  (attempt {stage['attempt']})", style="dim")
+    if stage.get("requestedBy"):
+        title.append(f"  requested by {stage['requestedBy']} at "
+                     f"{when(stage.get('requestedAt'))}", style="dim")
+    body: list[RenderableType] = [table(
+        ["ENVIRONMENT", "STATE", "MESSAGE"],
+        [[env["name"], state(env.get("state")), env.get("message")]
+         for env in stage.get("environments", [])])]
+    if stage.get("checks"):
+        body.append(table(
+            ["CHECK", "WHERE", "STATE", "SUMMARY"],
+            [[c["type"], f"{c.get('app')}@{c.get('environment')}", state(c.get("state")),
+              c.get("summary")] for c in stage["checks"]]))
+    if stage.get("approvals"):
+        body.append(table(
+            ["APPROVAL", "SIGNED", "APPROVERS"],
+            [[a["role"], f"{len(a.get('approvers', []))}/{a.get('required')}",
+              ", ".join(a.get("approvers", []))] for a in stage["approvals"]]))
+    if stage.get("waiting"):
+        style = "red" if stage["state"] in _FAILED else "yellow"
+        body.append(Text(str(stage["waiting"]), style=style))
+    return Group(title, Padding(Group(*body), (0, 0, 0, 2)))

@@ -1,0 +1,52 @@
+"""`infrastream user`: create users with roles (printing their API token once) and list
+them. Who may do so is decided by the server (the `admin` role)."""
+
+from __future__ import annotations
+
+import typer
+
+from .client import ServerOption, TokenOption, connect
+from .output import Output, OutputOption, console, emit, err_console
+from .render import print_table, when
+
+user_app = typer.Typer(help="Manage users, their roles and API tokens.", no_args_is_help=True)
+
+
+@user_app.command("create")
+def create(
+    name: str = typer.Argument(..., help="User name (lowercase letters, digits and `-`)."),
+    roles: list[str] = typer.Option(
+        ..., "--role", "-r", metavar="ROLE",
+        help="A role to grant (repeat for several): developer, release-manager, platform, "
+        "qa, product, security, incident-commander, admin."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Create a user and print their API token (shown once; only its hash is stored)."""
+    created = connect(server, token).post("/users", {"name": name, "roles": roles})
+    if output is not Output.TABLE:
+        emit(created, output)
+        return
+    err_console.print(f"created user {created['name']} with roles "
+                      f"{', '.join(created['roles'])}; their API token (shown once):",
+                      markup=False)
+    console.print(created["token"], markup=False)
+
+
+@user_app.command("list")
+def list_users(
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """List users with their roles."""
+    users = connect(server, token).get("/users")
+    if output is not Output.TABLE:
+        emit(users, output)
+        return
+    print_table(
+        ["NAME", "ROLES", "CREATED", "BY", "DISABLED"],
+        [[u["name"], ", ".join(u["roles"]), when(u.get("createdAt")), u.get("createdBy"),
+          "yes" if u.get("disabled") else "no"] for u in users],
+        empty="no users")

@@ -1,0 +1,48 @@
+"""The service context: what every use case needs (database, clock, targets, wake-up).
+
+Faces build one `Services` and pass it to the use-case functions; tests build their own with
+a temporary data directory. The wake event is how use cases nudge the engine loop after they
+record something it should act on (an approval, a promotion request, a new release).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine
+
+from infrastream.store import clock
+from infrastream.store.database import open_database, sqlite_url
+from infrastream.targets.registry import TargetRegistry
+
+
+@dataclass
+class Services:
+    db: Engine
+    data_dir: Path
+    targets: TargetRegistry
+    now: Callable[[], datetime] = clock.now
+    wake: threading.Event = field(default_factory=threading.Event)
+    listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.db.begin() as connection:
+            yield connection
+
+    def notify(self) -> None:
+        """Wake the engine: something it should act on was recorded."""
+        self.wake.set()
+        for listener in self.listeners:
+            listener()
+
+
+def open_services(data_dir: Path, database_url: str | None = None) -> Services:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_database(database_url or sqlite_url(data_dir))
+    return Services(db=engine, data_dir=data_dir, targets=TargetRegistry(data_dir))

@@ -1,0 +1,142 @@
+"""Manifests in the control plane: `apply` stores a new revision, `get` reads them back.
+
+Apply works like `kubectl apply`: the applied manifests replace those of the same kind and
+name, the others stay. The merged whole is validated before anything is written (stored
+manifests take part as synthetic sources named `stored:Kind/name`), so an Application can be
+applied alone when its set already exists, and nothing is stored if any error is found.
+Each kind can only be applied by its owners (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+import yaml
+from sqlalchemy import Connection, func, insert, select, update
+
+from infrastream.domain.errors import Invalid, NotFound
+from infrastream.domain.roles import KIND_OWNERS, Principal, Role
+from infrastream.manifests import Bundle, Diagnostic, load_texts
+from infrastream.manifests.diagnostics import sort_key
+from infrastream.store.tables import manifest_objects, manifest_revisions
+
+from . import audit
+from .context import Services
+from .identity import require
+
+_cache_lock = threading.Lock()
+_cache: dict[tuple[int, str], Bundle] = {}
+
+
+def _stored_source(kind: str, name: str) -> str:
+    return f"stored:{kind}/{name}"
+
+
+def apply(services: Services, principal: Principal, sources: list[tuple[str, str]],
+          source_root: str | None = None) -> dict[str, Any]:
+    """Validate and store manifests. Raises Invalid (with every diagnostic) on any error."""
+    applied = load_texts(sources)
+    if not applied.ok:
+        raise Invalid("the manifests are invalid; nothing was applied",
+                      diagnostics=_diagnostics(applied.diagnostics))
+    objects = [(m.kind, m.metadata.name, m) for m in applied.bundle.manifests()]
+    if not objects:
+        raise Invalid("no manifest found in the input; nothing was applied")
+    for kind, name, _ in objects:
+        owners = KIND_OWNERS[kind] | {Role.ADMIN}
+        require(principal, frozenset(owners), f"apply {kind} `{name}`")
+    now = services.now()
+    with services.transaction() as conn:
+        stored = {(r.kind, r.name): r for r in conn.execute(select(manifest_objects))}
+        merged_sources = list(sources) + [
+            (_stored_source(kind, name), yaml.safe_dump(row.body, sort_keys=False))
+            for (kind, name), row in stored.items()
+            if not any(k == kind and n == name for k, n, _ in objects)
+        ]
+        merged = load_texts(merged_sources)
+        if not merged.ok:
+            raise Invalid("the manifests are invalid together with those already applied; "
+                          "nothing was applied", diagnostics=_diagnostics(merged.diagnostics))
+        changes: list[dict[str, str]] = []
+        revision_id = conn.execute(insert(manifest_revisions).values(
+            created_at=now, created_by=principal.name, source_root=source_root,
+            sources=[{"source": s, "sha256": hashlib.sha256(t.encode()).hexdigest()}
+                     for s, t in sources],
+            summary=[],
+        )).inserted_primary_key[0]  # type: ignore[index]
+        for kind, name, manifest in objects:
+            body = manifest.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+            previous = stored.get((kind, name))
+            if previous is not None and previous.body == body:
+                changes.append({"kind": kind, "name": name, "change": "unchanged"})
+                continue
+            values = {"revision_id": revision_id, "body": body, "source": f"{kind}/{name}",
+                      "source_root": source_root}
+            if previous is None:
+                conn.execute(insert(manifest_objects).values(kind=kind, name=name, **values))
+                changes.append({"kind": kind, "name": name, "change": "created"})
+            else:
+                conn.execute(update(manifest_objects).where(
+                    (manifest_objects.c.kind == kind) & (manifest_objects.c.name == name)
+                ).values(**values))
+                changes.append({"kind": kind, "name": name, "change": "configured"})
+            audit.record(conn, at=now, actor=principal.name, action="manifest.apply",
+                         object_type=kind, object_id=name,
+                         before=previous.body if previous is not None else None, after=body)
+        conn.execute(update(manifest_revisions).where(manifest_revisions.c.id == revision_id)
+                     .values(summary=changes))
+    return {"revision": revision_id, "changes": changes,
+            "warnings": [d.to_json() for d in merged.diagnostics if not d.is_error]}
+
+
+def _diagnostics(items: list[Diagnostic]) -> list[dict[str, Any]]:
+    return [d.to_json() for d in sorted(items, key=sort_key)]
+
+
+def current_revision(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(manifest_revisions.c.id), 0)))
+               .scalar_one())
+
+
+def current_bundle(services: Services, conn: Connection | None = None) -> Bundle:
+    """The manifests as currently applied (cached per revision)."""
+    if conn is None:
+        with services.db.connect() as own:
+            return current_bundle(services, own)
+    revision = current_revision(conn)
+    key = (revision, str(services.db.url))
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    rows = conn.execute(select(manifest_objects)).all()
+    result = load_texts([(_stored_source(r.kind, r.name), yaml.safe_dump(r.body))
+                         for r in rows])
+    with _cache_lock:
+        _cache.clear()
+        _cache[key] = result.bundle
+    return result.bundle
+
+
+def source_root(services: Services, kind: str, name: str) -> str | None:
+    with services.db.connect() as conn:
+        return conn.execute(select(manifest_objects.c.source_root).where(
+            (manifest_objects.c.kind == kind) & (manifest_objects.c.name == name))
+        ).scalar_one_or_none()
+
+
+def get_objects(services: Services, kind: str | None = None,
+                name: str | None = None) -> list[dict[str, Any]]:
+    query = select(manifest_objects).order_by(manifest_objects.c.kind, manifest_objects.c.name)
+    if kind:
+        query = query.where(manifest_objects.c.kind == kind)
+    if name:
+        query = query.where(manifest_objects.c.name == name)
+    with services.db.connect() as conn:
+        rows = conn.execute(query).all()
+    if name and not rows:
+        raise NotFound(f"{kind or 'manifest'} `{name}` does not exist")
+    return [{"kind": r.kind, "name": r.name, "revision": r.revision_id, "manifest": r.body}
+            for r in rows]

@@ -1,0 +1,194 @@
+"""Promotion requests, approvals and rejections (the Portal's and CLI's sign-off actions).
+
+A release manager requests the next stage; the stage's approval rules (from the release's own
+manifest snapshot, never today's manifests) decide who must sign off. Every state change is a
+compare-and-set on the stage run, so concurrent requests or approvals cannot advance a stage
+twice; a refused approve attempt is itself audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from infrastream.domain.approvals import Approval, check_can_approve
+from infrastream.domain.errors import Conflict, Forbidden, Invalid
+from infrastream.domain.roles import PROMOTE, Principal
+from infrastream.domain.stage_machine import Accepted, StageEvent, StageState, decide
+from infrastream.manifests import Lane, ReleaseTrack, Stage
+from infrastream.store.clock import utc
+from infrastream.store.tables import approvals, stage_runs
+
+from . import audit
+from .context import Services
+from .identity import require
+from .releases import ReleaseRef, find
+
+
+def release_stages(release: Any) -> list[Stage]:
+    """The stages of the release's lane, from the release's own manifest snapshot."""
+    track = ReleaseTrack.model_validate(release.content["manifests"]["track"])
+    return track.spec.stages(Lane(release.lane))
+
+
+def release_track(release: Any) -> ReleaseTrack:
+    return ReleaseTrack.model_validate(release.content["manifests"]["track"])
+
+
+def stage_rows(conn: Connection, release_id: int) -> list[Any]:
+    return list(conn.execute(select(stage_runs).where(stage_runs.c.release_id == release_id)
+                             .order_by(stage_runs.c.stage_index)))
+
+
+def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
+    rows = conn.execute(select(approvals).where(
+        (approvals.c.stage_run_id == stage_run_id) & (approvals.c.decision == "approve")
+    ).order_by(approvals.c.id))
+    return [Approval(r.user, r.role, utc(r.at) or r.at, r.digest, r.request_id, r.comment)
+            for r in rows]
+
+
+def transition(conn: Connection, row: Any, event: StageEvent, now: Any, **values: Any) -> bool:
+    """Compare-and-set the stage run from its current state; False if someone beat us."""
+    verdict = decide(StageState(row.state), event)
+    if not isinstance(verdict, Accepted):
+        raise Conflict(verdict.reason)
+    result = conn.execute(update(stage_runs).where(
+        (stage_runs.c.id == row.id) & (stage_runs.c.state == row.state)
+        & (stage_runs.c.request_id == row.request_id)
+    ).values(state=verdict.state.value, updated_at=now, **values))
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class _Target:
+    row: Any
+    stage: Stage
+
+
+def _next_stage(release: Any, rows: list[Any], stages: list[Stage]) -> _Target:
+    started = [r for r in rows if r.state != StageState.PENDING]
+    current = started[-1] if started else None
+    if current is None:
+        return _Target(rows[0], stages[0])
+    state = StageState(current.state)
+    name = stages[current.stage_index].display_name
+    if state in (StageState.FAILED, StageState.REJECTED):
+        return _Target(current, stages[current.stage_index])
+    if state in (StageState.AWAITING_APPROVAL, StageState.QUEUED):
+        raise Conflict(f"a promotion to {name} is already in progress ({state.value})")
+    if current.stage_index + 1 >= len(rows):
+        if state is StageState.SUCCEEDED:
+            raise Conflict(f"release {release.app_set}/{release.name} already completed its "
+                           "last stage")
+        raise Conflict(f"{name} is the last stage; it is {state.value}")
+    return _Target(rows[current.stage_index + 1], stages[current.stage_index + 1])
+
+
+def promote(services: Services, principal: Principal, ref: ReleaseRef) -> dict[str, Any]:
+    """Request promotion to the next stage (or a retry of a failed/rejected one)."""
+    require(principal, PROMOTE, "promote releases")
+    now = services.now()
+    with services.transaction() as conn:
+        release = find(conn, ref)
+        if release.state != "active":
+            raise Conflict(f"release {ref} is {release.state}; only active releases promote")
+        rows = stage_rows(conn, release.id)
+        target = _next_stage(release, rows, release_stages(release))
+        if not transition(conn, target.row, StageEvent.REQUEST, now,
+                          request_id=target.row.request_id + 1, requested_by=principal.name,
+                          requested_at=now, reason=""):
+            raise Conflict(f"the promotion of {ref} changed concurrently; try again")
+        audit.record(conn, at=now, actor=principal.name, action="promotion.request",
+                     object_type="release", object_id=str(ref),
+                     before={"stage": target.stage.display_name, "state": target.row.state},
+                     after={"stage": target.stage.display_name,
+                            "state": StageState.AWAITING_APPROVAL.value,
+                            "request": target.row.request_id + 1})
+    services.notify()
+    rules = [f"{r.role} × {r.count}" for r in target.stage.approvals]
+    return {"release": str(ref), "stage": target.stage.display_name,
+            "stageIndex": target.row.stage_index, "request": target.row.request_id + 1,
+            "approvalsRequired": rules}
+
+
+def _awaiting(conn: Connection, release: Any, ref: ReleaseRef) -> tuple[Any, Stage]:
+    for row in stage_rows(conn, release.id):
+        if row.state == StageState.AWAITING_APPROVAL:
+            return row, release_stages(release)[row.stage_index]
+    raise Conflict(f"no promotion of {ref} is waiting for approval")
+
+
+def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str | None = None,
+            comment: str = "") -> dict[str, Any]:
+    now = services.now()
+    refusal: Exception | None = None
+    with services.transaction() as conn:
+        release = find(conn, ref)
+        row, stage = _awaiting(conn, release, ref)
+        track = release_track(release)
+        verdict = check_can_approve(
+            user=principal.name, user_roles=sorted(principal.roles), role=role,
+            rules=stage.approvals, approvals=approvals_of(conn, row.id),
+            initiator=row.requested_by,
+            initiator_may_approve=track.spec.policy.initiator_may_approve,
+            digest=release.digest, request_id=row.request_id, now=now)
+        if isinstance(verdict, str):
+            refusal = (Conflict if "already" in verdict or "needs no" in verdict
+                       else Forbidden)(verdict)
+        else:
+            try:
+                conn.execute(insert(approvals).values(
+                    stage_run_id=row.id, request_id=row.request_id, digest=release.digest,
+                    user=principal.name, role=verdict.role, decision="approve",
+                    comment=comment, at=now))
+            except IntegrityError:
+                raise Conflict(f"{principal.name} already approved this promotion") from None
+            audit.record(conn, at=now, actor=principal.name, action="approval.grant",
+                         object_type="release", object_id=str(ref),
+                         after={"stage": stage.display_name, "role": verdict.role,
+                                "digest": release.digest, "request": row.request_id,
+                                "comment": comment})
+    if refusal is not None:
+        with services.transaction() as conn:
+            audit.record(conn, at=now, actor=principal.name, action="approval.refused",
+                         object_type="release", object_id=str(ref),
+                         after={"stage": stage.display_name, "role": role,
+                                "reason": str(refusal)})
+        raise refusal
+    services.notify()
+    return {"release": str(ref), "stage": stage.display_name, "role": verdict.role,  # type: ignore[union-attr]
+            "approvedBy": principal.name}
+
+
+def reject(services: Services, principal: Principal, ref: ReleaseRef,
+           reason: str) -> dict[str, Any]:
+    if not reason.strip():
+        raise Invalid("a rejection needs a reason")
+    now = services.now()
+    with services.transaction() as conn:
+        release = find(conn, ref)
+        row, stage = _awaiting(conn, release, ref)
+        allowed = {r.role for r in stage.approvals} | set(PROMOTE)
+        if not principal.roles & allowed:
+            raise Forbidden(f"{principal.name} may not reject this promotion: it needs one of "
+                            + ", ".join(sorted(allowed)))
+        role = next((r.role for r in stage.approvals if r.role in principal.roles),
+                    next(iter(principal.roles & allowed)))
+        if not transition(conn, row, StageEvent.REJECT, now, reason=f"rejected by "
+                          f"{principal.name} ({role}): {reason.strip()}", finished_at=now):
+            raise Conflict(f"the promotion of {ref} changed concurrently; try again")
+        conn.execute(insert(approvals).values(
+            stage_run_id=row.id, request_id=row.request_id, digest=release.digest,
+            user=principal.name, role=role, decision="reject", comment=reason.strip(), at=now))
+        audit.record(conn, at=now, actor=principal.name, action="approval.reject",
+                     object_type="release", object_id=str(ref),
+                     before={"stage": stage.display_name, "state": row.state},
+                     after={"stage": stage.display_name, "state": "rejected", "role": role,
+                            "reason": reason.strip()})
+    services.notify()
+    return {"release": str(ref), "stage": stage.display_name, "rejectedBy": principal.name,
+            "reason": reason.strip()}

@@ -1,0 +1,158 @@
+"""Cutting releases: the latest version of every application of a set, frozen with a
+snapshot of the manifests into an immutable package with a content digest.
+
+A release is referred to as `<set>/<name>` (e.g. `shop/v3`). On creation its first stage is
+requested at once, so the engine deploys it to the first stage without anyone promoting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from infrastream.domain.errors import Conflict, Invalid, NotFound
+from infrastream.domain.release import content_digest, next_release_name, valid_release_name
+from infrastream.domain.roles import CUT_RELEASE, Principal
+from infrastream.domain.stage_machine import StageState
+from infrastream.manifests import Bundle, Lane
+from infrastream.store.tables import releases, stage_runs
+
+from . import audit
+from .context import Services
+from .identity import require
+from .manifests import current_bundle, source_root
+from .versions import latest_versions
+
+
+class ReleaseState:
+    ACTIVE = "active"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True)
+class ReleaseRef:
+    app_set: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.app_set}/{self.name}"
+
+
+def parse_ref(text: str) -> ReleaseRef:
+    app_set, _, name = text.partition("/")
+    if not app_set or not name:
+        raise Invalid(f"`{text}` is not a release reference: use SET/NAME, e.g. shop/v3")
+    return ReleaseRef(app_set, name)
+
+
+def find(conn: Connection, ref: ReleaseRef) -> Any:
+    row = conn.execute(select(releases).where(
+        (releases.c.app_set == ref.app_set) & (releases.c.name == ref.name))).first()
+    if row is None:
+        raise NotFound(f"release `{ref}` does not exist")
+    return row
+
+
+def snapshot(bundle: Bundle, app_set: str, lane: Lane) -> dict[str, Any]:
+    """The manifests a release carries, as they are now."""
+    track = bundle.track_of(app_set)
+    environments = sorted({env for stage in track.spec.stages(lane) for env in stage.environments})
+
+    def dump(model: Any) -> Any:
+        return model.model_dump(mode="json", by_alias=True)
+
+    return {
+        "track": dump(track),
+        "applicationSet": dump(bundle.sets[app_set]),
+        "applications": {a.metadata.name: dump(a) for a in bundle.applications_of(app_set)},
+        "environments": {env: dump(bundle.environment(env)) for env in environments},
+    }
+
+
+def create_release(services: Services, principal: Principal, app_set: str,
+                   name: str | None = None) -> dict[str, Any]:
+    require(principal, CUT_RELEASE, "cut releases")
+    bundle = current_bundle(services)
+    if app_set not in bundle.sets:
+        raise NotFound(f"application set `{app_set}` does not exist")
+    track = bundle.track_of(app_set)
+    stages = track.spec.stages(Lane.RELEASE)
+    if not stages:
+        raise Conflict(f"track `{track.metadata.name}` has no releaseStages")
+    apps = [a.metadata.name for a in bundle.applications_of(app_set)]
+    versions = latest_versions(services, apps)
+    missing = [a for a in apps if a not in versions]
+    if missing:
+        raise Conflict(f"cannot cut a release of `{app_set}`: no version recorded for "
+                       + ", ".join(missing)
+                       + " (record one with `infrastream version record APP --image REF`)",
+                       missing=missing)
+    if name is not None and not valid_release_name(name):
+        raise Invalid(f"`{name}` is not a valid release name (letters, digits, `.`, `_`, `-`)")
+    content = {
+        "applicationSet": app_set,
+        "lane": Lane.RELEASE.value,
+        "versions": {app: {k: versions[app][k] for k in ("image", "version", "commit", "id")}
+                     for app in apps},
+        "manifests": snapshot(bundle, app_set, Lane.RELEASE),
+    }
+    return _insert_release(services, principal, app_set, name, content, Lane.RELEASE,
+                           track.metadata.name, len(stages))
+
+
+def _insert_release(services: Services, principal: Principal, app_set: str, name: str | None,
+                    content: dict[str, Any], lane: Lane, track: str, stage_count: int,
+                    incident: str | None = None) -> dict[str, Any]:
+    now = services.now()
+    root = source_root(services, "Application", next(iter(content["versions"])))
+    try:
+        with services.transaction() as conn:
+            existing = [r.name for r in conn.execute(
+                select(releases.c.name).where(releases.c.app_set == app_set))]
+            release_name = name or next_release_name(existing)
+            content = {**content, "name": release_name}
+            digest = content_digest(content)
+            release_id = conn.execute(insert(releases).values(
+                app_set=app_set, name=release_name, lane=lane.value, track=track,
+                digest=digest, content=content, state=ReleaseState.ACTIVE, created_at=now,
+                created_by=principal.name, incident=incident, source_root=root,
+            )).inserted_primary_key[0]  # type: ignore[index]
+            for index in range(stage_count):
+                first = index == 0
+                conn.execute(insert(stage_runs).values(
+                    release_id=release_id, stage_index=index,
+                    state=StageState.AWAITING_APPROVAL if first else StageState.PENDING,
+                    request_id=1 if first else 0,
+                    requested_by=principal.name if first else None,
+                    requested_at=now if first else None,
+                    attempt=0, reason="", updated_at=now,
+                ))
+            audit.record(conn, at=now, actor=principal.name, action="release.create",
+                         object_type="release", object_id=f"{app_set}/{release_name}",
+                         after={"digest": digest, "lane": lane.value,
+                                "versions": {a: v["image"] for a, v in
+                                             content["versions"].items()},
+                                "incident": incident})
+    except IntegrityError:
+        raise Conflict(f"release `{app_set}/{name}` already exists") from None
+    services.notify()
+    return {"release": f"{app_set}/{release_name}", "name": release_name, "digest": digest,
+            "applicationSet": app_set, "lane": lane.value, "versions": content["versions"]}
+
+
+def list_releases(services: Services, app_set: str | None = None, *, limit: int = 50,
+                  before: int | None = None) -> list[dict[str, Any]]:
+    query = select(releases).order_by(releases.c.id.desc()).limit(limit)
+    if app_set:
+        query = query.where(releases.c.app_set == app_set)
+    if before:
+        query = query.where(releases.c.id < before)
+    with services.db.connect() as conn:
+        rows = conn.execute(query).all()
+    return [{"id": r.id, "release": f"{r.app_set}/{r.name}", "applicationSet": r.app_set,
+             "name": r.name, "lane": r.lane, "state": r.state, "digest": r.digest,
+             "createdAt": r.created_at.isoformat(), "createdBy": r.created_by,
+             "incident": r.incident} for r in rows]

@@ -1,0 +1,77 @@
+"""Application versions: what CI records after a merge, immutable once recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from infrastream.domain.errors import Conflict, Invalid, NotFound
+from infrastream.domain.release import parse_image
+from infrastream.domain.roles import RECORD_VERSION, Principal
+from infrastream.store.tables import app_versions
+
+from . import audit
+from .context import Services
+from .identity import require
+from .manifests import current_bundle
+
+
+def _view(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "application": row.app, "image": row.image, "version": row.label,
+            "commit": row.commit, "recordedAt": row.recorded_at.isoformat(),
+            "recordedBy": row.recorded_by}
+
+
+def record_version(services: Services, principal: Principal, app: str, image: str,
+                   commit: str | None = None) -> dict[str, Any]:
+    require(principal, RECORD_VERSION, "record application versions")
+    bundle = current_bundle(services)
+    if app not in bundle.applications:
+        raise NotFound(f"application `{app}` does not exist (apply its manifest first)")
+    try:
+        ref = parse_image(image)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    expected = bundle.applications[app].spec.image
+    if ref.repository != expected:
+        raise Invalid(f"image `{image}` is not from `{expected}`, the image of `{app}`")
+    if commit is not None and not (4 <= len(commit) <= 64 and commit.isalnum()):
+        raise Invalid(f"`{commit}` is not a commit id")
+    now = services.now()
+    try:
+        with services.transaction() as conn:
+            version_id = conn.execute(insert(app_versions).values(
+                app=app, image=image, label=ref.label, commit=commit, recorded_at=now,
+                recorded_by=principal.name,
+            )).inserted_primary_key[0]  # type: ignore[index]
+            audit.record(conn, at=now, actor=principal.name, action="version.record",
+                         object_type="application", object_id=app,
+                         after={"image": image, "commit": commit})
+            row = conn.execute(select(app_versions).where(app_versions.c.id == version_id)).one()
+    except IntegrityError:
+        raise Conflict(f"version `{image}` of `{app}` is already recorded; versions are "
+                       "immutable") from None
+    services.notify()
+    return _view(row)
+
+
+def list_versions(services: Services, app: str, limit: int = 50) -> list[dict[str, Any]]:
+    with services.db.connect() as conn:
+        rows = conn.execute(select(app_versions).where(app_versions.c.app == app)
+                            .order_by(app_versions.c.id.desc()).limit(limit)).all()
+    if not rows and app not in current_bundle(services).applications:
+        raise NotFound(f"application `{app}` does not exist")
+    return [_view(r) for r in rows]
+
+
+def latest_versions(services: Services, apps: list[str]) -> dict[str, dict[str, Any]]:
+    with services.db.connect() as conn:
+        latest: dict[str, dict[str, Any]] = {}
+        for app in apps:
+            row = conn.execute(select(app_versions).where(app_versions.c.app == app)
+                               .order_by(app_versions.c.id.desc()).limit(1)).first()
+            if row is not None:
+                latest[app] = _view(row)
+    return latest

@@ -1,0 +1,195 @@
+"""The database schema, as SQLAlchemy Core tables (migrations in `migrations/` mirror it).
+
+Rows are facts: a release's content never changes once written; stage runs and deployments
+move through their states by compare-and-set updates (`WHERE state = :expected`), which is
+what keeps two concurrent approvals or promotions from advancing a stage twice.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Time = DateTime(timezone=True)
+
+users = Table(
+    "users", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("roles", JSON, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("created_by", String(63), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("description", String(200), nullable=False, default=""),
+)
+
+manifest_revisions = Table(
+    "manifest_revisions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("created_at", Time, nullable=False),
+    Column("created_by", String(63), nullable=False),
+    Column("source_root", Text, nullable=True),
+    Column("sources", JSON, nullable=False),
+    Column("summary", JSON, nullable=False),
+)
+
+manifest_objects = Table(
+    "manifest_objects", metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("name", String(63), primary_key=True),
+    Column("revision_id", ForeignKey("manifest_revisions.id"), nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("source_root", Text, nullable=True),
+)
+
+app_versions = Table(
+    "app_versions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("app", String(63), nullable=False),
+    Column("image", String(512), nullable=False),
+    Column("label", String(128), nullable=False),
+    Column("commit", String(64), nullable=True),
+    Column("recorded_at", Time, nullable=False),
+    Column("recorded_by", String(63), nullable=False),
+    UniqueConstraint("app", "image", name="uq_app_versions_app_image"),
+)
+Index("ix_app_versions_app_id", app_versions.c.app, app_versions.c.id)
+
+releases = Table(
+    "releases", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("app_set", String(63), nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("lane", String(16), nullable=False),
+    Column("track", String(63), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("content", JSON, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("created_by", String(63), nullable=False),
+    Column("finished_at", Time, nullable=True),
+    Column("incident", String(200), nullable=True),
+    Column("source_root", Text, nullable=True),
+    UniqueConstraint("app_set", "name", name="uq_releases_app_set_name"),
+)
+Index("ix_releases_state", releases.c.state, releases.c.id)
+
+stage_runs = Table(
+    "stage_runs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("release_id", ForeignKey("releases.id", ondelete="CASCADE"), nullable=False),
+    Column("stage_index", Integer, nullable=False),
+    Column("state", String(24), nullable=False),
+    Column("request_id", Integer, nullable=False, default=0),
+    Column("requested_by", String(63), nullable=True),
+    Column("requested_at", Time, nullable=True),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("deployed_at", Time, nullable=True),
+    Column("finished_at", Time, nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("updated_at", Time, nullable=False),
+    UniqueConstraint("release_id", "stage_index", name="uq_stage_runs_release_stage"),
+)
+
+approvals = Table(
+    "approvals", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("stage_run_id", ForeignKey("stage_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("request_id", Integer, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("user", String(63), nullable=False),
+    Column("role", String(63), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("at", Time, nullable=False),
+    UniqueConstraint("stage_run_id", "request_id", "user", "decision",
+                     name="uq_approvals_once_per_person"),
+)
+
+deployments = Table(
+    "deployments", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("release_id", ForeignKey("releases.id", ondelete="CASCADE"), nullable=False),
+    Column("stage_index", Integer, nullable=False),
+    Column("environment", String(63), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("started_at", Time, nullable=True),
+    Column("finished_at", Time, nullable=True),
+    Column("message", Text, nullable=False, default=""),
+    Column("result", JSON, nullable=True),
+)
+Index("ix_deployments_environment", deployments.c.environment, deployments.c.id)
+
+check_runs = Table(
+    "check_runs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(250), nullable=False, unique=True),
+    Column("release_id", ForeignKey("releases.id", ondelete="CASCADE"), nullable=False),
+    Column("stage_index", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("environment", String(63), nullable=False),
+    Column("app", String(63), nullable=False),
+    Column("check_type", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("summary", Text, nullable=False, default=""),
+    Column("output", Text, nullable=False, default=""),
+    Column("started_at", Time, nullable=True),
+    Column("finished_at", Time, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("seq", Id, primary_key=True, autoincrement=True),
+    Column("at", Time, nullable=False),
+    Column("actor", String(63), nullable=False),
+    Column("action", String(63), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(200), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_audit_log_object", audit_log.c.object_type, audit_log.c.object_id)
+
+server_settings = Table(
+    "server_settings", metadata,
+    Column("key", String(63), primary_key=True),
+    Column("value", Text, nullable=False),
+)
