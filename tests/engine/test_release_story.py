@@ -116,3 +116,19 @@ def test_a_release_is_refused_while_an_application_has_no_version(story):
         releases.create_release(story.services, person("dev", "developer"), "shop")
     with pytest.raises(NotFound, match="`nope`"):
         releases.create_release(story.services, RELEASE_MANAGER, "nope")
+
+
+def test_an_application_can_be_applied_alone_once_its_set_exists_and_reapplying_is_a_no_op(
+        story):
+    first = story.apply_manifests()
+    again = story.apply_manifests()
+    assert again["revision"] == first["revision"]
+    assert {c["change"] for c in again["changes"]} == {"unchanged"}
+    api = story.repo / "manifests" / "apps" / "api.yaml"
+    api.write_text(api.read_text().replace("value: info", "value: debug"))
+    from story import PLATFORM
+
+    from infrastream.service import manifests
+    result = manifests.apply(story.services, PLATFORM, [(str(api), api.read_text())])
+    assert result["changes"] == [{"kind": "Application", "name": "api", "change": "configured"}]
+    assert result["revision"] == first["revision"] + 1

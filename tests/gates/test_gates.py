@@ -54,12 +54,12 @@ def http(**fields: Any) -> HttpCheck:
     return HttpCheck.model_validate({"type": "http", **fields})
 
 
-def tests_check(**fields: Any) -> IntegrationTestsCheck:
+def integration_check(**fields: Any) -> IntegrationTestsCheck:
     return IntegrationTestsCheck.model_validate({"type": "integration-tests", **fields})
 
 
 def test_integration_tests_pass_against_the_version_that_runs(shop):
-    result = run_integration_tests(tests_check(), shop)
+    result = run_integration_tests(integration_check(), shop)
 
     assert result.passed, result.output
     assert result.summary.startswith("api: integration tests passed in ")
@@ -80,7 +80,7 @@ def test_integration_tests_that_hang_time_out(shop):
         "command": ["python3", "-c", "import time; print('waiting', flush=True); time.sleep(60)"],
         "timeout": "2m"})
 
-    result = run_integration_tests(tests_check(timeout="1s"), hanging)
+    result = run_integration_tests(integration_check(timeout="1s"), hanging)
 
     assert not result.passed and result.summary == "api: integration tests timed out after 1s"
     assert result.output.strip() == "waiting" and result.duration < 10
@@ -132,9 +132,11 @@ def test_the_http_check_fails_when_nothing_listens(shop):
 
 
 def test_output_is_clipped_to_its_end_and_secrets_are_redacted():
-    text = "x" * 100 + "the verdict"
+    clipped = clip("x" * 1000 + "the verdict", 100)
 
-    assert clip(text, 40).endswith("the verdict") and len(clip(text, 40)) == 40
+    omitted, kept = clipped.split("\n")
+    assert omitted == f"[… {1011 - len(kept)} earlier characters omitted …]"
+    assert kept.endswith("xthe verdict") and 90 <= len(clipped) <= 100
     assert redact("password=abc; token=abcdef", ["abc", "abcdef"]) == "password=***; token=***"
 
 

@@ -513,11 +513,21 @@ def test_each_rule_reports_its_code_at_the_exact_location(
         assert diagnostic.hint == hint
 
 
-def test_every_listed_rule_has_a_case() -> None:
-    """The table covers every code the README documents (the rest are not emitted yet)."""
+#: The codes the README documents, each of which the table must exercise.
+DOCUMENTED_CODES = [
+    "yaml-syntax", "not-utf8", "duplicate-key", "unsupported-yaml", "not-a-mapping",
+    "unknown-api-version", "unknown-kind", "unknown-field", "missing-field", "wrong-type",
+    "invalid-value", "invalid-name", "invalid-duration", "invalid-count", "unknown-type",
+    "empty-stage", "track-without-stages", "duplicate-environment", "duplicate-name",
+    "missing-parent", "unknown-parent", "wrong-parent-kind", "empty-application-set",
+    "undeclared-environment", "unused-track",
+]
+
+
+def test_every_documented_rule_has_a_case_and_a_code() -> None:
     covered = {case.values[2] for case in CASES}
-    documented = set(CODES) - {"duplicate-env-var", "secret-with-value", "no-manifests"}
-    assert covered == documented
+    assert covered == set(DOCUMENTED_CODES)
+    assert set(DOCUMENTED_CODES) <= set(CODES)
 
 
 def test_the_base_product_alone_produces_no_diagnostic() -> None:
@@ -698,3 +708,16 @@ def test_the_wrong_parent_kind_message_uses_the_right_article() -> None:
 def test_a_control_character_is_reported_at_its_line_and_column() -> None:
     text = "apiVersion: lowops.manifests.v1\nkind: Environment\nmetadata:\n  name: a\x07b\n"
     assert located(diagnose(text)) == [("x.yaml", "yaml-syntax", 4, 10)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="yaml_source.decode locates the bad byte with the offset utf-8-sig reports, which "
+    "does not count the BOM: after a BOM the line, column and byte shown are off by three",
+)
+def test_a_bad_byte_after_a_byte_order_mark_is_reported_at_its_line_and_column() -> None:
+    raw = b"\xef\xbb\xbfapiVersion: lowops.manifests.v1\nkind: Environment\nmetadata:\n"
+    raw += b"  name: caf\xe9\n"
+    (diagnostic,) = diagnose(raw)
+    assert (diagnostic.code, diagnostic.line, diagnostic.column) == ("not-utf8", 4, 12)
+    assert diagnostic.message == "byte 0xe9 is not valid UTF-8"

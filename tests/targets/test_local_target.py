@@ -210,6 +210,8 @@ def test_reconcile_restarts_a_process_that_died_on_the_same_port(target, repo, s
     assert restarted.health is Health.HEALTHY and restarted.endpoint == before.endpoint
     assert answer(before.endpoint)["version"] == "1.0.0"
     assert pid_of(data_dir) != pid and state(data_dir)["apps"]["api"]["restarts"] == 1
+    environ = Path(f"/proc/{pid_of(data_dir)}/environ").read_bytes().split(b"\0")
+    assert f"DB_PASSWORD={SECRET}".encode() in environ  # remembered, in memory only
     assert target.reconcile(STAGING) == ()
 
 

@@ -10,7 +10,15 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
-from infrastream.service import audit_view, identity, manifests, promotions, releases, versions
+from infrastream.service import (
+    audit_view,
+    identity,
+    manifests,
+    promotions,
+    releases,
+    secrets,
+    versions,
+)
 from infrastream.service.environments import environment_overview
 from infrastream.service.release_view import release_status
 
@@ -20,6 +28,7 @@ from .schemas import (
     ApprovalCreate,
     RejectionCreate,
     ReleaseCreate,
+    SecretValue,
     UserCreate,
     VersionRecord,
 )
@@ -126,6 +135,18 @@ def audit_list(services: ServicesDep, principal: PrincipalDep,
 @router.get("/audit/verify", tags=["audit"])
 def audit_verify(services: ServicesDep, principal: PrincipalDep, response: Response) -> Json:
     return audit_view.verify(services)
+
+
+@router.put("/secrets/{environment}/{app}/{name}", tags=["secrets"])
+def set_secret(environment: str, app: str, name: str, body: SecretValue,
+               services: ServicesDep, principal: PrincipalDep) -> Json:
+    return secrets.set_secret(services, principal, environment, app, name, body.value)
+
+
+@router.get("/secrets", tags=["secrets"])
+def list_secrets(services: ServicesDep, principal: PrincipalDep,
+                 environment: str | None = None) -> list[Json]:
+    return secrets.list_secrets(services, environment)
 
 
 @router.get("/healthz", tags=["server"], include_in_schema=False)

@@ -39,3 +39,7 @@ class ApprovalCreate(BaseModel):
 
 class RejectionCreate(BaseModel):
     reason: str = Field(min_length=1)
+
+
+class SecretValue(BaseModel):
+    value: str = Field(min_length=1, description="Stored encrypted; never returned")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import typer
 import yaml
@@ -30,8 +31,10 @@ KIND_ALIASES = {
 _CHANGE_STYLES = {"created": "green", "configured": "yellow", "unchanged": "dim"}
 
 
-def canonical_kind(text: str) -> str:
-    """The manifest kind for a name as typed: any case, plural or short form."""
+def canonical_kind(text: str, *, allow_all: bool = False) -> str | None:
+    """The manifest kind for a name as typed: any case, plural or short form (`all`: None)."""
+    if allow_all and text.lower() == "all":
+        return None
     kind = KIND_ALIASES.get(text.lower())
     if kind is None:
         raise CliError(f"unknown kind `{text}`: use one of {', '.join(KINDS)} (or their "
@@ -78,23 +81,26 @@ def apply(
 
 
 def get(
-    kind: str = typer.Argument(..., help="Kind: track, appset, app, env (any case, plurals)."),
+    kind: str = typer.Argument(
+        ..., help="Kind: track, appset, app, env (any case, plurals), or all."),
     name: str | None = typer.Argument(None, help="Only this manifest."),
     output: Output = OutputOption,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
 ) -> None:
     """List applied manifests of a kind (-o json|yaml prints the manifests themselves)."""
-    canonical = canonical_kind(kind)
+    canonical = canonical_kind(kind, allow_all=True)
+    if canonical is None and name:
+        raise CliError("`get all` takes no NAME; name a kind", exit_code=2)
     client = connect(server, token)
     if name:
-        objects = [client.get(f"/manifests/{canonical}/{name}")]
+        objects = [client.get(f"/manifests/{canonical}/{quote(name, safe='')}")]
     else:
         objects = client.get("/manifests", {"kind": canonical})
     if output is Output.TABLE:
         print_table(["KIND", "NAME", "REVISION"],
                     [[o["kind"], o["name"], o["revision"]] for o in objects],
-                    empty=f"no {canonical} applied")
+                    empty=f"no {canonical or 'manifest'} applied")
     elif name:
         emit(objects[0]["manifest"], output)
     elif output is Output.YAML:
@@ -111,7 +117,7 @@ def describe(
     token: str | None = TokenOption,
 ) -> None:
     """Show one applied manifest as YAML, with the revision that applied it."""
-    found = connect(server, token).get(f"/manifests/{canonical_kind(kind)}/{name}")
+    found = connect(server, token).get(f"/manifests/{canonical_kind(kind)}/{quote(name, safe='')}")
     if output is not Output.TABLE:
         emit(found["manifest"], output)
         return
@@ -122,6 +128,8 @@ def describe(
 
 def _emit_yaml_stream(documents: list[Any], *, separators: bool = True) -> None:
     """Several manifests as one YAML stream (`---` between them), ready to apply again."""
+    if not documents:
+        return
     text = yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True,
                               explicit_start=separators and len(documents) > 1)
     typer.echo(text.rstrip())

@@ -11,15 +11,22 @@ from .client import ServerOption, TokenOption, connect
 from .output import CliError, Output, OutputOption, console, emit
 from .render import print_table, when
 
+CHANGE_WIDTH = 72
 audit_app = typer.Typer(help="Read and verify the audit trail.", no_args_is_help=True)
 
 
 def _change(entry: dict[str, Any]) -> str:
+    """The entry's `after` as `key=value` pairs, cut to one or two lines (-o shows all)."""
     after = entry.get("after")
-    if after is None:
-        return ""
-    text = json.dumps(after, sort_keys=True, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
+    if isinstance(after, dict):
+        text = " ".join(f"{key}={_scalar(value)}" for key, value in after.items())
+    else:
+        text = "" if after is None else _scalar(after)
+    return text if len(text) <= CHANGE_WIDTH else text[:CHANGE_WIDTH - 1] + "…"
+
+
+def _scalar(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
 @audit_app.command("list")

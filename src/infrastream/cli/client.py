@@ -9,8 +9,10 @@ writes ($INFRASTREAM_CONFIG or ~/.config/infrastream/config.json, mode 0600). Ev
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +120,8 @@ class ApiClient:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         url = f"{self.server}/api/v1{path}"
         try:
-            response = httpx.request(method, url, params=clean, json=body, headers=headers,
-                                     timeout=self.timeout)
+            with httpx.Client(verify=_verify(url), timeout=self.timeout) as http:
+                response = http.request(method, url, params=clean, json=body, headers=headers)
         except httpx.ConnectError:
             raise CliError(f"cannot reach the Infrastream server at {self.server}: "
                            "is `infrastream serve` running?") from None
@@ -144,6 +146,16 @@ class ApiClient:
                                "is it an Infrastream server?")
             return data
         raise problem_error(response.status_code, response.reason_phrase, data)
+
+
+def _verify(url: str) -> ssl.SSLContext | bool:
+    """TLS settings: the CA bundle (loaded once, it is slow) for https; none for http."""
+    return _tls_context() if url.startswith("https://") else False
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
 
 
 def problem_error(status: int, reason: str, problem: Any) -> CliError:

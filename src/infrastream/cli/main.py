@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from infrastream import __version__
@@ -66,19 +65,18 @@ app.add_typer(audit_app, name="audit")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; never lets a traceback reach the user."""
+    """Run the CLI; never lets a traceback reach the user.
+
+    Click's standalone mode reports usage errors (exit 2) and Ctrl-C itself; our own
+    failures arrive as CliError and become one red line and their exit code.
+    """
     try:
-        app(args=argv, prog_name="infrastream", standalone_mode=False)
+        app(args=argv, prog_name="infrastream", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except CliError as exc:
         err_console.print(f"error: {exc}", style="red", markup=False)
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("aborted", markup=False)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

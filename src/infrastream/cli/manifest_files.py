@@ -21,8 +21,17 @@ class InputError(Exception):
 
 
 def discover(paths: Iterable[str]) -> list[str]:
-    """Every manifest file under the given paths, sorted within each directory."""
+    """Every manifest file under the given paths, sorted within each directory; a file named
+    twice (`validate manifests manifests/track.yaml`) is read once."""
     found: list[str] = []
+    seen: set[Path] = set()
+
+    def add(path: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(str(path))
+
     for raw in paths:
         if raw == "-":
             found.append("-")
@@ -36,9 +45,10 @@ def discover(paths: Iterable[str]) -> list[str]:
             )
             if not files:
                 raise InputError(f"no .yaml or .yml files under {raw}")
-            found.extend(str(f) for f in files)
+            for file in files:
+                add(file)
         elif path.is_file():
-            found.append(str(path))
+            add(path)
         elif path.exists():
             raise InputError(f"{raw} is neither a file nor a directory")
         else:
@@ -51,6 +61,8 @@ def read_sources(paths: Iterable[str]) -> tuple[list[tuple[str, str]], list[Diag
     sources: list[tuple[str, str]] = []
     problems: list[Diagnostic] = []
     for name in discover(paths):
+        if name == "-" and sys.stdin is None:  # started without a standard input at all
+            raise InputError("-: there is no standard input to read")
         try:
             raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
         except OSError as exc:

@@ -98,7 +98,7 @@ def status(
     if output is not Output.TABLE:
         emit(current, output)
     else:
-        console.print(render_status(current))
+        console.print(render_status(current), soft_wrap=False)
     if wait:
         done, failure = outcome(current)
         if failure:

@@ -45,7 +45,7 @@ def render_status(status: dict[str, Any]) -> RenderableType:
 def _header(status: dict[str, Any]) -> RenderableType:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(overflow="fold")
     lane = status.get("lane", "release")
     grid.add_row("release", Text.assemble(
         (status["release"], "bold"), f"  ({lane} lane, track {status.get('track')})"))
@@ -86,4 +86,4 @@ def _stage(stage: dict[str, Any], total: int) -> RenderableType:
     if stage.get("waiting"):
         style = "red" if stage["state"] in _FAILED else "yellow"
         body.append(Text(str(stage["waiting"]), style=style))
-    return Group(title, Padding(Group(*body), (0, 0, 0, 2)))
+    return Group(title, Padding(Group(*body), (0, 0, 0, 2), expand=False))

@@ -47,8 +47,11 @@ def cell(value: Any) -> Text:
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
           title: str | None = None) -> Table:
-    grid = Table(*headers, title=title, title_justify="left", header_style="bold",
-                 box=None, pad_edge=False)
+    """A borderless table; only the last column wraps, the others stay one line each."""
+    grid = Table(title=title, title_justify="left", header_style="bold", box=None,
+                 pad_edge=False)
+    for number, header in enumerate(headers, 1):
+        grid.add_column(header, no_wrap=number < len(headers), overflow="fold")
     for row in rows:
         grid.add_row(*(cell(v) for v in row))
     return grid
@@ -60,4 +63,4 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
     if not materialized:
         console.print(empty, style="dim", markup=False)
         return
-    console.print(table(headers, materialized))
+    console.print(table(headers, materialized), soft_wrap=False)

@@ -39,6 +39,7 @@ def validate(
     result = load(paths)
     errors = [d for d in result.diagnostics if d.is_error]
     warnings = [d for d in result.diagnostics if not d.is_error]
+    summary = f"{result.documents} manifest(s), {len(errors)} error(s), {len(warnings)} warning(s)"
     if output is not Output.TABLE:
         emit(
             {
@@ -51,11 +52,9 @@ def validate(
         )
     else:
         print_diagnostics(result)
-        summary = (f"{result.documents} manifest(s), {len(errors)} error(s), "
-                   f"{len(warnings)} warning(s)")
-        if errors:
-            err_console.print(f"invalid: {summary}", style="bold red", markup=False)
-        else:
+        if not errors:
             console.print(f"valid: {summary}", style="green", markup=False)
     if errors:
-        raise typer.Exit(1)
+        # a CliError, not typer.Exit: its exit status reaches the shell whatever the Typer
+        # version (typer.Exit's code is returned by the app, not raised, in non-standalone mode)
+        raise CliError(f"the manifests are invalid: {summary}", exit_code=1)

@@ -23,6 +23,7 @@ KIND_OWNERS: dict[str, frozenset[str]] = {
     "ApplicationSet": frozenset({Role.RELEASE_MANAGER, Role.PLATFORM}),
     "ReleaseTrack": frozenset({Role.PLATFORM}),
     "Environment": frozenset({Role.PLATFORM}),
+    "FreezeWindow": frozenset({Role.PLATFORM, Role.RELEASE_MANAGER}),
 }
 
 RECORD_VERSION = frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.PLATFORM, Role.ADMIN})

@@ -86,8 +86,9 @@ def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
     """The last `limit` characters of `text`, saying how much was left out."""
     if len(text) <= limit:
         return text
-    marker = f"[… {len(text) - limit} earlier characters omitted …]\n"
-    return marker + text[len(text) - limit + len(marker):]
+    widest = f"[… {'9' * len(str(len(text)))} earlier characters omitted …]\n"
+    kept = max(0, limit - len(widest))
+    return f"[… {len(text) - kept} earlier characters omitted …]\n" + text[len(text) - kept:]
 
 
 def last_line(text: str, limit: int = 200) -> str:

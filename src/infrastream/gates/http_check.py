@@ -49,9 +49,10 @@ def http_check(check: HttpCheck, subject: CheckSubject, *,
                     summary = f"{subject.app}: GET {url} answered {response.status_code}"
                     return result(True, summary, attempts[-1], secrets=secrets,
                                   duration=time.monotonic() - started)
-            if time.monotonic() + interval >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 break
-            time.sleep(interval)
+            time.sleep(min(interval, deadline - now))
     summary = (f"{subject.app}: GET {url} {last}, expected {check.expect_status}, "
                f"for {format_duration(timeout)}")
     output = f"{len(attempts)} attempts; the last:\n{attempts[-1]}" if attempts else ""

@@ -17,7 +17,8 @@ from .application import Application, ApplicationSet
 from .diagnostics import Diagnostic, Severity, did_you_mean
 from .documents import Identity, LoadedManifest, identify, read_manifest
 from .environment import Environment, default_environment
-from .kinds import KINDS, PARENT_KIND
+from .freeze import FreezeWindow
+from .kinds import KINDS, PARENT_KIND, Manifest
 from .track import Lane, ReleaseTrack
 from .yaml_source import RawDocument, parse_documents
 
@@ -30,6 +31,7 @@ class Bundle:
     sets: dict[str, ApplicationSet] = field(default_factory=dict)
     applications: dict[str, Application] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
+    freezes: dict[str, FreezeWindow] = field(default_factory=dict)
 
     def sets_of(self, track: str) -> list[ApplicationSet]:
         return [s for s in self.sets.values() if _parent_name(s) == track]
@@ -53,8 +55,9 @@ class Bundle:
                     names.update(dict.fromkeys(stage.environments))
         return list(names)
 
-    def manifests(self) -> Iterator[ReleaseTrack | ApplicationSet | Application | Environment]:
+    def manifests(self) -> Iterator[Manifest]:
         yield from self.environments.values()
+        yield from self.freezes.values()
         yield from self.tracks.values()
         yield from self.sets.values()
         yield from self.applications.values()
@@ -71,8 +74,12 @@ class LoadResult:
         return not any(d.is_error for d in self.diagnostics)
 
 
-def load_texts(sources: Iterable[tuple[str, str]]) -> LoadResult:
-    """Parse and validate manifests given as (source name, text) pairs. Pure: no I/O."""
+def load_texts(sources: Iterable[tuple[str, str]], *, cross_check: bool = True) -> LoadResult:
+    """Parse and validate manifests given as (source name, text) pairs. Pure: no I/O.
+
+    With `cross_check=False` only each document is checked on its own (for a partial set of
+    manifests that will be checked together with others later).
+    """
     diagnostics: list[Diagnostic] = []
     loaded: list[LoadedManifest] = []
     invalid: list[Identity] = []
@@ -89,7 +96,10 @@ def load_texts(sources: Iterable[tuple[str, str]]) -> LoadResult:
             elif (identity := identify(document)) is not None:
                 invalid.append(identity)
     bundle, problems = check_bundle(loaded, invalid)
-    diagnostics.extend(problems)
+    if cross_check:
+        diagnostics.extend(problems)
+    else:  # still refuse a name defined twice in the input itself
+        diagnostics.extend(p for p in problems if p.code == "duplicate-name")
     return LoadResult(bundle, diagnostics, count)
 
 
@@ -137,6 +147,7 @@ def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
         sets={n: i.manifest for n, i in by_kind["ApplicationSet"].items()},  # type: ignore[misc]
         applications={n: i.manifest for n, i in by_kind["Application"].items()},  # type: ignore[misc]
         environments={n: i.manifest for n, i in by_kind["Environment"].items()},  # type: ignore[misc]
+        freezes={n: i.manifest for n, i in by_kind["FreezeWindow"].items()},  # type: ignore[misc]
     )
     return bundle, problems
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 from .application import Application, ApplicationSet
 from .environment import Environment
 from .fields import API_VERSION
+from .freeze import FreezeWindow
 from .track import ReleaseTrack
 
-Manifest = ReleaseTrack | ApplicationSet | Application | Environment
+Manifest = ReleaseTrack | ApplicationSet | Application | Environment | FreezeWindow
 
 KINDS: dict[str, type[Manifest]] = {
     "ReleaseTrack": ReleaseTrack,
     "ApplicationSet": ApplicationSet,
     "Application": Application,
     "Environment": Environment,
+    "FreezeWindow": FreezeWindow,
 }
 
 #: Which kind each kind's metadata.parent must be (None: no parent is required).
@@ -22,6 +24,7 @@ PARENT_KIND: dict[str, str | None] = {
     "ApplicationSet": "ReleaseTrack",
     "ReleaseTrack": None,
     "Environment": None,
+    "FreezeWindow": None,
 }
 
 __all__ = ["API_VERSION", "KINDS", "PARENT_KIND", "Manifest"]

@@ -110,6 +110,9 @@ class ReleaseTrackSpec(ManifestModel):
     hotfix_stages: list[Stage] | None = None
     """Accelerated path for emergency fixes, with its own approvers."""
     policy: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    pre_release_restore: bool = True
+    """After validating a pull-request build, put the pre-release environment back on the
+    version it ran before."""
 
     def stages(self, lane: Lane) -> list[Stage]:
         return list(getattr(self, lane.attribute) or [])

@@ -1,20 +1,40 @@
 """YAML text → plain Python data, remembering where every value came from.
 
-PyYAML's C parser composes a node tree that carries marks (line, column) for every scalar,
-mapping and sequence. We build the plain data ourselves from that tree instead of using
-PyYAML's constructor, for two reasons: duplicate keys become diagnostics instead of being
+We build the plain data ourselves from the parser's event stream instead of using PyYAML's
+composer and constructor, for two reasons: duplicate keys become diagnostics instead of being
 silently overwritten, and a validation error on any field path can be traced back to the
-exact line and column of the offending key or value. Positions are only looked up when a
-problem is reported, so valid input pays nothing for them.
+exact line and column of the offending key or value.
+
+Speed matters (a repository holds thousands of manifests), so valid input pays nothing for
+positions: no node tree is kept. Building straight from the C parser's events skips the
+composer's per-node work (node objects, marks, resolver calls) and leaves nothing behind for
+the garbage collector to traverse again and again. Only when a problem has to be located is
+the document composed into PyYAML's node tree (marks on every scalar, mapping and sequence),
+once per source, from the text kept for that purpose.
+
+The data is what composing and building node by node gives: anchors and aliases expand to
+the anchored value (an alias shares the anchored value, and repeats the problems found in
+it), and the same inputs are reported: custom tags, merge keys, duplicate and non-scalar
+keys, and YAML errors with the composer's messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .diagnostics import Diagnostic, Severity
@@ -27,15 +47,14 @@ except ImportError:  # pragma: no cover - depends on the PyYAML build
 _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
-_SCALAR_TAGS = {
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:timestamp",
-    _STR,
-}
+_NULL = "tag:yaml.org,2002:null"
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_MERGE = "tag:yaml.org,2002:merge"
 _constructor = yaml.constructor.SafeConstructor()
+_DECIMAL = re.compile(r"[1-9][0-9]*|0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +63,44 @@ class Position:
     column: int  # 1-based
 
 
+class _Stream:
+    """The text of one source, composed into node trees only when a position is needed."""
+
+    __slots__ = ("_nodes", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._nodes: list[Node | None] = []
+
+    def node(self, index: int) -> Node:
+        if index >= len(self._nodes):
+            # the documents up to `index` were parsed without error: composing them cannot fail
+            nodes: list[Node | None] = []
+            loader = _Loader(self.text)
+            try:
+                while len(nodes) <= index and loader.check_node():
+                    nodes.append(loader.get_node())
+            finally:
+                loader.dispose()
+            self._nodes = nodes
+        node = self._nodes[index]
+        assert node is not None, "a document without data has no position"
+        return node
+
+
 @dataclass(frozen=True, slots=True)
 class RawDocument:
-    """One YAML document of a source: its plain data and the node tree it came from."""
+    """One YAML document of a source: its plain data, and the text to locate values in."""
 
     source: str
     index: int
     data: Any
-    node: Node
+    stream: _Stream = field(repr=False, compare=False)
+
+    @property
+    def node(self) -> Node:
+        """The document's node tree (composed on first use, with every value's marks)."""
+        return self.stream.node(self.index)
 
     @property
     def position(self) -> Position:
@@ -91,71 +140,276 @@ def _position(node: Node) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
-class _Problems:
-    """Collects the structural problems of one document while its data is built."""
+def _implicit_resolvers() -> dict[str, tuple[tuple[str, re.Pattern[str]], ...]]:
+    """The loader's implicit tags by first character of a plain scalar (`""`: the empty one)."""
+    table = _Loader.yaml_implicit_resolvers
+    wildcard = table.get(None, [])
+    return {key: tuple(value + wildcard) for key, value in table.items() if key is not None}
 
-    def __init__(self, source: str) -> None:
+
+_RESOLVERS = _implicit_resolvers()
+#: Tags whose plain scalars are the same value wherever they appear (NaN is never equal to
+#: itself, and merge keys and custom tags are reported where they appear: none of those).
+_SHAREABLE = frozenset({_STR, _NULL, _BOOL, _INT, _TIMESTAMP})
+_MISSING = object()
+
+
+class _Anchor:
+    """An anchored node: its value once built, and the problems found while building it."""
+
+    __slots__ = ("mark", "problems", "tag", "value")
+
+    def __init__(self, mark: Any, tag: str) -> None:
+        self.mark = mark
+        self.tag = tag
+        self.value: Any = _BUSY
+        self.problems: list[Diagnostic] = []
+
+
+_BUSY = object()  # the value of an anchor whose node is still being built
+
+
+class _Builder:
+    """Builds the data of one source's documents from its parser events.
+
+    Problems go to `sink`, which is swapped for the subtrees whose problems are kept for
+    later (anchored nodes, repeated at every alias) or dropped (the values of keys that are
+    reported and skipped: a node tree is still read to its end, and its anchors recorded).
+    """
+
+    __slots__ = ("anchors", "get_event", "known", "sink", "source")
+
+    def __init__(self, source: str, get_event: Callable[[], Any]) -> None:
         self.source = source
-        self.items: list[Diagnostic] = []
+        self.get_event = get_event
+        self.anchors: dict[str, _Anchor] = {}
+        self.sink: list[Diagnostic] = []
+        self.known: dict[str, Any] = {}  # plain scalar text → its value (keys repeat a lot)
 
-    def add(self, node: Node, code: str, message: str, hint: str = "") -> None:
-        pos = _position(node)
-        self.items.append(
-            Diagnostic(self.source, pos.line, pos.column, Severity.ERROR, code, message, hint)
-        )
+    def problem(self, mark: Any, code: str, message: str, hint: str = "") -> None:
+        self.sink.append(Diagnostic(self.source, mark.line + 1, mark.column + 1,
+                                    Severity.ERROR, code, message, hint))
 
+    # -- scalars --
 
-def _build(node: Node, problems: _Problems) -> Any:
-    if isinstance(node, ScalarNode):
-        tag = node.tag
-        if tag == _STR:
-            return node.value
-        if tag == "tag:yaml.org,2002:timestamp":
-            return node.value  # keep the text; models parse dates and times themselves
-        if tag in _SCALAR_TAGS:
-            return _constructor.construct_object(node, deep=False)
-        problems.add(node, "unsupported-yaml", f"custom tag `{tag}` is not supported",
-                     "remove the tag; manifests use plain YAML values")
-        return node.value
-    if isinstance(node, SequenceNode):
-        return [_build(item, problems) for item in node.value]
-    if isinstance(node, MappingNode):
+    def tag(self, event: Any) -> str:
+        """The tag of a scalar, explicit or resolved the way the loader resolves it."""
+        tag: str | None = event.tag
+        if tag is not None and tag != "!":
+            return tag
+        if event.implicit[0]:
+            value = event.value
+            for candidate, pattern in _RESOLVERS.get(value[:1], ()):
+                if pattern.match(value):
+                    return candidate
+        return _STR
+
+    def scalar(self, event: Any) -> Any:
+        if event.tag is None and event.implicit[0]:
+            value = self.known.get(event.value, _MISSING)
+            if value is not _MISSING:
+                return value
+            tag = self.tag(event)
+            value = self.construct(tag, event)
+            if tag in _SHAREABLE:
+                self.known[event.value] = value
+            return value
+        return self.construct(self.tag(event), event)
+
+    def construct(self, tag: str, event: Any) -> Any:
+        value = event.value
+        if tag in (_STR, _TIMESTAMP):
+            return value  # a timestamp keeps its text; models parse dates and times themselves
+        if tag == _NULL:
+            return None
+        if tag == _INT and _DECIMAL.fullmatch(value):
+            return int(value)
+        if tag == _BOOL:
+            result = _constructor.bool_values.get(value.lower())
+            if result is not None:
+                return result
+        elif tag in (_INT, _FLOAT):
+            node = ScalarNode(tag, value, event.start_mark, event.end_mark)
+            try:
+                if tag == _INT:
+                    return _constructor.construct_yaml_int(node)
+                return _constructor.construct_yaml_float(node)
+            except (ValueError, IndexError):  # explicitly tagged text that is no number
+                pass
+        else:
+            self.problem(event.start_mark, "unsupported-yaml",
+                         f"custom tag `{tag}` is not supported",
+                         "remove the tag; manifests use plain YAML values")
+            return value
+        self.problem(event.start_mark, "invalid-value",
+                     f"`{value}` is not a valid !!{tag.rsplit(':', 1)[-1]}",
+                     "fix the value, or remove the tag")
+        return value
+
+    # -- nodes --
+
+    def value(self, event: Any) -> Any:
+        """The value of the node that starts with `event`."""
+        kind = event.__class__
+        if event.anchor is None:
+            if kind is ScalarEvent:
+                return self.scalar(event)
+            if kind is MappingStartEvent:
+                return self.mapping()
+            if kind is SequenceStartEvent:
+                return self.sequence()
+        return self.node(event)[0]
+
+    def node(self, event: Any) -> tuple[Any, Any, str]:
+        """(value, mark, tag) of the node that starts with `event`: aliases and anchors too."""
+        kind = event.__class__
+        if kind is AliasEvent:
+            anchor = self.anchors.get(event.anchor)
+            if anchor is None:
+                raise yaml.composer.ComposerError(None, None, "found undefined alias",
+                                                  event.start_mark)
+            if anchor.value is _BUSY:
+                self.problem(event.start_mark, "unsupported-yaml",
+                             f"alias `*{event.anchor}` is inside the node it refers to",
+                             "recursive data cannot be a manifest; write the values out")
+                return None, event.start_mark, _NULL
+            self.sink.extend(anchor.problems)
+            return anchor.value, anchor.mark, anchor.tag
+        name = event.anchor
+        mark = event.start_mark
+        tag = self.node_tag(event)
+        if name is None:
+            return self.plain(event, tag), mark, tag
+        first = self.anchors.get(name)
+        if first is not None:
+            raise yaml.composer.ComposerError("found duplicate anchor; first occurrence",
+                                              first.mark, "second occurrence", mark)
+        anchor = _Anchor(mark, tag)
+        if kind is not ScalarEvent:  # a collection's anchor is usable inside it
+            self.anchors[name] = anchor
+        outer, self.sink = self.sink, anchor.problems
+        value = self.plain(event, tag)
+        self.sink = outer
+        anchor.value = value
+        self.anchors[name] = anchor
+        outer.extend(anchor.problems)
+        return value, mark, tag
+
+    def plain(self, event: Any, tag: str) -> Any:
+        kind = event.__class__
+        if kind is ScalarEvent:
+            return self.construct(tag, event)
+        if kind is MappingStartEvent:
+            return self.mapping()
+        return self.sequence()
+
+    def skip(self, event: Any) -> None:
+        """Read the node that starts with `event` to its end, dropping its problems."""
+        outer, self.sink = self.sink, []
+        self.node(event)
+        self.sink = outer
+
+    def sequence(self) -> list[Any]:
+        items: list[Any] = []
+        append = items.append
+        get_event = self.get_event
+        while True:
+            event = get_event()
+            kind = event.__class__
+            if kind is ScalarEvent and event.anchor is None:
+                append(self.scalar(event))
+            elif kind is SequenceEndEvent:
+                return items
+            else:
+                append(self.value(event))
+
+    def mapping(self) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
-        seen: dict[Any, Node] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                problems.add(key_node, "unsupported-yaml", "merge keys (`<<`) are not supported",
-                             "write the fields out; anchors and aliases are fine")
-                continue
-            key = _build(key_node, problems)
-            if isinstance(key, list | dict):
-                problems.add(key_node, "wrong-type", "a mapping key must be a plain scalar")
-                continue
+        seen: dict[Any, Any] = {}
+        get_event = self.get_event
+        while True:
+            event = get_event()
+            kind = event.__class__
+            if kind is MappingEndEvent:
+                return result
+            if kind is ScalarEvent and event.anchor is None:
+                mark = event.start_mark
+                key = _MISSING
+                if event.tag is None and event.implicit[0]:
+                    key = self.known.get(event.value, _MISSING)
+                if key is _MISSING:
+                    tag = self.tag(event)
+                    if tag == _MERGE:
+                        self.merge_key(mark)
+                        continue
+                    key = self.scalar(event)
+            else:
+                if self.node_tag(event) == _MERGE:
+                    self.skip(event)
+                    self.merge_key(self.node_mark(event))
+                    continue
+                key, mark, _tag = self.node(event)
+                if isinstance(key, list | dict):
+                    self.problem(mark, "wrong-type", "a mapping key must be a plain scalar")
+                    self.skip(get_event())
+                    continue
             if key in seen:
-                first = _position(seen[key])
-                problems.add(key_node, "duplicate-key", f"duplicate key `{key}`",
-                             f"first defined at line {first.line}; remove one of them")
+                first = seen[key]
+                self.problem(mark, "duplicate-key", f"duplicate key `{key}`",
+                             f"first defined at line {first.line + 1}; remove one of them")
+                self.skip(get_event())
                 continue
-            seen[key] = key_node
-            result[key] = _build(value_node, problems)
-        return result
-    raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover
+            seen[key] = mark
+            event = get_event()
+            if event.__class__ is ScalarEvent and event.anchor is None:
+                result[key] = self.scalar(event)
+            else:
+                result[key] = self.value(event)
+
+    def merge_key(self, mark: Any) -> None:
+        self.problem(mark, "unsupported-yaml", "merge keys (`<<`) are not supported",
+                     "write the fields out; anchors and aliases are fine")
+        self.skip(self.get_event())
+
+    def node_tag(self, event: Any) -> str:
+        """The tag of the node that starts with `event`, without reading it."""
+        kind = event.__class__
+        if kind is AliasEvent:
+            anchor = self.anchors.get(event.anchor)
+            return anchor.tag if anchor is not None and anchor.value is not _BUSY else ""
+        if kind is ScalarEvent:
+            return self.tag(event)
+        explicit: str | None = event.tag
+        if explicit is None or explicit == "!":
+            return _MAP if kind is MappingStartEvent else _SEQ
+        return explicit
+
+    def node_mark(self, event: Any) -> Any:
+        kind = event.__class__
+        if kind is AliasEvent:
+            return self.anchors[event.anchor].mark
+        return event.start_mark
 
 
 def parse_documents(source: str, text: str) -> tuple[list[RawDocument], list[Diagnostic]]:
     """Parse every document of a YAML text. Never raises for bad input."""
     documents: list[RawDocument] = []
-    problems = _Problems(source)
+    problems: list[Diagnostic] = []
+    stream = _Stream(text)
     loader = _Loader(text)
+    builder = _Builder(source, loader.get_event)
+    get_event = loader.get_event
     index = 0
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None:  # pragma: no cover - check_node guarantees a node
-                break
-            data = _build(node, problems)
+        get_event()  # the start of the stream
+        while get_event().__class__ is not StreamEndEvent:  # the start of a document
+            builder.sink = []
+            data = builder.value(get_event())
+            get_event()  # the end of the document
+            problems.extend(builder.sink)
+            builder.anchors = {}
             if data is not None:
-                documents.append(RawDocument(source, index, data, node))
+                documents.append(RawDocument(source, index, data, stream))
             index += 1
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -163,19 +417,19 @@ def parse_documents(source: str, text: str) -> tuple[list[RawDocument], list[Dia
         message = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
             message = f"{exc.problem} ({exc.context})"
-        problems.items.append(
+        problems.append(
             Diagnostic(source, line, column, Severity.ERROR, "yaml-syntax", message,
                        "check indentation, quoting and `:` separators near this position")
         )
     except yaml.YAMLError as exc:  # reader errors: control characters and similar
         line, column = _reader_position(exc)
-        problems.items.append(
+        problems.append(
             Diagnostic(source, line, column, Severity.ERROR, "yaml-syntax",
                        str(exc).splitlines()[0], "the file contains characters YAML does not allow")
         )
     finally:
         loader.dispose()
-    return documents, problems.items
+    return documents, problems
 
 
 def _reader_position(exc: yaml.YAMLError) -> tuple[int, int]:

@@ -13,6 +13,7 @@ from infrastream.manifests.track import HttpCheck, IntegrationTestsCheck
 from .context import Services
 from .jobs import environment_of, workdir
 from .promotions import release_stages
+from .secrets import resolve as resolve_secrets
 
 
 def execute_check(services: Services, release: Any, run: Any) -> tuple[bool, str, str]:
@@ -28,7 +29,9 @@ def execute_check(services: Services, release: Any, run: Any) -> tuple[bool, str
     subject = CheckSubject(
         app=run.app, spec=spec, endpoint=status.endpoint if status else None,
         version=version["version"], release=f"{release.app_set}/{release.name}",
-        environment=run.environment, workdir=workdir(services, release))
+        environment=run.environment, workdir=workdir(services, release),
+        env=resolve_secrets(services, run.environment, run.app),
+        secret_names=frozenset(v.name for v in spec.env if v.secret))
     if isinstance(check, IntegrationTestsCheck):
         outcome = run_integration_tests(check, subject)
     elif isinstance(check, HttpCheck):

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from infrastream.store import clock
-from infrastream.store.database import open_database, sqlite_url
+from infrastream.store.database import open_database, sqlite_url, writing
 from infrastream.targets.registry import TargetRegistry
 
 
@@ -32,7 +32,8 @@ class Services:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.db.begin() as connection:
+        """A write transaction (on SQLite it holds the write lock from its start)."""
+        with writing(self.db) as connection:
             yield connection
 
     def notify(self) -> None:

@@ -24,12 +24,19 @@ from infrastream.domain.approvals import tally
 from infrastream.domain.stage_machine import StageEvent, StageState
 from infrastream.manifests import Stage, parse_duration
 from infrastream.store.clock import utc
-from infrastream.store.tables import check_runs, deployments, releases
+from infrastream.store.tables import check_runs, deployments, prerelease_runs, releases
 
 from . import audit
 from .context import Services
 from .jobs import check_plan, run_check, run_deploy
-from .promotions import approvals_of, release_stages, stage_rows, transition
+from .prerelease import run_prerelease
+from .promotions import (
+    approvals_of,
+    freezes_holding,
+    release_stages,
+    stage_rows,
+    transition,
+)
 
 log = logging.getLogger("infrastream.engine")
 SYSTEM = "infrastream"
@@ -81,6 +88,11 @@ class Engine:
         with self.services.db.connect() as conn:
             active = conn.execute(select(releases).where(releases.c.state == "active")
                                   .order_by(releases.c.id)).all()
+            orphans = conn.execute(select(deployments.c.id, deployments.c.key).where(
+                deployments.c.state == "deploying")).all()
+        for orphan in orphans:  # rollbacks, and deployments a crash left behind
+            self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id)
+        self._prereleases()
         next_wake: float | None = None
         for release in active:
             wake = self._step(release)
@@ -114,6 +126,9 @@ class Engine:
             current = tally(stage.approvals, approvals_of(conn, row.id), digest=release.digest,
                             request_id=row.request_id, now=now)
             if not current.satisfied:
+                return
+            if row.freeze_override is None and freezes_holding(self.services, stage,
+                                                               release.lane, now, conn):
                 return
             if transition(conn, row, StageEvent.APPROVALS_MET, now):
                 audit.record(conn, at=now, actor=SYSTEM, action="promotion.cleared",
@@ -189,7 +204,10 @@ class Engine:
                     conn.execute(insert(check_runs).values(
                         key=item.key, release_id=release.id, stage_index=row.stage_index,
                         attempt=row.attempt, environment=item.environment, app=item.app,
-                        check_type=item.check_type, state="running", started_at=now))
+                        check_type=item.check_type,
+                        state="skipped" if item.skip_reason else "running",
+                        summary=item.skip_reason, started_at=now,
+                        finished_at=now if item.skip_reason else None))
         with self.services.db.connect() as conn:
             runs = conn.execute(select(check_runs).where(
                 (check_runs.c.release_id == release.id)
@@ -228,6 +246,31 @@ class Engine:
                                  after={"digest": release.digest})
         self.services.notify()
         return None
+
+    def _prereleases(self) -> None:
+        """Start queued pre-release runs whose environment is free; resume running ones."""
+        with self.services.db.connect() as conn:
+            runs = conn.execute(select(prerelease_runs).where(
+                prerelease_runs.c.state.in_(("queued", "running")))
+                .order_by(prerelease_runs.c.id)).all()
+        for run in runs:
+            if run.state == "queued":
+                now = self.services.now()
+                with self.services.transaction() as conn:
+                    busy = conn.execute(select(deployments.c.id).where(
+                        (deployments.c.environment == run.environment)
+                        & (deployments.c.state == "deploying"))).first() or \
+                        conn.execute(select(prerelease_runs.c.id).where(
+                            (prerelease_runs.c.environment == run.environment)
+                            & (prerelease_runs.c.state == "running"))).first()
+                    if busy is not None:
+                        continue
+                    started = conn.execute(update(prerelease_runs).where(
+                        (prerelease_runs.c.id == run.id) & (prerelease_runs.c.state == "queued")
+                    ).values(state="running", started_at=now)).rowcount
+                if not started:
+                    continue
+            self._submit(f"prerelease:{run.id}", run_prerelease, self.services, run.id)
 
     # -- jobs --------------------------------------------------------------------------
 

@@ -89,6 +89,7 @@ def _create_user(services: Services, actor: str, name: str, roles: list[str], *,
 
 
 def list_users(services: Services, principal: Principal) -> list[dict[str, object]]:
+    require(principal, MANAGE_USERS, "list users")
 
 
     with services.db.connect() as conn:

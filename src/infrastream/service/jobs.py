@@ -23,18 +23,21 @@ from infrastream.targets.base import AppDeployment, AppStatus, DeployRequest
 
 from . import audit
 from .context import Services
+from .rollback import is_rollback
+from .secrets import resolve as resolve_secrets
 
 log = logging.getLogger("infrastream.jobs")
 SYSTEM = "infrastream"
 RETRIES = 4
 
 
-def _release_apps(release: Any) -> list[AppDeployment]:
+def _release_apps(services: Services, release: Any, environment: str) -> list[AppDeployment]:
     apps = []
     manifests = release.content["manifests"]["applications"]
     for name, version in release.content["versions"].items():
         spec = Application.model_validate(manifests[name]).spec
         env = {v.name: v.value for v in spec.env if not v.secret and v.value is not None}
+        env.update(resolve_secrets(services, environment, name))
         apps.append(AppDeployment(
             app=name, image=version["image"], version=version["version"], spec=spec, env=env,
             secret_names=frozenset(v.name for v in spec.env if v.secret)))
@@ -49,11 +52,13 @@ def workdir(services: Services, release: Any) -> Path:
     return Path(release.source_root) if release.source_root else services.data_dir
 
 
-def deploy_request(services: Services, release: Any, dep: Any, actor: str) -> DeployRequest:
+def deploy_request(services: Services, release: Any, dep: Any, actor: str,
+                   prune: bool = False) -> DeployRequest:
     return DeployRequest(
         key=dep.key, release=f"{release.app_set}/{release.name}", digest=release.digest,
         environment=environment_of(release, dep.environment),
-        apps=tuple(_release_apps(release)), workdir=workdir(services, release), actor=actor)
+        apps=tuple(_release_apps(services, release, dep.environment)),
+        workdir=workdir(services, release), actor=actor, prune=prune)
 
 
 def _with_retries(call: Any, what: str) -> Any:
@@ -77,11 +82,15 @@ def run_deploy(services: Services, deployment_id: int) -> None:
         actor = conn.execute(select(stage_runs.c.requested_by).where(
             (stage_runs.c.release_id == release.id)
             & (stage_runs.c.stage_index == dep.stage_index))).scalar_one_or_none()
+        rollback = is_rollback(conn, dep.id)
     if dep.state != "deploying":
         return
+    if rollback is not None:  # a rollback returns the environment to exactly that release
+        actor = rollback.requested_by
     state, message, result = "failed", "", None
     try:
-        request = deploy_request(services, release, dep, actor or SYSTEM)
+        request = deploy_request(services, release, dep, actor or SYSTEM,
+                                 prune=rollback is not None)
         target = services.targets.for_environment(request.environment)
         outcome = _with_retries(lambda: target.deploy(request), f"deploy to {dep.environment}")
         result = {"apps": [_app_json(a) for a in outcome.apps]}
@@ -117,6 +126,7 @@ class PlannedCheck:
     environment: str
     app: str
     check_type: str
+    skip_reason: str = ""
 
 
 def check_plan(release: Any, row: Any, stage: Stage) -> list[PlannedCheck]:
@@ -124,6 +134,7 @@ def check_plan(release: Any, row: Any, stage: Stage) -> list[PlannedCheck]:
     planned = []
     apps = release.content["manifests"]["applications"]
     for env in stage.environments:
+        dry_run = environment_of(release, env).spec.target.type == "noop"
         for check in stage.checks:
             if check.type == "soak":
                 continue
@@ -134,7 +145,8 @@ def check_plan(release: Any, row: Any, stage: Stage) -> list[PlannedCheck]:
                 if check.type == "http" and spec.health_check is None and spec.port is None:
                     continue
                 key = f"{release.id}/{row.stage_index}/{row.attempt}/{env}/{name}/{check.type}"
-                planned.append(PlannedCheck(key, env, name, check.type))
+                skip = "skipped: the noop target runs nothing to check" if dry_run else ""
+                planned.append(PlannedCheck(key, env, name, check.type, skip))
     return planned
 
 

@@ -37,7 +37,7 @@ def _stored_source(kind: str, name: str) -> str:
 def apply(services: Services, principal: Principal, sources: list[tuple[str, str]],
           source_root: str | None = None) -> dict[str, Any]:
     """Validate and store manifests. Raises Invalid (with every diagnostic) on any error."""
-    applied = load_texts(sources)
+    applied = load_texts(sources, cross_check=False)
     if not applied.ok:
         raise Invalid("the manifests are invalid; nothing was applied",
                       diagnostics=_diagnostics(applied.diagnostics))
@@ -60,14 +60,21 @@ def apply(services: Services, principal: Principal, sources: list[tuple[str, str
             raise Invalid("the manifests are invalid together with those already applied; "
                           "nothing was applied", diagnostics=_diagnostics(merged.diagnostics))
         changes: list[dict[str, str]] = []
+        bodies = {(k, n): m.model_dump(mode="json", by_alias=True) for k, n, m in objects}
+        if all(stored.get(key) is not None and stored[key].body == body
+               for key, body in bodies.items()):
+            return {"revision": current_revision(conn),
+                    "changes": [{"kind": k, "name": n, "change": "unchanged"}
+                                for k, n in bodies],
+                    "warnings": [d.to_json() for d in merged.diagnostics if not d.is_error]}
         revision_id = conn.execute(insert(manifest_revisions).values(
             created_at=now, created_by=principal.name, source_root=source_root,
             sources=[{"source": s, "sha256": hashlib.sha256(t.encode()).hexdigest()}
                      for s, t in sources],
             summary=[],
         )).inserted_primary_key[0]  # type: ignore[index]
-        for kind, name, manifest in objects:
-            body = manifest.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+        for kind, name, _manifest in objects:
+            body = bodies[(kind, name)]
             previous = stored.get((kind, name))
             if previous is not None and previous.body == body:
                 changes.append({"kind": kind, "name": name, "change": "unchanged"})

@@ -16,16 +16,21 @@ from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.approvals import Approval, check_can_approve
 from infrastream.domain.errors import Conflict, Forbidden, Invalid
-from infrastream.domain.roles import PROMOTE, Principal
+from infrastream.domain.forward_port import violations
+from infrastream.domain.freeze import Frozen, frozen
+from infrastream.domain.roles import PROMOTE, Principal, Role
 from infrastream.domain.stage_machine import Accepted, StageEvent, StageState, decide
 from infrastream.manifests import Lane, ReleaseTrack, Stage
 from infrastream.store.clock import utc
-from infrastream.store.tables import approvals, stage_runs
+from infrastream.store.tables import approvals, releases, stage_runs
 
 from . import audit
 from .context import Services
 from .identity import require
-from .releases import ReleaseRef, find
+from .manifests import current_bundle
+from .releases import ReleaseRef, active_fixes, find, guard_override
+
+START_HOTFIX = frozenset({Role.INCIDENT_COMMANDER})
 
 
 def release_stages(release: Any) -> list[Stage]:
@@ -88,31 +93,100 @@ def _next_stage(release: Any, rows: list[Any], stages: list[Stage]) -> _Target:
     return _Target(rows[current.stage_index + 1], stages[current.stage_index + 1])
 
 
-def promote(services: Services, principal: Principal, ref: ReleaseRef) -> dict[str, Any]:
-    """Request promotion to the next stage (or a retry of a failed/rejected one)."""
-    require(principal, PROMOTE, "promote releases")
+def freezes_holding(services: Services, stage: Stage, lane: str, now: Any,
+                    conn: Connection | None = None) -> list[Frozen]:
+    """The freeze windows that hold any environment of `stage` now (current manifests)."""
+    windows = list(current_bundle(services, conn).freezes.values())
+    found = [frozen(windows, env, lane, now) for env in stage.environments]
+    return [f for f in found if f is not None]
+
+
+def _freeze_override(principal: Principal, holding: list[Frozen],
+                     reason: str | None, now: Any) -> dict[str, Any] | None:
+    if not holding or reason is None:
+        return None
+    if not reason.strip():
+        raise Invalid("overriding a freeze window needs a reason")
+    for freeze in holding:
+        if freeze.override_role is None or freeze.override_role not in principal.roles:
+            raise Forbidden(f"{principal.name} may not override freeze `{freeze.window}`"
+                            + (f": it needs the role {freeze.override_role}"
+                               if freeze.override_role else ": it allows no override"))
+    return {"by": principal.name, "reason": reason.strip(), "at": now.isoformat(),
+            "windows": [f.window for f in holding]}
+
+
+def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
+            override_reason: str | None = None,
+            freeze_override_reason: str | None = None) -> dict[str, Any]:
+    """Request promotion to the next stage (or a retry of a failed/rejected one).
+
+    Entering the last stage of the release lane passes the forward-port guard first: a
+    release that would roll back a hotfix in production needs an override with a reason.
+    """
     now = services.now()
     with services.transaction() as conn:
         release = find(conn, ref)
+        allowed = PROMOTE | (START_HOTFIX if release.lane == Lane.HOTFIX.value else set())
+        require(principal, frozenset(allowed), "promote releases")
         if release.state != "active":
             raise Conflict(f"release {ref} is {release.state}; only active releases promote")
         rows = stage_rows(conn, release.id)
+        waiting = next((r for r in rows if r.state == StageState.AWAITING_APPROVAL), None)
+        if waiting is not None and freeze_override_reason is not None:
+            return _override_freeze_of_request(services, conn, principal, ref, release,
+                                               waiting, freeze_override_reason, now)
         target = _next_stage(release, rows, release_stages(release))
+        if release.lane == Lane.RELEASE.value and target.row.stage_index == len(rows) - 1 \
+                and release.guard_override is None:
+            _production, fixes = active_fixes(conn, release.app_set)
+            override = guard_override(principal, violations(release.content["versions"], fixes),
+                                      override_reason, now)
+            if override is not None:
+                conn.execute(update(releases).where(releases.c.id == release.id)
+                             .values(guard_override=override))
+                audit.record(conn, at=now, actor=principal.name,
+                             action="forward-port.override", object_type="release",
+                             object_id=str(ref), after=override)
+        holding = freezes_holding(services, target.stage, release.lane, now, conn)
+        freeze_override = _freeze_override(principal, holding, freeze_override_reason, now)
         if not transition(conn, target.row, StageEvent.REQUEST, now,
                           request_id=target.row.request_id + 1, requested_by=principal.name,
-                          requested_at=now, reason=""):
+                          requested_at=now, reason="", freeze_override=freeze_override):
             raise Conflict(f"the promotion of {ref} changed concurrently; try again")
         audit.record(conn, at=now, actor=principal.name, action="promotion.request",
                      object_type="release", object_id=str(ref),
                      before={"stage": target.stage.display_name, "state": target.row.state},
                      after={"stage": target.stage.display_name,
                             "state": StageState.AWAITING_APPROVAL.value,
-                            "request": target.row.request_id + 1})
+                            "request": target.row.request_id + 1,
+                            "freezeOverride": freeze_override})
     services.notify()
     rules = [f"{r.role} × {r.count}" for r in target.stage.approvals]
     return {"release": str(ref), "stage": target.stage.display_name,
             "stageIndex": target.row.stage_index, "request": target.row.request_id + 1,
-            "approvalsRequired": rules}
+            "approvalsRequired": rules, "frozen": [f.describe() for f in holding],
+            "freezeOverride": freeze_override}
+
+
+def _override_freeze_of_request(services: Services, conn: Connection, principal: Principal,
+                                ref: ReleaseRef, release: Any, row: Any, reason: str,
+                                now: Any) -> dict[str, Any]:
+    """Let an already requested promotion through a freeze window (override role only)."""
+    require(principal, PROMOTE, "promote releases")
+    stage = release_stages(release)[row.stage_index]
+    holding = freezes_holding(services, stage, release.lane, now, conn)
+    if not holding:
+        raise Conflict(f"no freeze window holds {stage.display_name} now; nothing to override")
+    override = _freeze_override(principal, holding, reason, now)
+    conn.execute(update(stage_runs).where(stage_runs.c.id == row.id)
+                 .values(freeze_override=override, updated_at=now))
+    audit.record(conn, at=now, actor=principal.name, action="freeze.override",
+                 object_type="release", object_id=str(ref), after=override)
+    services.notify()
+    return {"release": str(ref), "stage": stage.display_name, "stageIndex": row.stage_index,
+            "request": row.request_id, "frozen": [f.describe() for f in holding],
+            "freezeOverride": override}
 
 
 def _awaiting(conn: Connection, release: Any, ref: ReleaseRef) -> tuple[Any, Stage]:

@@ -9,14 +9,16 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from infrastream.domain.approvals import tally
+from infrastream.domain.forward_port import violations
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Stage, format_duration, parse_duration
 from infrastream.store.clock import utc
 from infrastream.store.tables import approvals, check_runs, deployments, releases
 
 from .context import Services
-from .promotions import approvals_of, release_stages, stage_rows
-from .releases import ReleaseRef, find
+from .promotions import approvals_of, freezes_holding, release_stages, stage_rows
+from .releases import ReleaseRef, active_fixes, find
+from .rollback import rollbacks_of
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -28,10 +30,11 @@ def release_status(services: Services, ref: ReleaseRef) -> dict[str, Any]:
     now = services.now()
     with services.db.connect() as conn:
         release = find(conn, ref)
-        return _status(conn, release, now)
+        return _status(services, conn, release, now)
 
 
-def _status(conn: Connection, release: Any, now: datetime) -> dict[str, Any]:
+def _status(services: Services, conn: Connection, release: Any,
+            now: datetime) -> dict[str, Any]:
     stages = release_stages(release)
     rows = stage_rows(conn, release.id)
     deps = conn.execute(select(deployments).where(deployments.c.release_id == release.id)
@@ -69,7 +72,11 @@ def _status(conn: Connection, release: Any, now: datetime) -> dict[str, Any]:
                            "comment": d.comment, "at": _iso(d.at), "request": d.request_id}
                           for d in decisions if d.stage_run_id == row.id],
         }
-        view["waiting"] = _waiting(row, rows, stages, current.missing(), checks, busy, now)
+        held = [f.describe() for f in freezes_holding(services, stage, release.lane, now, conn)] \
+            if row.state == StageState.AWAITING_APPROVAL and row.freeze_override is None else []
+        view["freezeOverride"] = row.freeze_override
+        view["waiting"] = _waiting(row, rows, stages, current.missing() + held, checks, busy,
+                                   now)
         stage_views.append(view)
     return {
         "release": f"{release.app_set}/{release.name}",
@@ -83,9 +90,20 @@ def _status(conn: Connection, release: Any, now: datetime) -> dict[str, Any]:
         "createdAt": _iso(release.created_at),
         "createdBy": release.created_by,
         "versions": release.content["versions"],
+        "hotfix": release.content.get("hotfix"),
+        "forwardPort": _forward_port(conn, release),
+        "rolledBack": rollbacks_of(conn, release.id),
         "stages": stage_views,
         "summary": summary_line(release.state, stage_views),
     }
+
+
+def _forward_port(conn: Connection, release: Any) -> dict[str, Any]:
+    warnings: list[str] = []
+    if release.lane == "release" and release.state == "active":
+        _production, fixes = active_fixes(conn, release.app_set)
+        warnings = violations(release.content["versions"], fixes)
+    return {"warnings": warnings, "override": release.guard_override}
 
 
 def _env_view(env: str, deps: list[Any]) -> dict[str, Any]:

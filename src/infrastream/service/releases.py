@@ -14,8 +14,9 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
+from infrastream.domain.forward_port import Fix, violations
 from infrastream.domain.release import content_digest, next_release_name, valid_release_name
-from infrastream.domain.roles import CUT_RELEASE, Principal
+from infrastream.domain.roles import CUT_RELEASE, PROMOTE, Principal
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Bundle, Lane
 from infrastream.store.tables import releases, stage_runs
@@ -72,8 +73,38 @@ def snapshot(bundle: Bundle, app_set: str, lane: Lane) -> dict[str, Any]:
     }
 
 
+def in_production(conn: Connection, app_set: str) -> Any | None:
+    """The release of the set that most recently completed its lane (what production runs)."""
+    return conn.execute(select(releases).where(
+        (releases.c.app_set == app_set) & (releases.c.state == ReleaseState.COMPLETED))
+        .order_by(releases.c.finished_at.desc(), releases.c.id.desc()).limit(1)).first()
+
+
+def active_fixes(conn: Connection, app_set: str) -> tuple[Any | None, list[Fix]]:
+    """The release in production and the hotfixes it carries (empty for a regular one)."""
+    production = in_production(conn, app_set)
+    if production is None or production.lane != Lane.HOTFIX.value:
+        return production, []
+    return production, [Fix.from_json(f) for f in production.content["hotfix"]["fixes"]]
+
+
+def guard_override(principal: Principal, problems: list[str], override_reason: str | None,
+                   now: Any) -> dict[str, Any] | None:
+    """None when nothing is rolled back; the recorded override when one is justified."""
+    if not problems:
+        return None
+    if not override_reason or not override_reason.strip():
+        raise Conflict("forward-port guard: this release would roll back a hotfix in "
+                       "production: " + "; ".join(problems) + ". Record a newer build that "
+                       "includes the fix, or override with a reason", problems=problems)
+    require(principal, PROMOTE, "override the forward-port guard")
+    return {"by": principal.name, "reason": override_reason.strip(), "at": now.isoformat(),
+            "problems": problems}
+
+
 def create_release(services: Services, principal: Principal, app_set: str,
-                   name: str | None = None) -> dict[str, Any]:
+                   name: str | None = None, *,
+                   override_reason: str | None = None) -> dict[str, Any]:
     require(principal, CUT_RELEASE, "cut releases")
     bundle = current_bundle(services)
     if app_set not in bundle.sets:
@@ -92,20 +123,26 @@ def create_release(services: Services, principal: Principal, app_set: str,
                        missing=missing)
     if name is not None and not valid_release_name(name):
         raise Invalid(f"`{name}` is not a valid release name (letters, digits, `.`, `_`, `-`)")
-    content = {
+    frozen = {app: {k: versions[app][k] for k in ("image", "version", "commit", "id")}
+              for app in apps}
+    content: dict[str, Any] = {
         "applicationSet": app_set,
         "lane": Lane.RELEASE.value,
-        "versions": {app: {k: versions[app][k] for k in ("image", "version", "commit", "id")}
-                     for app in apps},
+        "versions": frozen,
         "manifests": snapshot(bundle, app_set, Lane.RELEASE),
     }
-    return _insert_release(services, principal, app_set, name, content, Lane.RELEASE,
-                           track.metadata.name, len(stages))
+    with services.db.connect() as conn:
+        _production, fixes = active_fixes(conn, app_set)
+    override = guard_override(principal, violations(frozen, fixes),
+                              override_reason, services.now())
+    return insert_release(services, principal, app_set, name, content, Lane.RELEASE,
+                          track.metadata.name, len(stages), guard=override)
 
 
-def _insert_release(services: Services, principal: Principal, app_set: str, name: str | None,
-                    content: dict[str, Any], lane: Lane, track: str, stage_count: int,
-                    incident: str | None = None) -> dict[str, Any]:
+def insert_release(services: Services, principal: Principal, app_set: str, name: str | None,
+                   content: dict[str, Any], lane: Lane, track: str, stage_count: int, *,
+                   incident: str | None = None, base_release_id: int | None = None,
+                   guard: dict[str, Any] | None = None) -> dict[str, Any]:
     now = services.now()
     root = source_root(services, "Application", next(iter(content["versions"])))
     try:
@@ -119,6 +156,7 @@ def _insert_release(services: Services, principal: Principal, app_set: str, name
                 app_set=app_set, name=release_name, lane=lane.value, track=track,
                 digest=digest, content=content, state=ReleaseState.ACTIVE, created_at=now,
                 created_by=principal.name, incident=incident, source_root=root,
+                base_release_id=base_release_id, guard_override=guard,
             )).inserted_primary_key[0]  # type: ignore[index]
             for index in range(stage_count):
                 first = index == 0
@@ -135,12 +173,21 @@ def _insert_release(services: Services, principal: Principal, app_set: str, name
                          after={"digest": digest, "lane": lane.value,
                                 "versions": {a: v["image"] for a, v in
                                              content["versions"].items()},
-                                "incident": incident})
+                                "incident": incident, "forwardPortOverride": guard})
     except IntegrityError:
         raise Conflict(f"release `{app_set}/{name}` already exists") from None
     services.notify()
     return {"release": f"{app_set}/{release_name}", "name": release_name, "digest": digest,
             "applicationSet": app_set, "lane": lane.value, "versions": content["versions"]}
+
+
+def release_name_for(conn: Connection, app_set: str, base: str) -> str:
+    existing = {r.name for r in conn.execute(
+        select(releases.c.name).where(releases.c.app_set == app_set))}
+    number = 1
+    while f"{base}-hotfix.{number}" in existing:
+        number += 1
+    return f"{base}-hotfix.{number}"
 
 
 def list_releases(services: Services, app_set: str | None = None, *, limit: int = 50,

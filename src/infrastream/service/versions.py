@@ -21,7 +21,7 @@ from .manifests import current_bundle
 def _view(row: Any) -> dict[str, Any]:
     return {"id": row.id, "application": row.app, "image": row.image, "version": row.label,
             "commit": row.commit, "recordedAt": row.recorded_at.isoformat(),
-            "recordedBy": row.recorded_by}
+            "recordedBy": row.recorded_by, "channel": row.channel}
 
 
 def record_version(services: Services, principal: Principal, app: str, image: str,
@@ -67,11 +67,13 @@ def list_versions(services: Services, app: str, limit: int = 50) -> list[dict[st
 
 
 def latest_versions(services: Services, apps: list[str]) -> dict[str, dict[str, Any]]:
+    """The newest mainline version of each app (hotfix builds never become "latest")."""
     with services.db.connect() as conn:
         latest: dict[str, dict[str, Any]] = {}
         for app in apps:
-            row = conn.execute(select(app_versions).where(app_versions.c.app == app)
-                               .order_by(app_versions.c.id.desc()).limit(1)).first()
+            row = conn.execute(select(app_versions).where(
+                (app_versions.c.app == app) & (app_versions.c.channel == "main"))
+                .order_by(app_versions.c.id.desc()).limit(1)).first()
             if row is not None:
                 latest[app] = _view(row)
     return latest

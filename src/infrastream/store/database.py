@@ -7,14 +7,18 @@ threads and a CLI can share one file.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+WRITE_OPTION = "infrastream_write"
+"""Execution option marking a connection whose transaction will write (see `writing`)."""
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -41,9 +45,11 @@ def create(url: str) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection: Any) -> None:
-            # Take the write lock at BEGIN, so two writers queue instead of deadlocking.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(connection: Any) -> None:
+            # A write transaction takes the write lock at BEGIN, so two writers queue instead
+            # of deadlocking on a lock upgrade; reads stay deferred and never block (WAL).
+            immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         engine.dialect._infrastream_sqlite = True  # type: ignore[attr-defined]
         _disable_pysqlite_begin(engine)
@@ -59,9 +65,18 @@ def _disable_pysqlite_begin(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
 
 
+@contextmanager
+def writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: committed at the end of the block, rolled back on error."""
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            yield connection
+
+
 def migrate(engine: Engine) -> None:
     config = _alembic_config()
-    with engine.begin() as connection:
+    with writing(engine) as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -84,6 +84,7 @@ app_versions = Table(
     Column("commit", String(64), nullable=True),
     Column("recorded_at", Time, nullable=False),
     Column("recorded_by", String(63), nullable=False),
+    Column("channel", String(16), nullable=False, default="main", server_default="main"),
     UniqueConstraint("app", "image", name="uq_app_versions_app_image"),
 )
 Index("ix_app_versions_app_id", app_versions.c.app, app_versions.c.id)
@@ -103,6 +104,8 @@ releases = Table(
     Column("finished_at", Time, nullable=True),
     Column("incident", String(200), nullable=True),
     Column("source_root", Text, nullable=True),
+    Column("base_release_id", Id, nullable=True),
+    Column("guard_override", JSON, nullable=True),
     UniqueConstraint("app_set", "name", name="uq_releases_app_set_name"),
 )
 Index("ix_releases_state", releases.c.state, releases.c.id)
@@ -121,6 +124,7 @@ stage_runs = Table(
     Column("finished_at", Time, nullable=True),
     Column("reason", Text, nullable=False, default=""),
     Column("updated_at", Time, nullable=False),
+    Column("freeze_override", JSON, nullable=True),
     UniqueConstraint("release_id", "stage_index", name="uq_stage_runs_release_stage"),
 )
 
@@ -192,4 +196,56 @@ server_settings = Table(
     "server_settings", metadata,
     Column("key", String(63), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+secrets = Table(
+    "secrets", metadata,
+    Column("environment", String(63), primary_key=True),
+    Column("app", String(63), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("ciphertext", Text, nullable=False),
+    Column("updated_at", Time, nullable=False),
+    Column("updated_by", String(63), nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints", metadata,
+    Column("seq", Id, primary_key=True),
+    Column("hash", String(64), nullable=False),
+    Column("at", Time, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", Text, nullable=False),
+)
+
+prerelease_runs = Table(
+    "prerelease_runs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("app", String(63), nullable=False),
+    Column("image", String(512), nullable=False),
+    Column("ref", String(200), nullable=False),
+    Column("commit", String(64), nullable=True),
+    Column("environment", String(63), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("created_by", String(63), nullable=False),
+    Column("started_at", Time, nullable=True),
+    Column("finished_at", Time, nullable=True),
+    Column("summary", Text, nullable=False, default=""),
+    Column("output", Text, nullable=False, default=""),
+    Column("previous", JSON, nullable=True),
+    Column("restored", Boolean, nullable=False, default=False),
+    Column("snapshot", JSON, nullable=False),
+)
+Index("ix_prerelease_runs_app", prerelease_runs.c.app, prerelease_runs.c.id)
+
+rollbacks = Table(
+    "rollbacks", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("environment", String(63), nullable=False),
+    Column("from_release_id", ForeignKey("releases.id"), nullable=True),
+    Column("to_release_id", ForeignKey("releases.id"), nullable=False),
+    Column("deployment_id", ForeignKey("deployments.id"), nullable=True),
+    Column("requested_by", String(63), nullable=False),
+    Column("requested_at", Time, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
 )

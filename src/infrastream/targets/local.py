@@ -17,12 +17,10 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from infrastream.domain.errors import BackendError, PermanentError, TransientError
 from infrastream.manifests import Environment, parse_duration
@@ -31,9 +29,6 @@ from . import local_process as proc
 from .base import AppDeployment, AppStatus, DeployRequest, DeployResult, Health
 from .local_state import EnvironmentState, Pending, ProcessRecord, StateDirectory
 
-T = TypeVar("T")
-R = TypeVar("R")
-
 
 @dataclass(frozen=True)
 class _Launch:
@@ -41,8 +36,6 @@ class _Launch:
 
     record: ProcessRecord
     """What will be recorded; `pid`, `proc_start` and `started_at` are filled in at start."""
-    app_env: dict[str, str]
-    """The application's own variables, secret values included: memory only."""
     child_env: dict[str, str]
     secrets: tuple[str, ...]
     log: Path
@@ -92,23 +85,26 @@ class LocalTarget:
                     and current[a.app].health is Health.HEALTHY}
             requested = {a.app for a in request.apps}
             pruned = [r for n, r in state.apps.items() if request.prune and n not in requested]
+            self._remember(name, request.key, [a for a in request.apps if a.app in keep])
             if len(keep) == len(request.apps) and not pruned:
                 return DeployResult(request.key, tuple(current.values()), "already deployed")
             todo = [a for a in request.apps if a.app not in keep]
             ports = proc.free_ports(len(todo))
             launches = [self._plan(request, a, p) for a, p in zip(todo, ports, strict=True)]
             started = self._start_all(directory, state, launches)
-            failures = [f for f in _parallel(self._await, started) if f]
+            try:
+                failures = [f for f in proc.parallel(self._await, started) if f]
+            except BaseException:
+                self._abandon(directory, state, started)
+                raise
             if failures:
-                self._stop_all([s.record for s in started])
-                directory.save(EnvironmentState(state.apps))
+                self._abandon(directory, state, started)
                 raise PermanentError("; ".join(failures), environment=name)
             self._stop_all([state.apps[a.app] for a in todo if a.app in state.apps] + pruned)
             apps = {n: r for n, r in state.apps.items() if n in requested or not request.prune}
             apps.update({s.record.app: s.record for s in started})
             directory.save(EnvironmentState(apps))
-        for launch in launches:
-            self._remember(name, launch)
+        self._remember(name, request.key, todo)
         fresh = {s.record.app: _healthy(s.record, "started") for s in started}
         statuses = tuple(fresh.get(a.app, current[a.app]) for a in request.apps)
         return DeployResult(request.key, statuses, "started " + ", ".join(sorted(fresh)))
@@ -116,7 +112,7 @@ class LocalTarget:
     def status(self, environment: Environment) -> tuple[AppStatus, ...]:
         with _backend_errors():
             state = self._directory(environment.metadata.name).load()
-            return tuple(_parallel(lambda r: self._status(r, r.app), list(state.apps.values())))
+            return tuple(proc.parallel(lambda r: self._status(r, r.app), list(state.apps.values())))
 
     def teardown(self, environment: Environment) -> None:
         name = environment.metadata.name
@@ -163,9 +159,7 @@ class LocalTarget:
         run = app.spec.run
         assert run is not None  # checked by deploy
         cwd = request.workdir / (run.working_dir or "")
-        secret_names = set(app.secret_names) | {e.name for e in app.spec.env if e.secret}
-        app_env = {e.name: e.value for e in app.spec.env if e.value is not None and not e.secret}
-        app_env.update(app.env)
+        app_env, secret_names = _variables(app)
         check = app.spec.health_check
         record = ProcessRecord(
             app=app.app, pid=0, proc_start=None, port=port, version=app.version,
@@ -178,7 +172,7 @@ class LocalTarget:
         )
         env_name = request.environment.metadata.name
         secrets = tuple(app_env[n] for n in secret_names if n in app_env)
-        return _Launch(record, app_env, self._child_env(env_name, record, app_env), secrets,
+        return _Launch(record, self._child_env(env_name, record, app_env), secrets,
                        self._directory(env_name).log_file(app.app))
 
     def _child_env(self, environment: str, record: ProcessRecord,
@@ -188,6 +182,7 @@ class LocalTarget:
         env.update(PORT=str(record.port), INFRASTREAM_APP=record.app,
                    INFRASTREAM_VERSION=record.version, INFRASTREAM_RELEASE=record.release,
                    INFRASTREAM_ENVIRONMENT=environment)
+        env[proc.OWNER_VARIABLE] = str(self._directory(environment).path)
         return env
 
     def _start_all(self, directory: StateDirectory, state: EnvironmentState,
@@ -197,12 +192,22 @@ class LocalTarget:
         try:
             for launch in launches:
                 started.append(self._spawn(launch))
-        except PermanentError:
+        except BaseException:
             self._stop_all([s.record for s in started])
             raise
         pending = tuple(Pending(s.record.app, s.record.pid, s.record.proc_start) for s in started)
-        directory.save(EnvironmentState(state.apps, pending))
+        try:
+            directory.save(EnvironmentState(state.apps, pending))
+        except BaseException:
+            self._stop_all([s.record for s in started])
+            raise
         return started
+
+    def _abandon(self, directory: StateDirectory, state: EnvironmentState,
+                 started: list[_Started]) -> None:
+        """Stop what a failed deployment started; what ran before keeps running."""
+        self._stop_all([s.record for s in started])
+        directory.save(EnvironmentState(state.apps))
 
     def _spawn(self, launch: _Launch) -> _Started:
         record = launch.record
@@ -246,7 +251,7 @@ class LocalTarget:
             app_env = record.env
         port = record.port if proc.port_is_free(record.port) else proc.free_ports(1)[0]
         template = replace(record, port=port)
-        launch = _Launch(template, app_env, self._child_env(environment, template, app_env),
+        launch = _Launch(template, self._child_env(environment, template, app_env),
                          tuple(app_env[n] for n in record.secret_names if n in app_env),
                          directory.log_file(record.app))
         try:
@@ -262,16 +267,22 @@ class LocalTarget:
 
     def _stop_orphans(self, directory: StateDirectory,
                       state: EnvironmentState) -> EnvironmentState:
-        """Stop processes an interrupted deployment left behind."""
-        if not state.pending:
+        """Stop processes an interrupted deployment left behind: those recorded as pending,
+        and those it started but had no time to record (found by their owner marker)."""
+        known = {r.pid for r in state.apps.values()}
+        unrecorded = [Pending("?", pid, start) for pid, start in
+                      proc.owned_processes(str(directory.path)) if pid not in known]
+        strays = [*state.pending, *(p for p in unrecorded
+                                    if p.pid not in {q.pid for q in state.pending})]
+        if not strays:
             return state
-        self._stop_all(list(state.pending))
+        self._stop_all(strays)
         cleaned = EnvironmentState(state.apps)
         directory.save(cleaned)
         return cleaned
 
     def _stop_all(self, processes: Sequence[ProcessRecord | Pending]) -> None:
-        _parallel(lambda p: proc.stop(p.pid, p.proc_start, grace=self._grace), processes)
+        proc.parallel(lambda p: proc.stop(p.pid, p.proc_start, grace=self._grace), processes)
 
     def _status(self, record: ProcessRecord | None, app: str) -> AppStatus:
         if record is None:
@@ -285,10 +296,10 @@ class LocalTarget:
             return _healthy(record, f"pid {record.pid}")
         return _status(record, Health.DEGRADED, f"pid {record.pid} runs; GET {url} fails")
 
-    def _remember(self, environment: str, launch: _Launch) -> None:
+    def _remember(self, environment: str, key: str, apps: Iterable[AppDeployment]) -> None:
         with self._memory_lock:
-            self._memory[(environment, launch.record.app)] = (launch.record.deploy_key,
-                                                              launch.app_env)
+            for app in apps:
+                self._memory[(environment, app.app)] = (key, _variables(app)[0])
 
 
 def _status(record: ProcessRecord, health: Health, detail: str) -> AppStatus:
@@ -301,16 +312,16 @@ def _healthy(record: ProcessRecord, detail: str) -> AppStatus:
     return _status(record, Health.HEALTHY, detail)
 
 
+def _variables(app: AppDeployment) -> tuple[dict[str, str], set[str]]:
+    """The app's variables (spec values overridden by the resolved ones) and its secret names."""
+    secret_names = set(app.secret_names) | {e.name for e in app.spec.env if e.secret}
+    values = {e.name: e.value for e in app.spec.env if e.value is not None and not e.secret}
+    values.update(app.env)
+    return values, secret_names
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _parallel(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    items = list(items)
-    if len(items) <= 1:
-        return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
-        return list(pool.map(function, items))
 
 
 @contextlib.contextmanager

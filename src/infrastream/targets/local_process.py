@@ -16,13 +16,18 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from infrastream.manifests import format_duration
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 BASE_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
 """Variables of the server's own environment that applications inherit; nothing else leaks."""
@@ -103,6 +108,26 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+OWNER_VARIABLE = "INFRASTREAM_LOCAL_OWNER"
+"""Set in every child's environment to the state directory that owns it, so processes a
+crash left unrecorded can still be found and stopped."""
+
+
+def owned_processes(owner: str) -> list[tuple[int, int | None]]:
+    """(pid, start time) of every live process whose environment names `owner`."""
+    marker = f"{OWNER_VARIABLE}={owner}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            pid = int(entry.name)
+            found.append((pid, process_start_time(pid)))
+    return found
+
+
 def exit_code(pid: int) -> int | None:
     """The exit status of a process this Python process started, once it has exited."""
     with _CHILDREN_LOCK:
@@ -163,11 +188,11 @@ def _client() -> httpx.Client:
 
 
 def wait_healthy(pid: int, url: str | None, *, timeout: float, settle: float,
-                 interval: float = 0.2) -> str | None:
+                 interval: float = 0.05) -> str | None:
     """Wait for the started process `pid` to become healthy; None when it did, else why not.
 
     With a `url` healthy means a 2xx answer before `timeout`; without one it means still
-    running after `settle` seconds.
+    running after `settle` seconds. Asks often at first, then less (up to twice a second).
     """
     deadline = time.monotonic() + (timeout if url else settle)
     while True:
@@ -179,6 +204,7 @@ def wait_healthy(pid: int, url: str | None, *, timeout: float, settle: float,
         if time.monotonic() >= deadline:
             return None if url is None else f"not healthy after {format_duration(timeout)}"
         time.sleep(interval)
+        interval = min(0.5, interval * 1.5)
 
 
 def log_tail(path: Path, offset: int = 0, *, lines: int = 15, max_bytes: int = 8192) -> str:
@@ -193,6 +219,15 @@ def log_tail(path: Path, offset: int = 0, *, lines: int = 15, max_bytes: int = 8
     text = data.decode(errors="replace")
     kept = [line.strip() for line in text.splitlines() if line.strip()]
     return " | ".join(kept[-lines:])
+
+
+def parallel(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """`function` over `items` in threads (inline for a single item), results in order."""
+    items = list(items)
+    if len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        return list(pool.map(function, items))
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -1,0 +1,91 @@
+"""Verifying the whole audit trail: the hash chain *and* every signed checkpoint.
+
+The chain alone catches a clumsy edit; a careful one (edit an entry, re-hash everything after
+it) leaves a chain that verifies. Signed checkpoints catch that: each pins the hash of one
+entry with a key the database does not hold, so an entry at or before a checkpoint that was
+edited, re-hashed or deleted is named as "entry N does not match signed checkpoint M".
+Every problem is reported, not only the first; `reason` is the earliest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from infrastream.domain.audit_chain import ChainVerdict
+from infrastream.domain.evidence import checkpoint_payload, key_id, verify_signature
+from infrastream.store.tables import audit_checkpoints, audit_log
+
+from . import audit, signing
+from .context import Services
+
+
+def verify_all(services: Services) -> dict[str, Any]:
+    public = signing.private_key(services).public_key()
+    current = key_id(public)
+    problems: list[tuple[int, str]] = []
+    signed: list[int] = []
+    with services.db.connect() as conn:
+        chain = audit.verify(conn)
+        rows = conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()
+        for row in rows:
+            checkpoint = signing.checkpoint_json(row)
+            payload = checkpoint_payload(row.seq, row.hash, checkpoint["at"])
+            if row.key_id != current:
+                problems.append((row.seq, f"checkpoint {row.seq} was signed with key "
+                                 f"{row.key_id}, not this server's key {current}"))
+            elif not verify_signature(public, payload, row.signature):
+                problems.append((row.seq, f"checkpoint {row.seq}'s signature does not verify: "
+                                 "the checkpoint was forged or edited"))
+            else:
+                signed.append(row.seq)
+                problem = _entry_against(conn, row)
+                if problem:
+                    problems.append((row.seq, problem))
+        if not chain.ok:
+            problems.extend(_chain_problem(conn, chain, signed, problems))
+    problems.sort(key=lambda problem: problem[0])
+    return {
+        "ok": not problems,
+        "entries": chain.entries,
+        "checkpoints": len(rows),
+        "brokenAt": problems[0][0] if problems else None,
+        "reason": problems[0][1] if problems
+        else "the chain is intact and every checkpoint verifies",
+        "problems": [message for _, message in problems],
+    }
+
+
+def _entry_against(conn: Connection, checkpoint: Any) -> str | None:
+    """Does the entry a (validly signed) checkpoint pinned still carry the signed hash?"""
+    now = conn.execute(select(audit_log.c.hash).where(audit_log.c.seq == checkpoint.seq)
+                       ).scalar_one_or_none()
+    seq = checkpoint.seq
+    if now is None:
+        return f"entry {seq} does not match signed checkpoint {seq}: the entry was deleted"
+    if now != checkpoint.hash:
+        return (f"entry {seq} does not match signed checkpoint {seq}: its hash differs from the "
+                "signed one, so the chain up to it was rewritten")
+    return None
+
+
+def _chain_problem(conn: Connection, chain: ChainVerdict, signed: list[int],
+                   found: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The chain's break, named by the entry at fault and the checkpoint that covers it."""
+    broken = chain.broken_at or 0
+    before = conn.execute(select(func.max(audit_log.c.seq))
+                          .where(audit_log.c.seq < broken)).scalar_one_or_none() or 0
+    if broken - before > 1:
+        culprit = before + 1
+        gone = f"entry {culprit}" if broken - before == 2 else f"entries {culprit}–{broken - 1}"
+        detail = f"{gone} {'was' if broken - before == 2 else 'were'} deleted"
+    else:
+        culprit, detail = broken, chain.reason
+    covering = min((seq for seq in signed if seq >= culprit), default=None)
+    if covering is None:
+        return [(culprit, detail)]
+    message = f"entry {culprit} does not match signed checkpoint {covering}: {detail}"
+    if any(text.startswith(f"entry {culprit} does not match signed") for _, text in found):
+        return []
+    return [(culprit, message)]

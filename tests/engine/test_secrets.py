@@ -1,0 +1,62 @@
+"""Secret values reach the deployed process and nothing else: not the audit trail, not the
+API's listings, not the local target's state or log files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from story import PLATFORM, RELEASE_MANAGER, Story
+
+from infrastream.domain.errors import Forbidden, Invalid
+from infrastream.service import audit_view, secrets
+from infrastream.service.environments import environment_overview
+
+VALUE = "s3cr3t-pa55w0rd-value"
+
+
+@pytest.fixture
+def story(tmp_path, database_url):
+    story = Story.begin(tmp_path, database_url)
+    yield story
+    story.finish()
+
+
+def _process_environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_a_secret_reaches_the_process_but_no_log_audit_entry_or_listing(story, tmp_path):
+    story.apply_manifests()
+    secrets.set_secret(story.services, PLATFORM, "development", "api", "DB_PASSWORD", VALUE)
+    with pytest.raises(Forbidden):
+        secrets.set_secret(story.services, RELEASE_MANAGER, "development", "api",
+                           "DB_PASSWORD", VALUE)
+    with pytest.raises(Invalid, match="declares no secret variable `LOG_LEVEL`"):
+        secrets.set_secret(story.services, PLATFORM, "development", "api", "LOG_LEVEL", "x")
+    story.record_versions("1.0.0")
+    release = story.cut_release()
+    story.start_engine()
+    story.wait_until(release, lambda s: s["stages"][0]["state"] == "succeeded")
+
+    state = json.loads((story.services.data_dir / "local" / "development" / "state.json")
+                       .read_text())
+    api_pid = next(v["pid"] for k, v in _apps(state).items() if k == "api")
+    assert _process_environment(api_pid)["DB_PASSWORD"] == VALUE
+
+    listing = json.dumps(secrets.list_secrets(story.services))
+    assert "DB_PASSWORD" in listing and VALUE not in listing
+    audit = json.dumps(audit_view.list_entries(story.services, limit=1000))
+    assert "secret.set" in audit and VALUE not in audit
+    assert VALUE not in json.dumps(environment_overview(story.services))
+    assert VALUE not in json.dumps(story.status(release))
+    for path in story.services.data_dir.rglob("*"):
+        if path.is_file() and path.name != "infrastream.db" and "secret-key" not in path.name:
+            assert VALUE.encode() not in path.read_bytes(), path
+
+
+def _apps(state: dict) -> dict:
+    apps = state.get("apps", state)
+    return {name: entry for name, entry in apps.items() if isinstance(entry, dict)}
