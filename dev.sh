@@ -55,7 +55,8 @@ case "$job" in
     echo "== ruff"; "$VENV/bin/ruff" check src tests bench
     echo "== mypy"; "$VENV/bin/mypy" src/infrastream
     echo "== import contracts"; "$VENV/bin/lint-imports"
-    echo "== pytest"; exec "$VENV/bin/python" -m pytest "$@"
+    # The tests mostly wait on processes, HTTP and databases: four workers share two cores well.
+    echo "== pytest"; exec "$VENV/bin/python" -m pytest -n 4 "$@"
     ;;
   bench)
     ensure_venv

@@ -42,10 +42,11 @@ skipped with a message when the server does not answer):
 Also printed, as diagnostics: the CPU time of the process per lifecycle; audit entries,
 commits, transactions begun (those not committed are read-only), SQL statements (BEGINs
 included) and engine passes per lifecycle (counted with SQLAlchemy engine events and
-`Engine.passes`); on SQLite the time spent inside `BEGIN` statements, i.e. waiting for the
-write lock; what one `release_status`
-call costs (what a portal or CLI pays to show a release); and the load average, since other
-processes on the machine make every figure slower and noisier.
+`Engine.passes`); on SQLite the time spent inside `BEGIN IMMEDIATE` (writes: waiting for
+the write lock) and inside deferred `BEGIN` (reads: should be nothing; on a busy machine it
+is where a thread waits to get the GIL and a CPU back); what one `release_status` call costs
+(what a portal or CLI pays to show a release); and the load average, since other processes
+on the machine make every figure slower and noisier.
 
 Goals: ≥ 50 lifecycles/s on SQLite, median reaction < 50 ms, < 200 MB resident.
 
@@ -194,11 +195,15 @@ class Run:
 
 
 class Counters:
-    """Transactions begun and committed on the services' engine, and time spent in BEGIN."""
+    """Transactions begun and committed, statements, and time spent in BEGIN statements.
+
+    On SQLite a write transaction starts with BEGIN IMMEDIATE (it waits there for the write
+    lock), a read with a deferred BEGIN (which should cost microseconds).
+    """
 
     def __init__(self, db: SqlEngine) -> None:
         self.begins = self.commits = self.statements = 0
-        self.begin_wait = 0.0
+        self.immediate_wait = self.deferred_wait = 0.0
         self._lock = threading.Lock()
         self._local = threading.local()
         event.listen(db, "begin", self._begin)
@@ -206,9 +211,10 @@ class Counters:
         event.listen(db, "before_cursor_execute", self._before)
         event.listen(db, "after_cursor_execute", self._after)
 
-    def snapshot(self) -> tuple[int, int, int, float]:
+    def snapshot(self) -> tuple[int, int, int, float, float]:
         with self._lock:
-            return self.begins, self.commits, self.statements, self.begin_wait
+            return (self.begins, self.commits, self.statements, self.immediate_wait,
+                    self.deferred_wait)
 
     def _begin(self, *_: Any) -> None:
         with self._lock:
@@ -228,7 +234,10 @@ class Counters:
         if started is not None:
             waited = time.perf_counter() - started
             with self._lock:
-                self.begin_wait += waited
+                if "IMMEDIATE" in statement:
+                    self.immediate_wait += waited
+                else:
+                    self.deferred_wait += waited
             self._local.started = None
 
 
@@ -473,15 +482,14 @@ def measure(label: str, url: str, data_dir: Path, plan: Plan) -> Result:
     try:
         bench.run(1, WARMUP, "warm")
         audit_before, passes_before = bench.audit_entries(), bench.engine.passes
-        begins_before, commits_before, statements_before, wait_before = bench.counters.snapshot()
+        before = bench.counters.snapshot()
         cpu_before = time.process_time()
         seq = bench.run(1, plan.sequential, "seq", plan.budget)
         n = seq.lifecycles
         cpu_per = (time.process_time() - cpu_before) / n
-        begins, commits, statements, waited = bench.counters.snapshot()
-        begins_per, commits_per = (begins - begins_before) / n, (commits - commits_before) / n
-        statements_per = (statements - statements_before) / n
-        wait_per = (waited - wait_before) / n
+        after = bench.counters.snapshot()
+        begins_per, commits_per, statements_per, immediate_per, deferred_per = (
+            (a - b) / n for a, b in zip(after, before, strict=True))
         audit_per = (bench.audit_entries() - audit_before) / n
         passes_per = (bench.engine.passes - passes_before) / n
         par = bench.run(plan.threads, plan.per_thread, "par", plan.budget / 2)
@@ -503,9 +511,11 @@ def measure(label: str, url: str, data_dir: Path, plan: Plan) -> Result:
     print(f"    reaction: median {median_p:.1f} ms, p95 {p95_p:.1f} ms, max {worst_p:.1f} ms")
     print(f"  per lifecycle: {audit_per:.1f} audit entries, {commits_per:.1f} commits, "
           f"{begins_per:.1f} transactions begun ({begins_per - commits_per:.1f} read-only), "
-          f"{statements_per:.0f} SQL statements, {passes_per:.1f} engine passes"
-          + (f", {wait_per * 1000:.0f} ms inside BEGIN (waiting for the write lock)"
-             if url.startswith("sqlite") else ""))
+          f"{statements_per:.0f} SQL statements, {passes_per:.1f} engine passes")
+    if url.startswith("sqlite"):
+        print(f"  per lifecycle, time inside BEGIN IMMEDIATE (writes) "
+              f"{immediate_per * 1000:.0f} ms, inside deferred BEGIN (reads) "
+              f"{deferred_per * 1000:.0f} ms")
     print(f"  floor: {floor_tx} one-row committed transactions (one per audit entry) = "
           f"{floor_per * 1000:.2f} ms → ratio lifecycle/floor {each / floor_per:.1f}")
     print(f"  release_status(): {status:.1f} ms per call")

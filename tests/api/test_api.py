@@ -32,13 +32,13 @@ def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert body["status"] == status
     assert body["instance"] == response.request.url.path
     assert body["type"].startswith("https://")
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def apply_example(api: Api, *, checks: bool = True) -> dict[str, Any]:
     response = api.as_user("pat").post("/api/v1/manifests", json=api.manifest_body(checks=checks))
     assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def record_versions(api: Api, tag: str) -> None:
@@ -335,3 +335,33 @@ def test_simultaneous_promotions_and_approvals_never_advance_a_stage_twice(peopl
         assert [steps[stage, action] for action in ("promotion.request", "promotion.cleared",
                                                     "deployment.start", "stage.succeed")] == [
             1, 1, 1, 1], steps
+
+
+def test_racing_qa_engineers_and_release_cuts_are_counted_once_each(people):
+    apply_example(people, checks=False)
+    record_versions(people, "1.0.0")
+    rita = people.as_user("rita")
+    cuts = at_once(6, lambda: rita.post("/api/v1/releases", json={"applicationSet": "shop"}))
+    assert [r.status_code for r in cuts] == [201] * 6, [r.text for r in cuts]
+    assert sorted(r.json()["name"] for r in cuts) == [f"v{n}" for n in range(1, 7)]
+
+    release = "/api/v1/releases/shop/v1"
+    wait_for(rita, release, stage_succeeded(0))
+    assert rita.post(release + "/promotions").status_code == 202
+    wait_for(rita, release, stage_succeeded(1))
+    assert rita.post(release + "/promotions").status_code == 202
+    testers = [f"qa-{n}" for n in range(6)]
+    for name in testers:
+        created = people.admin.post("/api/v1/users", json={"name": name, "roles": ["qa"]})
+        people.tokens[name] = created.json()["token"]
+    clients = iter([people.as_user(name) for name in testers])
+    approvals = at_once(6, lambda: next(clients).post(release + "/approvals"))
+    assert Counter(r.status_code for r in approvals) == {201: 1, 409: 5}
+    assert set(rejected(approvals)) == {
+        "the `qa` approvals of this promotion are already complete"}
+    audit = rita.get("/api/v1/audit", params={"limit": 1000}).json()
+    actions = Counter(e["action"] for e in audit if e["objectId"] == "shop/v1")
+    assert actions["approval.grant"] == 1 and actions["approval.refused"] == 5
+    assert problem(rita.get("/api/v1/nope"), 404)["detail"] == \
+        "no such resource: GET /api/v1/nope"
+    assert problem(rita.delete("/api/v1/releases"), 405)["title"] == "Method not allowed"

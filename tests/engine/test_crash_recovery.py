@@ -45,7 +45,7 @@ class Server:
             [sys.executable, "-m", "infrastream.cli.main", "serve", "--data-dir",
              str(self.data_dir), "--database-url", self.database_url, "--port", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # generous: CI machines can be loaded
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/api/v1/healthz", timeout=1).status_code == 200:

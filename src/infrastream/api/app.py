@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from infrastream import __version__
 from infrastream.domain.errors import InfrastreamError
 from infrastream.service.context import Services
 
-from .problems import on_infrastream_error, on_validation_error
+from .problems import on_http_error, on_infrastream_error, on_validation_error
 from .routes import router
 
 
@@ -20,5 +21,6 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.add_exception_handler(InfrastreamError, on_infrastream_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.include_router(router)
     return app

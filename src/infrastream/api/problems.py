@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from infrastream.domain.errors import (
     BackendError,
@@ -46,3 +47,18 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
               for e in exc.errors()]
     detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors)
     return problem(422, "Invalid input", detail, request.url.path, errors=errors)
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Routing errors (unknown path, wrong method) as problems too."""
+    assert isinstance(exc, StarletteHTTPException)
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no such resource: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    response = problem(exc.status_code, title, detail, request.url.path)
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response

@@ -12,10 +12,13 @@ from fastapi import APIRouter, Query, Response
 
 from infrastream.service import (
     audit_view,
+    hotfix,
     identity,
     manifests,
+    prerelease,
     promotions,
     releases,
+    rollback,
     secrets,
     versions,
 )
@@ -26,8 +29,12 @@ from .deps import PrincipalDep, ServicesDep
 from .schemas import (
     ApplyRequest,
     ApprovalCreate,
+    HotfixCreate,
+    PreReleaseCreate,
+    PromotionCreate,
     RejectionCreate,
     ReleaseCreate,
+    RollbackCreate,
     SecretValue,
     UserCreate,
     VersionRecord,
@@ -84,7 +91,14 @@ def list_versions(app: str, services: ServicesDep, principal: PrincipalDep,
 
 @router.post("/releases", status_code=201, tags=["releases"])
 def create_release(body: ReleaseCreate, services: ServicesDep, principal: PrincipalDep) -> Json:
-    return releases.create_release(services, principal, body.applicationSet, body.name)
+    return releases.create_release(services, principal, body.applicationSet, body.name,
+                                   override_reason=body.forwardPortOverride)
+
+
+@router.post("/hotfixes", status_code=201, tags=["releases"])
+def create_hotfix(body: HotfixCreate, services: ServicesDep, principal: PrincipalDep) -> Json:
+    return hotfix.create_hotfix(services, principal, body.applicationSet, body.apps,
+                                body.incident, body.name)
 
 
 @router.get("/releases", tags=["releases"])
@@ -101,13 +115,18 @@ def get_release(app_set: str, name: str, services: ServicesDep,
 
 
 @router.post("/releases/{app_set}/{name}/promotions", status_code=202, tags=["promotions"])
-def promote(app_set: str, name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
-    return promotions.promote(services, principal, releases.ReleaseRef(app_set, name))
+def promote(app_set: str, name: str, services: ServicesDep, principal: PrincipalDep,
+            body: PromotionCreate | None = None) -> Json:
+    body = body or PromotionCreate()
+    return promotions.promote(services, principal, releases.ReleaseRef(app_set, name),
+                              override_reason=body.forwardPortOverride,
+                              freeze_override_reason=body.freezeOverride)
 
 
 @router.post("/releases/{app_set}/{name}/approvals", status_code=201, tags=["promotions"])
-def approve(app_set: str, name: str, body: ApprovalCreate, services: ServicesDep,
-            principal: PrincipalDep) -> Json:
+def approve(app_set: str, name: str, services: ServicesDep, principal: PrincipalDep,
+            body: ApprovalCreate | None = None) -> Json:
+    body = body or ApprovalCreate()
     return promotions.approve(services, principal, releases.ReleaseRef(app_set, name),
                               body.role, body.comment)
 
@@ -135,6 +154,33 @@ def audit_list(services: ServicesDep, principal: PrincipalDep,
 @router.get("/audit/verify", tags=["audit"])
 def audit_verify(services: ServicesDep, principal: PrincipalDep, response: Response) -> Json:
     return audit_view.verify(services)
+
+
+@router.post("/environments/{environment}/rollbacks", status_code=202, tags=["environments"])
+def roll_back(environment: str, services: ServicesDep, principal: PrincipalDep,
+              body: RollbackCreate | None = None) -> Json:
+    body = body or RollbackCreate()
+    target = releases.parse_ref(body.to) if body.to else None
+    return rollback.rollback(services, principal, environment, target, body.reason)
+
+
+@router.post("/prereleases", status_code=201, tags=["pre-release"])
+def start_prerelease(body: PreReleaseCreate, services: ServicesDep,
+                     principal: PrincipalDep) -> Json:
+    return prerelease.start_prerelease(services, principal, body.application, body.image,
+                                       body.ref, body.commit)
+
+
+@router.get("/prereleases", tags=["pre-release"])
+def list_prereleases(services: ServicesDep, principal: PrincipalDep,
+                     application: str | None = None,
+                     limit: int = Query(50, ge=1, le=500)) -> list[Json]:
+    return prerelease.list_prereleases(services, application, limit)
+
+
+@router.get("/prereleases/{run_id}", tags=["pre-release"])
+def get_prerelease(run_id: int, services: ServicesDep, principal: PrincipalDep) -> Json:
+    return prerelease.prerelease_status(services, run_id)
 
 
 @router.put("/secrets/{environment}/{app}/{name}", tags=["secrets"])

@@ -30,6 +30,35 @@ class VersionRecord(BaseModel):
 class ReleaseCreate(BaseModel):
     applicationSet: str
     name: str | None = None
+    forwardPortOverride: str | None = Field(
+        None, description="Reason to cut a release that would roll back a hotfix")
+
+
+class HotfixCreate(BaseModel):
+    applicationSet: str
+    apps: dict[str, str] = Field(min_length=1, description="Application → hotfix image",
+                                 examples=[{"api": "registry.example.com/shop/api:1.4.2-hf1"}])
+    incident: str = Field(min_length=1, examples=["INC-4711"])
+    name: str | None = None
+
+
+class PromotionCreate(BaseModel):
+    forwardPortOverride: str | None = Field(
+        None, description="Reason to enter production although a hotfix would be rolled back")
+    freezeOverride: str | None = Field(
+        None, description="Reason to promote through a freeze window (override role only)")
+
+
+class RollbackCreate(BaseModel):
+    to: str | None = Field(None, description="SET/NAME; default: the previous release")
+    reason: str = ""
+
+
+class PreReleaseCreate(BaseModel):
+    application: str
+    image: str
+    ref: str = Field(min_length=1, examples=["pull/17"])
+    commit: str | None = None
 
 
 class ApprovalCreate(BaseModel):

@@ -14,14 +14,16 @@ import json
 import os
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
 
 from infrastream.manifests.diagnostics import Diagnostic, Severity
 
 from .output import CliError, err_console
+
+if TYPE_CHECKING:  # httpx is imported when a request is made, keeping `--help` fast
+    import httpx
 
 DEFAULT_SERVER = "http://127.0.0.1:8420"
 ENV_SERVER = "INFRASTREAM_URL"
@@ -119,6 +121,8 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {self.token}"
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         url = f"{self.server}/api/v1{path}"
+        import httpx
+
         try:
             with httpx.Client(verify=_verify(url), timeout=self.timeout) as http:
                 response = http.request(method, url, params=clean, json=body, headers=headers)
@@ -155,6 +159,8 @@ def _verify(url: str) -> ssl.SSLContext | bool:
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
+    import httpx
+
     return httpx.create_ssl_context()
 
 

@@ -12,11 +12,13 @@ from .apply_cmd import apply, describe, get
 from .audit_cmd import audit_app
 from .env_cmd import env_app, status
 from .init_cmd import init
+from .lanes_cmd import hotfix_app, prerelease_app, rollback
 from .login_cmd import login, whoami
 from .output import CliError, err_console
 from .plan_cmd import plan
 from .release_cmd import release_app
 from .schema_cmd import schema
+from .secret_cmd import secret_app
 from .serve_cmd import serve
 from .user_cmd import user_app
 from .validate_cmd import validate
@@ -62,6 +64,10 @@ app.add_typer(version_app, name="version")
 app.add_typer(release_app, name="release")
 app.add_typer(env_app, name="env")
 app.add_typer(audit_app, name="audit")
+app.add_typer(hotfix_app, name="hotfix")
+app.add_typer(prerelease_app, name="prerelease")
+app.add_typer(secret_app, name="secret")
+app.command()(rollback)
 
 
 def main(argv: list[str] | None = None) -> int:

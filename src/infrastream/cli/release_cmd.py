@@ -38,6 +38,9 @@ def create(
     app_set: str = typer.Argument(..., metavar="SET", help="The ApplicationSet to release."),
     name: str | None = typer.Option(None, "--name", metavar="V",
                                     help="Release name [default: the next vN]."),
+    override: str | None = typer.Option(
+        None, "--override-forward-port", metavar="REASON",
+        help="Cut it although it would roll back a hotfix in production (recorded)."),
     output: Output = OutputOption,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
@@ -45,7 +48,8 @@ def create(
     """Cut a release: freeze the latest recorded version of every application of the set.
     It deploys to the first stage of its track at once."""
     created = connect(server, token).post("/releases", {"applicationSet": app_set,
-                                                        "name": name})
+                                                        "name": name,
+                                                        "forwardPortOverride": override})
     if output is not Output.TABLE:
         emit(created, output)
         return
@@ -122,19 +126,29 @@ def _wait(client: ApiClient, path: str, timeout: int) -> dict[str, Any]:
 @release_app.command("promote")
 def promote(
     ref: str = RefArgument,
+    override_forward_port: str | None = typer.Option(
+        None, "--override-forward-port", metavar="REASON",
+        help="Enter production although a hotfix there would be rolled back (recorded)."),
+    override_freeze: str | None = typer.Option(
+        None, "--override-freeze", metavar="REASON",
+        help="Promote through a freeze window (needs the window's override role; recorded)."),
     output: Output = OutputOption,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
 ) -> None:
     """Request promotion to the next stage (or retry a failed or rejected one). It proceeds
     once the current stage succeeded and the next stage's approvals are given."""
-    result = connect(server, token).post(f"{release_path(ref)}/promotions")
+    result = connect(server, token).post(f"{release_path(ref)}/promotions", {
+        "forwardPortOverride": override_forward_port, "freezeOverride": override_freeze})
     if output is not Output.TABLE:
         emit(result, output)
         return
     needs = ", ".join(result.get("approvalsRequired", []))
     console.print(f"promotion of {result['release']} to {result['stage']} requested"
                   + (f" (needs {needs})" if needs else ""), markup=False)
+    for freeze in result.get("frozen") or []:
+        held = "overridden" if result.get("freezeOverride") else "waits"
+        err_console.print(f"{freeze}: the promotion {held}", style="yellow", markup=False)
 
 
 @release_app.command("approve")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from .output import CliError
 
@@ -35,6 +34,8 @@ def serve(
     The first start creates the `admin` user and prints its token once; it is also kept in
     DIR/admin-token (mode 0600). Stop with Ctrl-C or SIGTERM.
     """
+    from sqlalchemy.exc import SQLAlchemyError  # heavy: only when serving
+
     from infrastream.api.server import run_server
 
     directory = data_dir.expanduser().resolve()

@@ -35,6 +35,7 @@ class ManifestModel(BaseModel):
         serialize_by_alias=True,
         use_attribute_docstrings=True,
         str_strip_whitespace=False,
+        defer_build=True,
     )
 
 

@@ -73,16 +73,15 @@ class _Stream:
         self._nodes: list[Node | None] = []
 
     def node(self, index: int) -> Node:
-        if index >= len(self._nodes):
-            # the documents up to `index` were parsed without error: composing them cannot fail
-            nodes: list[Node | None] = []
+        if not self._nodes:  # the first position asked for: compose every document, once
             loader = _Loader(self.text)
             try:
-                while len(nodes) <= index and loader.check_node():
-                    nodes.append(loader.get_node())
+                while loader.check_node():
+                    self._nodes.append(loader.get_node())
+            except yaml.YAMLError:
+                pass  # the documents that have data all come before the error
             finally:
                 loader.dispose()
-            self._nodes = nodes
         node = self._nodes[index]
         assert node is not None, "a document without data has no position"
         return node

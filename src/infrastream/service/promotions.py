@@ -190,7 +190,12 @@ def _override_freeze_of_request(services: Services, conn: Connection, principal:
 
 
 def _awaiting(conn: Connection, release: Any, ref: ReleaseRef) -> tuple[Any, Stage]:
-    for row in stage_rows(conn, release.id):
+    """The stage run waiting for approval, locked until the transaction ends (PostgreSQL:
+    FOR UPDATE; SQLite: the write lock BEGIN IMMEDIATE took), so concurrent approvals of
+    one promotion are counted one after the other."""
+    locked = conn.execute(select(stage_runs).where(stage_runs.c.release_id == release.id)
+                          .order_by(stage_runs.c.stage_index).with_for_update()).all()
+    for row in locked:
         if row.state == StageState.AWAITING_APPROVAL:
             return row, release_stages(release)[row.stage_index]
     raise Conflict(f"no promotion of {ref} is waiting for approval")

@@ -19,7 +19,7 @@ from infrastream.domain.release import content_digest, next_release_name, valid_
 from infrastream.domain.roles import CUT_RELEASE, PROMOTE, Principal
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Bundle, Lane
-from infrastream.store.tables import releases, stage_runs
+from infrastream.store.tables import manifest_objects, releases, stage_runs
 
 from . import audit
 from .context import Services
@@ -143,10 +143,35 @@ def insert_release(services: Services, principal: Principal, app_set: str, name:
                    content: dict[str, Any], lane: Lane, track: str, stage_count: int, *,
                    incident: str | None = None, base_release_id: int | None = None,
                    guard: dict[str, Any] | None = None) -> dict[str, Any]:
+    for attempt in range(5):
+        try:
+            return _insert_once(services, principal, app_set, name, content, lane, track,
+                                stage_count, incident, base_release_id, guard)
+        except _NameTaken as taken:
+            if name is not None or attempt == 4:
+                raise Conflict(f"release `{app_set}/{taken.name}` already exists") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _NameTaken(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _insert_once(services: Services, principal: Principal, app_set: str, name: str | None,
+                 content: dict[str, Any], lane: Lane, track: str, stage_count: int,
+                 incident: str | None, base_release_id: int | None,
+                 guard: dict[str, Any] | None) -> dict[str, Any]:
     now = services.now()
     root = source_root(services, "Application", next(iter(content["versions"])))
+    release_name = name or ""
     try:
         with services.transaction() as conn:
+            # cuts of one set queue on its manifest row, so auto-names never collide
+            conn.execute(select(manifest_objects.c.name).where(
+                (manifest_objects.c.kind == "ApplicationSet")
+                & (manifest_objects.c.name == app_set)).with_for_update())
             existing = [r.name for r in conn.execute(
                 select(releases.c.name).where(releases.c.app_set == app_set))]
             release_name = name or next_release_name(existing)
@@ -175,7 +200,7 @@ def insert_release(services: Services, principal: Principal, app_set: str, name:
                                              content["versions"].items()},
                                 "incident": incident, "forwardPortOverride": guard})
     except IntegrityError:
-        raise Conflict(f"release `{app_set}/{name}` already exists") from None
+        raise _NameTaken(release_name) from None
     services.notify()
     return {"release": f"{app_set}/{release_name}", "name": release_name, "digest": digest,
             "applicationSet": app_set, "lane": lane.value, "versions": content["versions"]}
