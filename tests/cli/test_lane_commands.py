@@ -111,3 +111,38 @@ def test_hotfix_prerelease_rollback_and_secrets_through_the_cli(
     assert json.loads(run.out)["state"] == "passed"
     runs = json.loads(cli("prerelease", "list", "--app", "svc", "-o", "json").out)
     assert runs[0]["ref"] == "pull/5"
+
+
+def test_an_evidence_pack_written_by_the_cli_verifies_offline_and_detects_an_edit(
+        cli, tmp_path: Path) -> None:  # noqa: F811
+    (tmp_path / "lanes.yaml").write_text(LANES)
+    assert cli("apply", str(tmp_path / "lanes.yaml")).code == 0
+    rm = json.loads(cli("user", "create", "ev-rm", "--role", "release-manager", "-o",
+                        "json").out)["token"]
+    cli("version", "record", "svc", "--image", f"{IMAGE}:9.9.9")
+    assert cli("release", "create", "lanes", "--name", "ev1", token=rm).code == 0
+    deadline = time.monotonic() + 30
+    while cli("release", "promote", "lanes/ev1", token=rm).code != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert _wait_state(cli, "lanes/ev1", "completed")["state"] == "completed"
+
+    pack = tmp_path / "ev1.json"
+    written = cli("release", "evidence", "lanes/ev1", "-o", str(pack))
+    assert written.code == 0, written
+    assert "| " in (tmp_path / "ev1.md").read_text()
+    key = tmp_path / "infrastream.pem"
+    key.write_text(cli("audit", "public-key").out)
+    assert cli("evidence", "verify", str(pack), "--public-key", str(key)).code == 0
+
+    text = pack.read_text()
+    position = text.index("9.9.9")
+    pack.write_text(text[:position] + "9.9.8" + text[position + 5:])
+    broken = cli("evidence", "verify", str(pack), "--public-key", str(key))
+    assert "does NOT verify" in one_line_error(broken)
+
+    exported = cli("audit", "export", "-o", "jsonl").out.splitlines()
+    kinds = {json.loads(line)["type"] for line in exported}
+    assert kinds == {"entry", "checkpoint"}
+    verified = cli("audit", "verify")
+    assert verified.code == 0 and "signed checkpoints verified" in verified.out

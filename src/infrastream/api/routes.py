@@ -22,6 +22,7 @@ from infrastream.service import (
     secrets,
     versions,
 )
+from infrastream.service.audit_verify import verify_all as audit_verify_all
 from infrastream.service.environments import environment_overview
 from infrastream.service.release_view import release_status
 
@@ -153,7 +154,8 @@ def audit_list(services: ServicesDep, principal: PrincipalDep,
 
 @router.get("/audit/verify", tags=["audit"])
 def audit_verify(services: ServicesDep, principal: PrincipalDep, response: Response) -> Json:
-    return audit_view.verify(services)
+    """The hash chain and every signed checkpoint."""
+    return audit_verify_all(services)
 
 
 @router.post("/environments/{environment}/rollbacks", status_code=202, tags=["environments"])

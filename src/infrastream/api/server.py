@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 
-from infrastream.service.context import open_services
+from infrastream.service import signing
+from infrastream.service.context import Services, open_services
 from infrastream.service.engine import Engine
 from infrastream.service.identity import BOOTSTRAP_FILE, bootstrap_admin
 
 from .app import create_app
+
+CHECKPOINT_SECONDS = 60.0
 
 
 def run_server(data_dir: Path, database_url: str | None, host: str, port: int,
@@ -30,16 +35,39 @@ def run_server(data_dir: Path, database_url: str | None, host: str, port: int,
     if token:
         print(f"admin token (shown once, also in {data_dir / BOOTSTRAP_FILE}): {token}",
               flush=True)
+    serve(services, host, port, poll=poll,
+          ready=lambda: print(f"infrastream serving on http://{host}:{port} "
+                              f"(data: {data_dir})", flush=True))
+
+
+def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
+          ready: Callable[[], None] | None = None) -> None:
+    """Run the engine and the HTTP server on `services` until SIGTERM or Ctrl-C."""
     engine = Engine(services, poll=poll)
     engine.start()
+    stop = threading.Event()
+    threading.Thread(target=_checkpoints, args=(services, stop), daemon=True,
+                     name="audit-checkpoints").start()
     app = create_app(services)
+    if ready is not None:
+        app.router.on_startup.append(ready)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
-    print(f"infrastream serving on http://{host}:{port} (data: {data_dir})", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     try:
         server.run()
     finally:
+        stop.set()
         engine.stop()
         services.db.dispose()
     sys.stdout.flush()
+
+
+def _checkpoints(services: Services, stop: threading.Event,
+                 every: float = CHECKPOINT_SECONDS) -> None:
+    """Sign the head of the audit chain regularly, so a removed or rewritten tail shows."""
+    while not stop.wait(every):
+        try:
+            signing.checkpoint(services)
+        except Exception:  # a failed checkpoint is retried next time; serving goes on
+            logging.getLogger("infrastream.audit").exception("audit checkpoint failed")

@@ -66,8 +66,35 @@ def verify(
     if output is not Output.TABLE:
         emit(verdict, output)
     elif verdict.get("ok"):
-        console.print(f"audit trail intact: {verdict.get('entries')} entries verified",
+        console.print(f"audit trail intact: {verdict.get('entries')} entries and "
+                      f"{verdict.get('checkpoints', 0)} signed checkpoints verified",
                       style="green", markup=False)
     if not verdict.get("ok"):
         raise CliError(f"the audit trail is broken at entry {verdict.get('brokenAt')}: "
                        f"{verdict.get('reason')}")
+
+
+@audit_app.command("export")
+def export(
+    since: str | None = typer.Option(None, "--since", metavar="TIME",
+                                     help="ISO time, inclusive (e.g. 2026-11-01T00:00Z)."),
+    until: str | None = typer.Option(None, "--until", metavar="TIME",
+                                     help="ISO time, exclusive."),
+    output: str = typer.Option("jsonl", "--output", "-o", help="Only jsonl is offered."),
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Export entries and signed checkpoints as JSON lines (one object per line)."""
+    if output != "jsonl":
+        raise CliError("audit export writes jsonl (-o jsonl)", exit_code=2)
+    typer.echo(connect(server, token).text("/audit/export", {"since": since, "until": until}),
+               nl=False)
+
+
+@audit_app.command("public-key")
+def public_key(
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Print the server's Ed25519 public key (PEM): what verifies checkpoints and packs."""
+    typer.echo(connect(server, token).text("/audit/public-key"), nl=False)

@@ -114,8 +114,12 @@ class ApiClient:
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, body=body)
 
+    def text(self, path: str, params: dict[str, Any] | None = None) -> str:
+        """GET a non-JSON resource (PEM, NDJSON, Markdown) as text."""
+        return str(self.request("GET", path, params=params, raw=True))
+
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                body: dict[str, Any] | None = None) -> Any:
+                body: dict[str, Any] | None = None, raw: bool = False) -> Any:
         headers = {"Accept": "application/json, application/problem+json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -137,6 +141,8 @@ class ApiClient:
                            "(e.g. http://127.0.0.1:8420)") from None
         except httpx.HTTPError as exc:
             raise CliError(f"request to {self.server} failed: {exc}") from None
+        if raw and response.is_success:
+            return response.text
         return self._decode(response)
 
     def _decode(self, response: httpx.Response) -> Any:

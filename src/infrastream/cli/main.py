@@ -10,7 +10,9 @@ from infrastream import __version__
 
 from .apply_cmd import apply, describe, get
 from .audit_cmd import audit_app
+from .demo_cmd import demo
 from .env_cmd import env_app, status
+from .evidence_cmd import evidence_app
 from .init_cmd import init
 from .lanes_cmd import hotfix_app, prerelease_app, rollback
 from .login_cmd import login, whoami
@@ -68,6 +70,8 @@ app.add_typer(hotfix_app, name="hotfix")
 app.add_typer(prerelease_app, name="prerelease")
 app.add_typer(secret_app, name="secret")
 app.command()(rollback)
+app.command()(demo)
+app.add_typer(evidence_app, name="evidence")
 
 
 def main(argv: list[str] | None = None) -> int:

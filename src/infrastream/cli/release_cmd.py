@@ -6,6 +6,7 @@ sends the request and shows the answer.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -190,3 +191,17 @@ def reject(
         return
     console.print(f"{result.get('rejectedBy')} rejected the promotion of {result['release']} "
                   f"to {result['stage']}: {result['reason']}", markup=False)
+
+
+@release_app.command("evidence")
+def evidence(
+    ref: str = RefArgument,
+    output: Path = typer.Option(..., "--output", "-o", metavar="FILE",
+                                help="Where to write the JSON pack (FILE.md gets Markdown)."),
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Write the signed evidence pack of a release (JSON, plus a Markdown rendering)."""
+    from .evidence_cmd import release_evidence
+
+    release_evidence(ref, output, server, token)

@@ -8,9 +8,9 @@ exact line and column of the offending key or value.
 Speed matters (a repository holds thousands of manifests), so valid input pays nothing for
 positions: no node tree is kept. Building straight from the C parser's events skips the
 composer's per-node work (node objects, marks, resolver calls) and leaves nothing behind for
-the garbage collector to traverse again and again. Only when a problem has to be located is
-the document composed into PyYAML's node tree (marks on every scalar, mapping and sequence),
-once per source, from the text kept for that purpose.
+the garbage collector to traverse again and again. Only when a problem has to be located are
+the documents of its source composed into PyYAML's node trees (marks on every scalar, mapping
+and sequence), once, from the text kept for that purpose, and reduced to the positions.
 
 The data is what composing and building node by node gives: anchors and aliases expand to
 the anchored value (an alias shares the anchored value, and repeats the problems found in
@@ -35,7 +35,7 @@ from yaml.events import (
     SequenceStartEvent,
     StreamEndEvent,
 )
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from .diagnostics import Diagnostic, Severity
 
@@ -64,27 +64,77 @@ class Position:
 
 
 class _Stream:
-    """The text of one source, composed into node trees only when a position is needed."""
+    """The text of one source, and where its values are, worked out when first asked for.
 
-    __slots__ = ("_nodes", "text")
+    The documents are composed into PyYAML's node trees (which carry the marks) and reduced
+    to `_Tree`s: the line and column of every node and key, in a few small containers that
+    neither take much memory nor give the garbage collector much to traverse.
+    """
+
+    __slots__ = ("_trees", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._nodes: list[Node | None] = []
+        self._trees: list[_Tree | None] | None = None
 
-    def node(self, index: int) -> Node:
-        if not self._nodes:  # the first position asked for: compose every document, once
+    def tree(self, index: int) -> _Tree:
+        if self._trees is None:  # the first position asked for: every document, once
+            trees: list[_Tree | None] = []
             loader = _Loader(self.text)
             try:
                 while loader.check_node():
-                    self._nodes.append(loader.get_node())
+                    node = loader.get_node()
+                    trees.append(None if node is None else _tree(node, {}))
             except yaml.YAMLError:
                 pass  # the documents that have data all come before the error
             finally:
                 loader.dispose()
-        node = self._nodes[index]
-        assert node is not None, "a document without data has no position"
+            self._trees = trees
+        tree = self._trees[index]
+        assert tree is not None, "a document without data has no position"
+        return tree
+
+    def node(self, index: int) -> Node:
+        loader = _Loader(self.text)
+        try:
+            for _ in range(index + 1):
+                loader.check_node()
+                node = loader.get_node()
+        finally:
+            loader.dispose()
+        assert node is not None, "a document without data has no node"
         return node
+
+
+#: Where a node is: [line, column, children] (1-based) for a collection, a tuple for a
+#: scalar. A mapping's children are {key text: (key line, key column, value tree)} (the first
+#: of repeated keys; keys that are not scalars are never looked up), a sequence's a tuple of
+#: trees. Aliases share the anchored tree, so a tree may contain itself.
+_Tree = Any
+
+
+def _tree(node: Node, done: dict[int, _Tree]) -> _Tree:
+    tree = done.get(id(node))
+    if tree is not None:
+        return tree
+    mark = node.start_mark
+    if isinstance(node, ScalarNode):
+        tree = (mark.line + 1, mark.column + 1, None)
+        done[id(node)] = tree
+        return tree
+    tree = [mark.line + 1, mark.column + 1, None]
+    done[id(node)] = tree  # before the children: an alias inside the node refers to it
+    if isinstance(node, MappingNode):
+        children: dict[str, tuple[int, int, _Tree]] = {}
+        for key_node, value_node in node.value:
+            if isinstance(key_node, ScalarNode) and key_node.value not in children:
+                key_mark = key_node.start_mark
+                children[key_node.value] = (key_mark.line + 1, key_mark.column + 1,
+                                            _tree(value_node, done))
+        tree[2] = children
+    else:
+        tree[2] = tuple(_tree(item, done) for item in node.value)
+    return tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +148,13 @@ class RawDocument:
 
     @property
     def node(self) -> Node:
-        """The document's node tree (composed on first use, with every value's marks)."""
+        """The document's node tree, with every value's marks (composed at each call)."""
         return self.stream.node(self.index)
 
     @property
     def position(self) -> Position:
-        return _position(self.node)
+        tree = self.stream.tree(self.index)
+        return Position(tree[0], tree[1])
 
     def locate(self, path: Sequence[str | int], *, key: bool = False) -> Position:
         """Where the value at `path` is (or its key, with `key=True`).
@@ -111,32 +162,20 @@ class RawDocument:
         Parts of the path that the tree does not contain (the tag of a tagged union, a
         missing field) are skipped, so the answer is the deepest existing ancestor.
         """
-        node: Node = self.node
-        key_node: Node | None = None
+        tree = self.stream.tree(self.index)
+        key_at: tuple[int, int, _Tree] | None = None
         for part in path:
-            found = _child(node, part)
-            if found is None:
-                continue
-            key_node, node = found
-        if key and key_node is not None:
-            return _position(key_node)
-        return _position(node)
-
-
-def _child(node: Node, part: str | int) -> tuple[Node | None, Node] | None:
-    if isinstance(node, MappingNode):
-        for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.value == str(part):
-                return key_node, value_node
-    elif isinstance(node, SequenceNode) and isinstance(part, int):
-        if 0 <= part < len(node.value):
-            return None, node.value[part]
-    return None
-
-
-def _position(node: Node) -> Position:
-    mark = node.start_mark
-    return Position(mark.line + 1, mark.column + 1)
+            children = tree[2]
+            if isinstance(children, dict):
+                entry = children.get(str(part))
+                if entry is not None:
+                    key_at, tree = entry, entry[2]
+            elif isinstance(children, tuple) and isinstance(part, int):
+                if 0 <= part < len(children):
+                    key_at, tree = None, children[part]
+        if key and key_at is not None:
+            return Position(key_at[0], key_at[1])
+        return Position(tree[0], tree[1])
 
 
 def _implicit_resolvers() -> dict[str, tuple[tuple[str, re.Pattern[str]], ...]]:
