@@ -132,3 +132,24 @@ def test_an_application_can_be_applied_alone_once_its_set_exists_and_reapplying_
     result = manifests.apply(story.services, PLATFORM, [(str(api), api.read_text())])
     assert result["changes"] == [{"kind": "Application", "name": "api", "change": "configured"}]
     assert result["revision"] == first["revision"] + 1
+
+
+def test_a_rejection_needs_a_reason_and_a_re_request_needs_fresh_approvals(story):
+    from infrastream.domain.errors import Invalid
+
+    story.apply_manifests()
+    story.record_versions("1.0.0")
+    release = story.cut_release()
+    story.start_engine()
+    story.wait_until(release, lambda s: s["stages"][0]["state"] == "succeeded")
+    promotions.promote(story.services, RELEASE_MANAGER, release)
+    story.wait_until(release, lambda s: s["stages"][1]["state"] == "succeeded")
+    promotions.promote(story.services, RELEASE_MANAGER, release)
+    promotions.approve(story.services, QA, release)
+    with pytest.raises(Invalid, match="needs a reason"):
+        promotions.reject(story.services, SECURITY, release, "  ")
+    assert story.stage(release, 2)["state"] == "awaiting-approval"
+    promotions.reject(story.services, SECURITY, release, "pen test findings open")
+    promotions.promote(story.services, RELEASE_MANAGER, release)
+    production = story.stage(release, 2)
+    assert production["waiting"] == "waiting for: qa 0/1, product 0/1, security 0/1"

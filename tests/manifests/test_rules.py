@@ -493,6 +493,33 @@ CASES = [
         "nothing travels this track until a set names it as parent",
         id="a track that no set names is only a warning",
     ),
+    pytest.param(
+        doc("""
+            apiVersion: lowops.manifests.v1
+            kind: Application
+            metadata: {name: api, parent: {kind: ApplicationSet, name: shop}}
+            spec:
+              image: registry.example.com/shop/api
+              env:
+                - {name: LOG_LEVEL, value: info}
+                - {name: LOG_LEVEL, value: debug}
+            """),
+        True, "duplicate-env-var", 7, 5, Severity.ERROR, "keep one of the two declarations",
+        id="an environment variable declared twice is reported",
+    ),
+    pytest.param(
+        doc("""
+            apiVersion: lowops.manifests.v1
+            kind: Application
+            metadata: {name: api, parent: {kind: ApplicationSet, name: shop}}
+            spec:
+              image: registry.example.com/shop/api
+              env:
+                - {name: DB_PASSWORD, secret: true, value: hunter2}
+            """),
+        True, "secret-with-value", 7, 7, Severity.ERROR, None,
+        id="a secret variable with its value in the manifest is refused",
+    ),
 ]
 
 
@@ -520,7 +547,7 @@ DOCUMENTED_CODES = [
     "invalid-value", "invalid-name", "invalid-duration", "invalid-count", "unknown-type",
     "empty-stage", "track-without-stages", "duplicate-environment", "duplicate-name",
     "missing-parent", "unknown-parent", "wrong-parent-kind", "empty-application-set",
-    "undeclared-environment", "unused-track",
+    "undeclared-environment", "unused-track", "duplicate-env-var", "secret-with-value",
 ]
 
 
@@ -721,3 +748,11 @@ def test_a_bad_byte_after_a_byte_order_mark_is_reported_at_its_line_and_column()
     (diagnostic,) = diagnose(raw)
     assert (diagnostic.code, diagnostic.line, diagnostic.column) == ("not-utf8", 4, 12)
     assert diagnostic.message == "byte 0xe9 is not valid UTF-8"
+
+
+def test_an_input_without_any_manifest_is_an_error(tmp_path) -> None:
+    from infrastream.cli.main import main
+
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing here yet\n")
+    assert main(["validate", str(empty)]) == 1

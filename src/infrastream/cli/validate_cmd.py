@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from infrastream.manifests import LoadResult, load_texts
+from infrastream.manifests import Diagnostic, LoadResult, Severity, load_texts
 from infrastream.manifests.diagnostics import sort_key
 
 from .manifest_files import InputError, read_sources
@@ -19,6 +19,11 @@ def load(paths: list[str]) -> LoadResult:
         raise CliError(str(exc), exit_code=2) from None
     result = load_texts(sources)
     diagnostics = sorted([*problems, *result.diagnostics], key=sort_key)
+    if result.documents == 0 and not problems and not result.diagnostics:
+        where = sources[0][0] if sources else paths[0]
+        diagnostics.append(Diagnostic(where, 1, 1, Severity.ERROR, "no-manifests",
+                                      "no manifest was found in the input",
+                                      "add documents with apiVersion, kind and metadata"))
     return LoadResult(result.bundle, diagnostics, result.documents)
 
 

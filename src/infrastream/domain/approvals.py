@@ -70,7 +70,8 @@ def tally(rules: Sequence[ApprovalRule], approvals: Sequence[Approval], *, diges
         for approval in approvals:
             if approval.role != rule.role or approval.request_id != request_id:
                 continue
-            if approval.digest != digest or approval.user in used_people:
+            if approval.digest != digest or approval.user in used_people \
+                    or approval.user in approvers:
                 continue
             if _expired(rule, approval, now):
                 expired += 1

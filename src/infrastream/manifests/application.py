@@ -7,9 +7,10 @@ not part of the manifest: it comes from the release that carries the Application
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from .fields import Duration, ManifestModel
 from .metadata import Metadata
@@ -32,6 +33,15 @@ class EnvVar(ManifestModel):
     value: str | None = None
     secret: bool = False
 
+    @model_validator(mode="after")
+    def _no_secret_value(self) -> EnvVar:
+        if self.secret and self.value is not None:
+            raise PydanticCustomError(
+                "secret-with-value",
+                "secret variable `{name}` carries its value in the manifest",
+                {"name": self.name})
+        return self
+
 
 class CommandSpec(ManifestModel):
     command: list[str] = Field(min_length=1)
@@ -41,6 +51,17 @@ class CommandSpec(ManifestModel):
     timeout: Duration | None = None
 
 
+def _env_rules(variables: list[EnvVar]) -> list[EnvVar]:
+    seen: set[str] = set()
+    for variable in variables:
+        if variable.name in seen:
+            raise PydanticCustomError("duplicate-env-var",
+                                      "environment variable `{name}` is declared twice",
+                                      {"name": variable.name})
+        seen.add(variable.name)
+    return variables
+
+
 class ApplicationSpec(ManifestModel):
     image: str = Field(min_length=1)
     """Container image repository, without tag: the release supplies the version."""
@@ -48,7 +69,7 @@ class ApplicationSpec(ManifestModel):
     """Port the application listens on (the local target assigns a free one instead)."""
     replicas: int = Field(1, ge=0, le=1000)
     health_check: HealthCheck | None = None
-    env: list[EnvVar] = Field(default_factory=list)
+    env: Annotated[list[EnvVar], AfterValidator(_env_rules)] = Field(default_factory=list)
     integration_tests: CommandSpec | None = None
     """Command that tests the running application; run by the `integration-tests` check."""
     run: CommandSpec | None = None

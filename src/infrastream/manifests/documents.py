@@ -28,7 +28,8 @@ _VALUE_ERRORS = {
     "less_than", "string_too_short", "string_too_long", "string_pattern_mismatch", "too_short",
     "too_long", "value_error",
 }
-_OWN_CODES = {"invalid-name", "invalid-duration", "invalid-count", "empty-stage"}
+_OWN_CODES = {"invalid-name", "invalid-duration", "invalid-count", "empty-stage",
+              "duplicate-env-var", "secret-with-value"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,9 @@ def _translate(document: RawDocument, model: type[BaseModel], error: ErrorDetail
             "invalid-duration": "write it like `30s`, `10m`, `1h30m` or `2d`",
             "invalid-count": "use a count of 1 or more",
             "empty-stage": "name at least one environment, or remove the stage",
+            "duplicate-env-var": "keep one of the two declarations",
+            "secret-with-value": "remove `value:` and set it with `infrastream secret set`; "
+                                 "never commit secret values",
         }
         return _at(document, loc, kind, f"{field}: {error['msg']}", hints[kind])
     if kind == "union_tag_invalid":
