@@ -87,6 +87,24 @@ class Story:
             time.sleep(0.1)
         raise AssertionError(f"timed out; release is at: {status['summary']}")
 
+    def to_production_gate(self, ref: releases.ReleaseRef) -> None:
+        """Let the release succeed in development and staging, then request production."""
+        from infrastream.service import promotions
+
+        self.wait_until(ref, lambda s: s["stages"][0]["state"] == "succeeded")
+        promotions.promote(self.services, RELEASE_MANAGER, ref)
+        self.wait_until(ref, lambda s: s["stages"][1]["state"] == "succeeded")
+        promotions.promote(self.services, RELEASE_MANAGER, ref)
+
+    def to_production(self, ref: releases.ReleaseRef) -> None:
+        """The whole release lane: QA, Product and Security sign off production."""
+        from infrastream.service import promotions
+
+        self.to_production_gate(ref)
+        for approver in (QA, PRODUCT, SECURITY):
+            promotions.approve(self.services, approver, ref)
+        self.wait_until(ref, lambda s: s["state"] == "completed")
+
     def stage(self, ref: releases.ReleaseRef, index: int) -> dict[str, Any]:
         return self.status(ref)["stages"][index]
 

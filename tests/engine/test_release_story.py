@@ -87,10 +87,7 @@ def test_only_the_roles_named_by_the_rules_can_approve_and_nobody_approves_twice
     story.record_versions("1.0.0")
     release = story.cut_release()
     story.start_engine()
-    story.wait_until(release, lambda s: s["stages"][0]["state"] == "succeeded")
-    promotions.promote(story.services, RELEASE_MANAGER, release)
-    story.wait_until(release, lambda s: s["stages"][1]["state"] == "succeeded")
-    promotions.promote(story.services, RELEASE_MANAGER, release)
+    story.to_production_gate(release)
 
     with pytest.raises(Forbidden, match="holds none of the roles"):
         promotions.approve(story.services, person("dev", "developer"), release)
@@ -141,10 +138,7 @@ def test_a_rejection_needs_a_reason_and_a_re_request_needs_fresh_approvals(story
     story.record_versions("1.0.0")
     release = story.cut_release()
     story.start_engine()
-    story.wait_until(release, lambda s: s["stages"][0]["state"] == "succeeded")
-    promotions.promote(story.services, RELEASE_MANAGER, release)
-    story.wait_until(release, lambda s: s["stages"][1]["state"] == "succeeded")
-    promotions.promote(story.services, RELEASE_MANAGER, release)
+    story.to_production_gate(release)
     promotions.approve(story.services, QA, release)
     with pytest.raises(Invalid, match="needs a reason"):
         promotions.reject(story.services, SECURITY, release, "  ")

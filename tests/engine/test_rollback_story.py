@@ -4,10 +4,10 @@ rolled back from."""
 from __future__ import annotations
 
 import pytest
-from story import PRODUCT, QA, RELEASE_MANAGER, SECURITY, Story, person
+from story import RELEASE_MANAGER, Story, person
 
 from infrastream.domain.errors import Conflict, Forbidden
-from infrastream.service import audit_view, promotions
+from infrastream.service import audit_view
 from infrastream.service.environments import environment_overview
 from infrastream.service.releases import ReleaseRef
 from infrastream.service.rollback import rollback
@@ -20,14 +20,6 @@ def story(tmp_path, database_url):
     story.finish()
 
 
-def _to_production(story: Story, release) -> None:
-    story.wait_until(release, lambda s: s["stages"][0]["state"] == "succeeded")
-    promotions.promote(story.services, RELEASE_MANAGER, release)
-    story.wait_until(release, lambda s: s["stages"][1]["state"] == "succeeded")
-    promotions.promote(story.services, RELEASE_MANAGER, release)
-    for approver in (QA, PRODUCT, SECURITY):
-        promotions.approve(story.services, approver, release)
-    story.wait_until(release, lambda s: s["state"] == "completed")
 
 
 def _running(story: Story, environment: str) -> str:
@@ -43,10 +35,10 @@ def test_rollback_returns_production_to_the_previous_release_and_marks_the_bad_o
     story.wait_until(v1, lambda s: s["stages"][0]["state"] == "succeeded")
     with pytest.raises(Conflict, match="no earlier release succeeded in development"):
         rollback(story.services, RELEASE_MANAGER, "development")
-    _to_production(story, v1)
+    story.to_production(v1)
     story.record_versions("2.0.0")
     v2 = story.cut_release()
-    _to_production(story, v2)
+    story.to_production(v2)
     assert _running(story, "production") == "shop/v2"
 
     with pytest.raises(Forbidden, match="roll back"):

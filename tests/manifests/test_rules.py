@@ -727,21 +727,11 @@ def test_the_wrong_parent_kind_message_uses_the_right_article() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="yaml_source._reader_position reports reader errors (control characters) at "
-    "line 1 with the character offset as column instead of the real line and column",
-)
 def test_a_control_character_is_reported_at_its_line_and_column() -> None:
     text = "apiVersion: lowops.manifests.v1\nkind: Environment\nmetadata:\n  name: a\x07b\n"
     assert located(diagnose(text)) == [("x.yaml", "yaml-syntax", 4, 10)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="yaml_source.decode locates the bad byte with the offset utf-8-sig reports, which "
-    "does not count the BOM: after a BOM the line, column and byte shown are off by three",
-)
 def test_a_bad_byte_after_a_byte_order_mark_is_reported_at_its_line_and_column() -> None:
     raw = b"\xef\xbb\xbfapiVersion: lowops.manifests.v1\nkind: Environment\nmetadata:\n"
     raw += b"  name: caf\xe9\n"

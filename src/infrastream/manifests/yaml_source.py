@@ -460,7 +460,7 @@ def parse_documents(source: str, text: str) -> tuple[list[RawDocument], list[Dia
                        "check indentation, quoting and `:` separators near this position")
         )
     except yaml.YAMLError as exc:  # reader errors: control characters and similar
-        line, column = _reader_position(exc)
+        line, column = _reader_position(exc, text)
         problems.append(
             Diagnostic(source, line, column, Severity.ERROR, "yaml-syntax",
                        str(exc).splitlines()[0], "the file contains characters YAML does not allow")
@@ -470,24 +470,28 @@ def parse_documents(source: str, text: str) -> tuple[list[RawDocument], list[Dia
     return documents, problems
 
 
-def _reader_position(exc: yaml.YAMLError) -> tuple[int, int]:
+def _reader_position(exc: yaml.YAMLError, text: str) -> tuple[int, int]:
+    """Line and column of a reader error (its `position` is a character offset)."""
     position = getattr(exc, "position", None)
-    if isinstance(position, int):
-        return 1, position + 1
-    return 1, 1
+    if not isinstance(position, int):
+        return 1, 1
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
 
 
 def decode(source: str, raw: bytes) -> tuple[str | None, list[Diagnostic]]:
     """Bytes of a manifest file → text, or a `not-utf8` diagnostic."""
+    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
     try:
-        return raw.decode("utf-8-sig"), []
+        return raw[bom:].decode("utf-8"), []
     except UnicodeDecodeError as exc:
-        before = raw[: exc.start]
+        start = exc.start + bom  # an offset into `raw`, byte-order mark included
+        before = raw[bom:start]
         line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        column = start - bom - (before.rfind(b"\n") + 1) + 1
         return None, [
             Diagnostic(source, line, column, Severity.ERROR, "not-utf8",
-                       f"byte 0x{raw[exc.start]:02x} is not valid UTF-8", "save the file as UTF-8")
+                       f"byte 0x{raw[start]:02x} is not valid UTF-8", "save the file as UTF-8")
         ]
 
 
