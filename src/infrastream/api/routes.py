@@ -23,6 +23,7 @@ from infrastream.service import (
     versions,
 )
 from infrastream.service.audit_verify import verify_all as audit_verify_all
+from infrastream.service.drift import drift_report
 from infrastream.service.environments import environment_overview
 from infrastream.service.release_view import release_status
 
@@ -137,6 +138,13 @@ def reject(app_set: str, name: str, body: RejectionCreate, services: ServicesDep
            principal: PrincipalDep) -> Json:
     return promotions.reject(services, principal, releases.ReleaseRef(app_set, name),
                              body.reason)
+
+
+@router.get("/environments/drift", tags=["environments"])
+def environments_drift(services: ServicesDep, principal: PrincipalDep,
+                       environment: str | None = None) -> list[Json]:
+    """Per environment: in-sync, drifted (with every difference) or unknown."""
+    return drift_report(services, environment)
 
 
 @router.get("/environments", tags=["environments"])

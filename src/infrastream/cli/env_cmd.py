@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from .client import ServerOption, TokenOption, connect
-from .output import Output, OutputOption, emit
+from .output import CliError, Output, OutputOption, emit
 from .render import print_table, when
 
 env_app = typer.Typer(help="Environments and what runs in them.", no_args_is_help=True)
@@ -41,9 +41,25 @@ def list_environments(
 
 
 def status(
+    drift: bool = typer.Option(False, "--drift", help="Compare with what the targets report "
+                               "and list every difference (exit 1 when any environment "
+                               "drifted)."),
     output: Output = OutputOption,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
 ) -> None:
     """What runs where: per environment the release, its versions and since when."""
-    show_environments(output, server, token)
+    if not drift:
+        show_environments(output, server, token)
+        return
+    report = connect(server, token).get("/environments/drift")
+    if output is not Output.TABLE:
+        emit(report, output)
+    else:
+        print_table(["ENVIRONMENT", "RELEASE", "STATE", "DIFFERENCES"],
+                    [[r["environment"], r["release"], r["state"],
+                      "\n".join(r["differences"]) or "-"] for r in report],
+                    empty="nothing deployed yet")
+    drifted = [r["environment"] for r in report if r["state"] != "in-sync"]
+    if drifted:
+        raise CliError("drift in " + ", ".join(drifted))

@@ -1,0 +1,67 @@
+"""Drift: does each environment still run what its last successful deployment put there?
+
+For every environment, the release of its newest healthy deployment says which image each
+application should run; the environment's target says what really runs (local processes,
+the GitOps tree, cluster objects, the noop record). Every difference is one line: an
+application missing or unhealthy, a different image, an application nobody deployed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from infrastream.domain.errors import BackendError
+from infrastream.manifests import Environment
+from infrastream.store.tables import deployments, releases
+from infrastream.targets.base import Health
+
+from .context import Services
+
+
+def drift_report(services: Services, environment: str | None = None) -> list[dict[str, Any]]:
+    latest = (select(deployments.c.environment, func.max(deployments.c.id).label("id"))
+              .where(deployments.c.state == "healthy").group_by(deployments.c.environment)
+              .subquery())
+    query = (select(deployments.c.environment, releases.c.app_set, releases.c.name,
+                    releases.c.content)
+             .join(latest, latest.c.id == deployments.c.id)
+             .join(releases, releases.c.id == deployments.c.release_id)
+             .order_by(deployments.c.environment))
+    if environment:
+        query = query.where(deployments.c.environment == environment)
+    with services.db.connect() as conn:
+        rows = conn.execute(query).all()
+    return [_compare(services, row) for row in rows]
+
+
+def _compare(services: Services, row: Any) -> dict[str, Any]:
+    expected = {app: v["image"] for app, v in row.content["versions"].items()}
+    manifest = Environment.model_validate(row.content["manifests"]["environments"]
+                                          [row.environment])
+    differences: list[str] = []
+    try:
+        actual = {s.app: s for s in
+                  services.targets.for_environment(manifest).status(manifest)}
+    except BackendError as exc:
+        return _report(row, [f"cannot read what runs: {exc.reason}"], unknown=True)
+    for app, image in sorted(expected.items()):
+        status = actual.get(app)
+        if status is None or status.health is Health.MISSING:
+            differences.append(f"{app}: expected {image}, nothing runs"
+                               + (f" ({status.detail})" if status and status.detail else ""))
+        elif status.image != image:
+            differences.append(f"{app}: expected {image}, runs {status.image}")
+        elif status.health is not Health.HEALTHY:
+            differences.append(f"{app}: {status.health.value}"
+                               + (f" ({status.detail})" if status.detail else ""))
+    for app in sorted(set(actual) - set(expected)):
+        differences.append(f"{app}: runs {actual[app].image}, which no release put there")
+    return _report(row, differences)
+
+
+def _report(row: Any, differences: list[str], *, unknown: bool = False) -> dict[str, Any]:
+    state = "unknown" if unknown else ("drifted" if differences else "in-sync")
+    return {"environment": row.environment, "release": f"{row.app_set}/{row.name}",
+            "state": state, "differences": differences}
