@@ -165,11 +165,11 @@ def test_a_binary_file_is_reported_as_not_utf8(cli, tmp_path):
     ]
 
 
-def test_an_empty_file_is_valid_and_holds_no_manifest(cli, tmp_path):
+def test_an_empty_file_is_reported_as_holding_no_manifest(cli, tmp_path):
     empty = write(tmp_path / "empty.yaml", "")
     result = cli("validate", empty)
-    assert result.code == 0
-    assert "valid: 0 manifest(s), 0 error(s), 0 warning(s)" in result.out
+    assert result.code == 1
+    assert f"{empty}:1:1: error[no-manifests] no manifest was found in the input" in result.err
 
 
 def test_directories_are_searched_recursively_for_yaml_and_yml_files(cli, tmp_path):
