@@ -87,8 +87,10 @@ def test_the_registry_serves_one_instance_per_type_and_refuses_unknown_types(tmp
 
     assert registry.get_target("noop") is registry.get_target("noop")
     assert isinstance(registry.for_environment(STAGING), LocalTarget)
-    with pytest.raises(PermanentError, match=r"no `gitops` target .* \(available: local, noop\)"):
-        registry.get_target("gitops")
+    with pytest.raises(PermanentError,
+                       match=r"no `argocd` target .* \(available: gitops, kubernetes, local, "
+                             r"noop\)"):
+        registry.get_target("argocd")
 
 
 def test_the_registry_serves_a_registered_fake_in_place_of_a_builtin(tmp_path):

@@ -1,4 +1,4 @@
-"""Targets by type name, so the engine asks for `local` or `noop` and never imports a backend.
+"""Targets by type name, so the engine asks for `local` or `gitops` and never imports a backend.
 
 A registry is built for one data directory (targets that keep state put it there) and
 creates each target lazily, once: one instance serves every environment of its type. Tests
@@ -15,6 +15,8 @@ from infrastream.domain.errors import PermanentError
 from infrastream.manifests import Environment
 
 from .base import Target
+from .gitops import GitOpsTarget
+from .kubernetes import KubernetesTarget
 from .local import LocalTarget
 from .noop import NoopTarget
 
@@ -24,7 +26,12 @@ TargetFactory = Callable[[Path], Target]
 BUILTIN: dict[str, TargetFactory] = {
     "local": lambda data_dir: LocalTarget(data_dir),
     "noop": lambda data_dir: NoopTarget(data_dir),
+    "gitops": lambda data_dir: GitOpsTarget(data_dir),
+    "kubernetes": lambda data_dir: KubernetesTarget(data_dir),
 }
+"""The kubernetes target finds its cluster from each environment's `context` ($KUBECONFIG or
+~/.kube/config) or, without one, from the pod's service account; a test or an embedding
+registers `KubernetesTarget(data_dir, resolve=…)` to point it elsewhere."""
 
 
 class TargetRegistry:
