@@ -7,18 +7,19 @@ is the orchestration itself and not a wait for processes or a soak:
     releaseStages: development → staging → production (approvals: qa, product, security)
 
 The engine runs in-process, `Engine(services, poll=5.0).start()`. The 5 s poll is on purpose:
-the engine must be woken by `services.notify()` (every use case and every engine step calls
-it), so no figure below can be the poll interval.
+the engine must be woken by `services.notify()` (every use case that gives it work calls it,
+and so does every job that finishes), so no figure below can be the poll interval.
 
 One lifecycle, driven through the service functions as a release manager and approvers
 would: record a version of api/web/worker (a new tag each time) → cut a release (the engine
 deploys it to development) → when development has succeeded, promote → when staging has
 succeeded, promote → approve as QA, Product and Security → until the release is
 `completed`. The driver waits for each state on an event set by a `services.listeners`
-callback (with a 2 ms timeout as a fallback) and reads the stage states with one small
+callback (called by `notify()`, and by the engine after a pass that moved releases; with a
+2 ms timeout as a fallback) and reads the stage states with one small
 query on its own autocommit connection (a second SQLAlchemy engine without the project's
-BEGIN hook), so observing costs the engine next to nothing: no `release_status` (a dozen
-queries and pydantic validation) and no transaction that could queue for SQLite's lock.
+BEGIN hook), so observing costs the engine next to nothing: no `release_status` (a handful
+of queries) and no transaction that could queue for SQLite's lock.
 
 It measures, on SQLite (a WAL file in a temporary data directory) and on PostgreSQL (a
 fresh database on postgresql+psycopg://postgres@127.0.0.1:5432/, dropped afterwards;
@@ -39,7 +40,9 @@ skipped with a message when the server does not answer):
    bare cost of the durable writes a lifecycle needs (timed over 10 lifecycles' worth, into
    a scratch table dropped afterwards). It prints lifecycle time / floor.
 
-Also printed, as diagnostics: the CPU time of the process per lifecycle; audit entries,
+Also printed, as diagnostics: the CPU time of the process per lifecycle, and how it splits
+between the driver thread (the service calls, and observing), the engine's passes and the
+jobs (each measured with `time.thread_time` in its thread); audit entries,
 commits, transactions begun (those not committed are read-only), SQL statements (BEGINs
 included) and engine passes per lifecycle (counted with SQLAlchemy engine events and
 `Engine.passes`); on SQLite the time spent inside `BEGIN IMMEDIATE` (writes: waiting for
@@ -241,6 +244,34 @@ class Counters:
             self._local.started = None
 
 
+class TimedEngine(Engine):
+    """The engine, with the CPU time of its passes and of its jobs added up per thread."""
+
+    def __init__(self, services: Services, **options: Any) -> None:
+        super().__init__(services, **options)
+        self.pass_cpu = self.job_cpu = 0.0
+        self._cpu_lock = threading.Lock()
+
+    def run_once(self) -> float | None:
+        started = time.thread_time()
+        try:
+            return super().run_once()
+        finally:
+            with self._cpu_lock:
+                self.pass_cpu += time.thread_time() - started
+
+    def _submit(self, key: str, fn: Any, *args: Any) -> None:
+        def timed(*call_args: Any) -> None:
+            started = time.thread_time()
+            try:
+                fn(*call_args)
+            finally:
+                with self._cpu_lock:
+                    self.job_cpu += time.thread_time() - started
+
+        super()._submit(key, timed, *args)
+
+
 class Signal:
     """A `services.listeners` callback that wakes every waiting driver thread."""
 
@@ -308,7 +339,8 @@ class Observer:
 
 
 class Bench:
-    def __init__(self, url: str, data_dir: Path, engine_class: type[Engine] = Engine) -> None:
+    def __init__(self, url: str, data_dir: Path,
+                 engine_class: type[Engine] = TimedEngine) -> None:
         self.services: Services = open_services(data_dir, url)
         options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
         if url.startswith("sqlite"):
@@ -421,6 +453,13 @@ class Bench:
         with self.observer.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(audit_log)).scalar_one())
 
+    def cpu_split(self) -> tuple[float, float, float]:
+        """CPU seconds so far: this (driver) thread, the engine's passes, its jobs."""
+        engine = self.engine
+        if not isinstance(engine, TimedEngine):
+            return time.thread_time(), 0.0, 0.0
+        return time.thread_time(), engine.pass_cpu, engine.job_cpu
+
     def status_ms(self, calls: int = 30) -> float:
         with self.observer.connect() as conn:
             name = conn.execute(text("SELECT name FROM releases ORDER BY id DESC LIMIT 1")
@@ -484,9 +523,12 @@ def measure(label: str, url: str, data_dir: Path, plan: Plan) -> Result:
         audit_before, passes_before = bench.audit_entries(), bench.engine.passes
         before = bench.counters.snapshot()
         cpu_before = time.process_time()
+        split_before = bench.cpu_split()
         seq = bench.run(1, plan.sequential, "seq", plan.budget)
         n = seq.lifecycles
         cpu_per = (time.process_time() - cpu_before) / n
+        driver_per, passes_cpu_per, jobs_cpu_per = (
+            (a - b) / n for a, b in zip(bench.cpu_split(), split_before, strict=True))
         after = bench.counters.snapshot()
         begins_per, commits_per, statements_per, immediate_per, deferred_per = (
             (a - b) / n for a, b in zip(after, before, strict=True))
@@ -501,6 +543,9 @@ def measure(label: str, url: str, data_dir: Path, plan: Plan) -> Result:
     each = seq.seconds / n
     print(f"  sequential {count(seq)} in {seq.seconds:6.2f} s: {seq.rate:6.1f} lifecycles/s "
           f"({each * 1000:.1f} ms each, {cpu_per * 1000:.0f} ms of it CPU)")
+    print(f"    CPU per lifecycle: driver thread (service calls, observing) "
+          f"{driver_per * 1000:.0f} ms, engine passes {passes_cpu_per * 1000:.0f} ms, "
+          f"jobs {jobs_cpu_per * 1000:.0f} ms")
     median, p95, worst = seq.reaction()
     print(f"    reaction, last approval → production started_at: median {median:.1f} ms, "
           f"p95 {p95:.1f} ms, max {worst:.1f} ms")

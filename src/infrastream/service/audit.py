@@ -1,18 +1,25 @@
 """Appending to and reading the audit trail (a hash chain, see domain.audit_chain).
 
 Every mutating use case calls `record` inside its own transaction, so an action and its audit
-entry commit together or not at all. Appends are serialised by reading the chain head
-under the transaction's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: a row lock on the
-`audit-head` setting).
+entry commit together or not at all. Appends are serialised on the chain head, the
+`audit-head` setting (SQLite: the transaction's write lock from BEGIN IMMEDIATE;
+PostgreSQL: the head row's lock). The head this process wrote last is kept as a hint: the
+append moves the head with a compare-and-set against it (`UPDATE … WHERE value = hint`), so
+the usual append is that one UPDATE and the INSERT (`record_many`: one of each for several
+entries); when another process or a rollback moved the head meanwhile, the CAS matches
+nothing and the head is read under lock as before. The head record is also what lets
+`verify` notice a deleted newest entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from infrastream.domain.audit_chain import (
     GENESIS,
@@ -26,27 +33,78 @@ from infrastream.store.tables import audit_log, server_settings
 
 _HEAD = "audit-head"
 
+_READ_HEAD = (select(server_settings.c.value).where(server_settings.c.key == _HEAD)
+              .with_for_update())
+_MOVE_HEAD = (update(server_settings)
+              .where((server_settings.c.key == _HEAD)
+                     & (server_settings.c.value == bindparam("expected")))
+              .values(value=bindparam("head")))
+_SET_HEAD = update(server_settings).where(server_settings.c.key == _HEAD).values(
+    value=bindparam("head"))
+_APPEND = insert(audit_log)
+
+_hints: WeakKeyDictionary[Engine, str] = WeakKeyDictionary()
+"""Per database engine: the head this process last wrote (a hint, checked by the CAS)."""
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to append (its sequence number and hashes are the chain's business)."""
+
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    before: Any = None
+    after: Any = None
+
 
 def record(conn: Connection, *, at: datetime, actor: str, action: str, object_type: str,
            object_id: str, before: Any = None, after: Any = None) -> int:
-    head = conn.execute(
-        select(server_settings.c.value).where(server_settings.c.key == _HEAD).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        conn.execute(insert(server_settings).values(key=_HEAD, value=f"0:{GENESIS}"))
-        head = f"0:{GENESIS}"
+    return record_many(conn, [NewEntry(at, actor, action, object_type, object_id, before,
+                                       after)])
+
+
+def record_many(conn: Connection, entries: Sequence[NewEntry]) -> int:
+    """Append entries in order, with one move of the head and one INSERT; the last seq."""
+    if not entries:
+        raise ValueError("nothing to record")
+    engine = conn.engine
+    hint = _hints.get(engine)
+    if hint is not None:
+        head, rows = _chain(hint, entries)
+        if conn.execute(_MOVE_HEAD, {"expected": hint, "head": head}).rowcount == 1:
+            return _append(conn, engine, head, rows)
+    current = conn.execute(_READ_HEAD).scalar_one_or_none()
+    if current is None:
+        current = f"0:{GENESIS}"
+        conn.execute(insert(server_settings).values(key=_HEAD, value=current))
+    head, rows = _chain(current, entries)
+    conn.execute(_SET_HEAD, {"head": head})
+    return _append(conn, engine, head, rows)
+
+
+def _chain(head: str, entries: Sequence[NewEntry]) -> tuple[str, list[dict[str, Any]]]:
+    """The rows of `entries` chained after `head`, and the new head."""
     last_seq_text, prev_hash = head.split(":", 1)
-    seq = int(last_seq_text) + 1
-    at = utc(at) or at
-    digest = entry_hash(seq=seq, at=at, actor=actor, action=action, object_type=object_type,
-                        object_id=object_id, before=before, after=after, prev_hash=prev_hash)
-    conn.execute(insert(audit_log).values(
-        seq=seq, at=at, actor=actor, action=action, object_type=object_type,
-        object_id=object_id, before=before, after=after, prev_hash=prev_hash, hash=digest,
-    ))
-    conn.execute(update(server_settings).where(server_settings.c.key == _HEAD)
-                 .values(value=f"{seq}:{digest}"))
-    return seq
+    seq = int(last_seq_text)
+    rows = []
+    for entry in entries:
+        seq += 1
+        fields = {"at": utc(entry.at) or entry.at, "actor": entry.actor, "action": entry.action,
+                  "object_type": entry.object_type, "object_id": entry.object_id,
+                  "before": entry.before, "after": entry.after}
+        digest = entry_hash(seq=seq, prev_hash=prev_hash, **fields)
+        rows.append({"seq": seq, "prev_hash": prev_hash, "hash": digest, **fields})
+        prev_hash = digest
+    return f"{seq}:{prev_hash}", rows
+
+
+def _append(conn: Connection, engine: Engine, head: str, rows: list[dict[str, Any]]) -> int:
+    conn.execute(_APPEND, rows[0] if len(rows) == 1 else rows)
+    _hints[engine] = head  # if this transaction rolls back, the next CAS just misses
+    return int(rows[-1]["seq"])
 
 
 def _entry(row: Any) -> AuditEntry:

@@ -1,45 +1,50 @@
 """The engine: a level-triggered loop that moves every active release forward.
 
-Each pass reads the stored state of every active release and does the next step of each
-(Kubernetes/Zuul style): clear a promotion whose gates are met, start the deployments of a
-queued stage once its environments are free, collect finished deployments, start and
-collect the stage's checks, let a soak run out. Events (an approval, a finished deployment)
-only wake the loop; a timer wakes it when a soak ends. Deployments and checks run in worker
-threads and are keyed (release, environment, attempt), so after a crash the next pass finds
-them still `deploying`/`running` and resumes them against the idempotent targets: no
-duplicate deployment, whatever moment the process died.
+Each pass reads the stored state of every active release (`engine_state`: one read
+transaction, a few statements however many releases are active) and does every step each
+release can take (`engine_steps`): clear a promotion whose gates are met, start the
+deployments of a queued stage once its environments are free, collect finished deployments,
+start and collect the stage's checks, let a soak run out. Steps chain within the pass, so
+the last approval deploys in that same pass. Events (an approval, a finished deployment)
+only wake the loop; a timer wakes it when a soak ends, and it polls every `poll` seconds.
+
+Deployments and checks run in worker threads and are keyed (release, environment, attempt),
+so after a crash the next pass finds them still `deploying`/`running` and resumes them
+against the idempotent targets: no duplicate deployment, whatever moment the process died.
+Deployments outside active releases (rollbacks, and whatever a crash left behind) and
+pre-release runs are swept at the first pass and every `poll` seconds; between sweeps, a
+pass looks for them only when the newest deployment or pre-release run id moved (a cheap
+index lookup), or while pre-release runs are still open.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
-from infrastream.domain.approvals import tally
-from infrastream.domain.stage_machine import StageEvent, StageState
-from infrastream.manifests import Stage, parse_duration
-from infrastream.store.clock import utc
-from infrastream.store.tables import check_runs, deployments, prerelease_runs, releases
+from infrastream.store.tables import deployments, prerelease_runs
 
-from . import audit
+from . import engine_state
 from .context import Services
-from .jobs import check_plan, run_check, run_deploy
+from .engine_steps import advance
+from .jobs import run_deploy
 from .prerelease import run_prerelease
-from .promotions import (
-    approvals_of,
-    freezes_holding,
-    release_stages,
-    stage_rows,
-    transition,
-)
 
 log = logging.getLogger("infrastream.engine")
-SYSTEM = "infrastream"
+
+_DEPLOYING = select(deployments.c.id, deployments.c.key).where(
+    deployments.c.state == "deploying")
+_DEPLOYING_AFTER = _DEPLOYING.where(deployments.c.id > bindparam("after"))
+
+_OPEN_PRERELEASES = (select(prerelease_runs.c.id, prerelease_runs.c.state,
+                            prerelease_runs.c.environment)
+                     .where(prerelease_runs.c.state.in_(("queued", "running")))
+                     .order_by(prerelease_runs.c.id))
 
 
 class Engine:
@@ -49,8 +54,13 @@ class Engine:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infra-job")
         self._inflight: set[str] = set()
         self._lock = threading.Lock()
+        self._pass_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._swept_at: float | None = None
+        self._seen_deployment = 0
+        self._seen_prerelease = 0
+        self._prereleases_open = False
         self.passes = 0
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -83,176 +93,76 @@ class Engine:
     # -- one pass ----------------------------------------------------------------------
 
     def run_once(self) -> float | None:
-        """Advance every active release one step; seconds until a timer is due (or None)."""
+        """Advance every active release as far as it can go; seconds until a timer is due."""
+        with self._pass_lock:
+            return self._pass()
+
+    def _pass(self) -> float | None:
         self.passes += 1
+        started = time.monotonic()
+        sweep = self._swept_at is None or started - self._swept_at >= self.poll
         with self.services.db.connect() as conn:
-            active = conn.execute(select(releases).where(releases.c.state == "active")
-                                  .order_by(releases.c.id)).all()
-            orphans = conn.execute(select(deployments.c.id, deployments.c.key).where(
-                deployments.c.state == "deploying")).all()
+            state = engine_state.read(conn)
+            orphans = self._deploying_outside(conn, state.newest_deployment, sweep)
+            prereleases = self._open_prereleases(conn, state.newest_prerelease, sweep)
+        if sweep:
+            self._swept_at = started
         for orphan in orphans:  # rollbacks, and deployments a crash left behind
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id)
-        self._prereleases()
+        self._prereleases(prereleases)
         next_wake: float | None = None
-        for release in active:
-            wake = self._step(release)
-            if wake is not None:
-                next_wake = wake if next_wake is None else min(next_wake, wake)
+        changed = False
+        for release in state.releases:
+            try:
+                steps = advance(self.services, release, state, self.services.now())
+            except Exception:  # one release's trouble must not hold up the others
+                log.exception("engine step of %s failed", release.ref)
+                continue
+            self._saw_own(steps.deployment_ids)
+            for key, job, row_id in steps.jobs:
+                self._submit(key, job, self.services, row_id)
+            changed = changed or steps.changed
+            if steps.wake is not None:
+                next_wake = steps.wake if next_wake is None else min(next_wake, steps.wake)
+        if changed:
+            self._announce()
         return next_wake
 
-    def _step(self, release: Any) -> float | None:
-        stages = release_stages(release)
-        with self.services.db.connect() as conn:
-            rows = stage_rows(conn, release.id)
-        wake: float | None = None
-        for row in rows:
-            state = StageState(row.state)
-            stage = stages[row.stage_index]
-            if state is StageState.AWAITING_APPROVAL:
-                self._clear_if_ready(release, rows, row, stage)
-            elif state is StageState.QUEUED:
-                self._start_deploy(release, row, stage)
-            elif state is StageState.DEPLOYING:
-                self._collect_deploys(release, row, stage)
-            elif state is StageState.VERIFYING:
-                wake = self._verify(release, row, stage, last=row.stage_index == len(rows) - 1)
-        return wake
+    def _announce(self) -> None:
+        """Tell the observers (`services.listeners`) that releases moved. Not the engine's
+        own wake-up: the pass already took every step its changes allowed."""
+        for listener in list(self.services.listeners):
+            listener()
 
-    def _clear_if_ready(self, release: Any, rows: list[Any], row: Any, stage: Stage) -> None:
-        if row.stage_index > 0 and rows[row.stage_index - 1].state != StageState.SUCCEEDED:
-            return
-        now = self.services.now()
-        with self.services.transaction() as conn:
-            current = tally(stage.approvals, approvals_of(conn, row.id), digest=release.digest,
-                            request_id=row.request_id, now=now)
-            if not current.satisfied:
-                return
-            if row.freeze_override is None and freezes_holding(self.services, stage,
-                                                               release.lane, now, conn):
-                return
-            if transition(conn, row, StageEvent.APPROVALS_MET, now):
-                audit.record(conn, at=now, actor=SYSTEM, action="promotion.cleared",
-                             object_type="release",
-                             object_id=f"{release.app_set}/{release.name}",
-                             after={"stage": stage.display_name, "approvals": [
-                                 {"role": r.role, "by": list(r.approvers)}
-                                 for r in current.rules]})
-        self.services.notify()
+    # -- deployments outside active releases, pre-release runs ---------------------------
 
-    def _start_deploy(self, release: Any, row: Any, stage: Stage) -> None:
-        now = self.services.now()
-        attempt = row.attempt + 1
-        with self.services.transaction() as conn:
-            busy = conn.execute(select(deployments.c.environment).where(
-                deployments.c.environment.in_(stage.environments)
-                & (deployments.c.state == "deploying")
-                & (deployments.c.release_id != release.id))).first()
-            if busy is not None:
-                return  # one deployment at a time per environment: wait for it
-            if not transition(conn, row, StageEvent.ENV_FREE, now, attempt=attempt):
-                return
-            for env in stage.environments:
-                conn.execute(insert(deployments).values(
-                    key=f"{release.id}/{env}/{attempt}", release_id=release.id,
-                    stage_index=row.stage_index, environment=env, attempt=attempt,
-                    state="deploying", created_at=now, started_at=now, message=""))
-            audit.record(conn, at=now, actor=SYSTEM, action="deployment.start",
-                         object_type="release", object_id=f"{release.app_set}/{release.name}",
-                         after={"stage": stage.display_name, "environments": stage.environments,
-                                "attempt": attempt})
-        self.services.notify()
+    def _deploying_outside(self, conn: Connection, newest: int, sweep: bool) -> list[Any]:
+        """`deploying` deployments to resume: all of them on a sweep, else the new ones."""
+        if sweep:
+            found = list(conn.execute(_DEPLOYING))
+        elif newest > self._seen_deployment:
+            found = list(conn.execute(_DEPLOYING_AFTER, {"after": self._seen_deployment}))
+        else:
+            return []
+        self._seen_deployment = newest
+        return found
 
-    def _collect_deploys(self, release: Any, row: Any, stage: Stage) -> None:
-        with self.services.db.connect() as conn:
-            deps = conn.execute(select(deployments).where(
-                (deployments.c.release_id == release.id)
-                & (deployments.c.stage_index == row.stage_index)
-                & (deployments.c.attempt == row.attempt))).all()
-        pending = [d for d in deps if d.state == "deploying"]
-        for dep in pending:
-            self._submit(f"deploy:{dep.key}", run_deploy, self.services, dep.id)
-        if pending:
-            return
-        failed = [d for d in deps if d.state != "healthy"]
-        now = self.services.now()
-        with self.services.transaction() as conn:
-            if failed:
-                reason = "; ".join(f"{d.environment}: {d.message}" for d in failed)
-                if transition(conn, row, StageEvent.DEPLOY_FAILED, now, finished_at=now,
-                              reason=f"deployment failed: {reason}"):
-                    audit.record(conn, at=now, actor=SYSTEM, action="stage.fail",
-                                 object_type="release",
-                                 object_id=f"{release.app_set}/{release.name}",
-                                 after={"stage": stage.display_name, "reason": reason})
-            elif transition(conn, row, StageEvent.DEPLOYED, now, deployed_at=now):
-                audit.record(conn, at=now, actor=SYSTEM, action="stage.deployed",
-                             object_type="release",
-                             object_id=f"{release.app_set}/{release.name}",
-                             after={"stage": stage.display_name})
-        self.services.notify()
+    def _saw_own(self, deployment_ids: list[int]) -> None:
+        """The engine's own new deployments need no look: their jobs are started already.
+        Only when nobody else's came in between (ids follow on), else the next pass looks."""
+        if deployment_ids and min(deployment_ids) == self._seen_deployment + 1:
+            self._seen_deployment = max(deployment_ids)
 
-    def _verify(self, release: Any, row: Any, stage: Stage, *, last: bool) -> float | None:
-        now = self.services.now()
-        planned = check_plan(release, row, stage)
-        with self.services.transaction() as conn:
-            existing = {c.key: c for c in conn.execute(select(check_runs).where(
-                (check_runs.c.release_id == release.id)
-                & (check_runs.c.stage_index == row.stage_index)
-                & (check_runs.c.attempt == row.attempt)))}
-            for item in planned:
-                if item.key not in existing:
-                    conn.execute(insert(check_runs).values(
-                        key=item.key, release_id=release.id, stage_index=row.stage_index,
-                        attempt=row.attempt, environment=item.environment, app=item.app,
-                        check_type=item.check_type,
-                        state="skipped" if item.skip_reason else "running",
-                        summary=item.skip_reason, started_at=now,
-                        finished_at=now if item.skip_reason else None))
-        with self.services.db.connect() as conn:
-            runs = conn.execute(select(check_runs).where(
-                (check_runs.c.release_id == release.id)
-                & (check_runs.c.stage_index == row.stage_index)
-                & (check_runs.c.attempt == row.attempt))).all()
-        for run in runs:
-            if run.state == "running":
-                self._submit(f"check:{run.key}", run_check, self.services, run.id)
-        soak = max((parse_duration(c.duration) for c in stage.checks if c.type == "soak"),
-                   default=0)
-        deployed_at = utc(row.deployed_at) or now
-        remaining = (deployed_at + timedelta(seconds=soak) - now).total_seconds()
-        failed = [r for r in runs if r.state == "failed"]
-        running = [r for r in runs if r.state == "running"]
-        if not failed and (running or remaining > 0):
-            return max(remaining, 0.05) if not running else None
-        with self.services.transaction() as conn:
-            ref = f"{release.app_set}/{release.name}"
-            if failed:
-                reason = "; ".join(f"{r.check_type} {r.app}@{r.environment}: {r.summary}"
-                                   for r in failed)
-                if transition(conn, row, StageEvent.CHECKS_FAILED, now, finished_at=now,
-                              reason=f"checks failed: {reason}"):
-                    audit.record(conn, at=now, actor=SYSTEM, action="stage.fail",
-                                 object_type="release", object_id=ref,
-                                 after={"stage": stage.display_name, "reason": reason})
-            elif transition(conn, row, StageEvent.CHECKS_PASSED, now, finished_at=now):
-                audit.record(conn, at=now, actor=SYSTEM, action="stage.succeed",
-                             object_type="release", object_id=ref,
-                             after={"stage": stage.display_name})
-                if last:
-                    conn.execute(update(releases).where(releases.c.id == release.id)
-                                 .values(state="completed", finished_at=now))
-                    audit.record(conn, at=now, actor=SYSTEM, action="release.complete",
-                                 object_type="release", object_id=ref,
-                                 after={"digest": release.digest})
-        self.services.notify()
-        return None
+    def _open_prereleases(self, conn: Connection, newest: int, sweep: bool) -> list[Any]:
+        if not (sweep or self._prereleases_open or newest > self._seen_prerelease):
+            return []
+        runs = list(conn.execute(_OPEN_PRERELEASES))
+        self._seen_prerelease = newest
+        self._prereleases_open = bool(runs)
+        return runs
 
-    def _prereleases(self) -> None:
+    def _prereleases(self, runs: list[Any]) -> None:
         """Start queued pre-release runs whose environment is free; resume running ones."""
-        with self.services.db.connect() as conn:
-            runs = conn.execute(select(prerelease_runs).where(
-                prerelease_runs.c.state.in_(("queued", "running")))
-                .order_by(prerelease_runs.c.id)).all()
         for run in runs:
             if run.state == "queued":
                 now = self.services.now()

@@ -1,9 +1,10 @@
 """The work the engine hands to worker threads: one deployment, one check.
 
-Each job reads what it needs from the database by id, calls a target or a gate, and writes
-the outcome back with a compare-and-set (`WHERE state = 'deploying'`), so a job that runs
-twice after a crash records its outcome once. Nothing escapes a job: any failure becomes the
-deployment's or check's recorded reason.
+Each job reads what it needs from the database by id (a deployment: one query, plus the
+release's content the first time, see `release_content`), calls a target or a gate, and
+writes the outcome back with a compare-and-set (`WHERE state = 'deploying'`), so a job that
+runs twice after a crash records its outcome once. Nothing escapes a job: any failure
+becomes the deployment's or check's recorded reason.
 """
 
 from __future__ import annotations
@@ -14,38 +15,62 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from infrastream.domain.errors import PermanentError, TransientError
-from infrastream.manifests import Application, Environment, Stage
-from infrastream.store.tables import check_runs, deployments, releases, stage_runs
+from infrastream.manifests import Environment, Stage
+from infrastream.store.tables import check_runs, deployments, releases, rollbacks, stage_runs
 from infrastream.targets.base import AppDeployment, AppStatus, DeployRequest
 
-from . import audit
+from . import audit, release_content
 from .context import Services
-from .rollback import is_rollback
-from .secrets import resolve as resolve_secrets
+from .release_content import ReleaseContent
+from .secrets import resolve_declared
 
 log = logging.getLogger("infrastream.jobs")
 SYSTEM = "infrastream"
 RETRIES = 4
 
+_DEPLOYMENT = (
+    select(deployments.c.id, deployments.c.key, deployments.c.release_id,
+           deployments.c.stage_index, deployments.c.environment, deployments.c.attempt,
+           deployments.c.state, releases.c.app_set, releases.c.name, releases.c.digest,
+           releases.c.source_root, stage_runs.c.requested_by,
+           rollbacks.c.id.label("rollback_id"),
+           rollbacks.c.requested_by.label("rollback_requested_by"))
+    .join(releases, releases.c.id == deployments.c.release_id)
+    .outerjoin(stage_runs, (stage_runs.c.release_id == deployments.c.release_id)
+               & (stage_runs.c.stage_index == deployments.c.stage_index))
+    .outerjoin(rollbacks, rollbacks.c.deployment_id == deployments.c.id)
+    .where(deployments.c.id == bindparam("id")))
+"""A deployment with what its job needs of its release, its stage run and its rollback."""
 
-def _release_apps(services: Services, release: Any, environment: str) -> list[AppDeployment]:
+_FINISH_DEPLOYMENT = (
+    update(deployments)
+    .where((deployments.c.id == bindparam("deployment_id"))
+           & (deployments.c.state == "deploying"))
+    .values(state=bindparam("outcome"), finished_at=bindparam("finished"),
+            message=bindparam("why"), result=bindparam("statuses")))
+
+
+def _release_apps(services: Services, conn: Connection, content: ReleaseContent,
+                  environment: str) -> list[AppDeployment]:
+    secret_names = content.secret_names
+    secrets = resolve_declared(services, conn, environment, secret_names)
     apps = []
-    manifests = release.content["manifests"]["applications"]
-    for name, version in release.content["versions"].items():
-        spec = Application.model_validate(manifests[name]).spec
+    for name, version in content.versions.items():
+        spec = content.application(name).spec
         env = {v.name: v.value for v in spec.env if not v.secret and v.value is not None}
-        env.update(resolve_secrets(services, environment, name))
+        env.update(secrets[name])
         apps.append(AppDeployment(
             app=name, image=version["image"], version=version["version"], spec=spec, env=env,
-            secret_names=frozenset(v.name for v in spec.env if v.secret)))
+            secret_names=secret_names[name]))
     return apps
 
 
 def environment_of(release: Any, name: str) -> Environment:
-    return Environment.model_validate(release.content["manifests"]["environments"][name])
+    """An environment as a release (a `releases` row with its content) snapshotted it."""
+    return release_content.of_row(release).environment(name)
 
 
 def workdir(services: Services, release: Any) -> Path:
@@ -54,10 +79,19 @@ def workdir(services: Services, release: Any) -> Path:
 
 def deploy_request(services: Services, release: Any, dep: Any, actor: str,
                    prune: bool = False) -> DeployRequest:
+    """What the target is asked to do for one deployment of a release (`releases` and
+    `deployments` rows)."""
+    with services.db.connect() as conn:
+        return _request(services, conn, dep, release, release_content.of_row(release), actor,
+                        prune)
+
+
+def _request(services: Services, conn: Connection, dep: Any, release: Any,
+             content: ReleaseContent, actor: str, prune: bool) -> DeployRequest:
     return DeployRequest(
         key=dep.key, release=f"{release.app_set}/{release.name}", digest=release.digest,
-        environment=environment_of(release, dep.environment),
-        apps=tuple(_release_apps(services, release, dep.environment)),
+        environment=content.environment(dep.environment),
+        apps=tuple(_release_apps(services, conn, content, dep.environment)),
         workdir=workdir(services, release), actor=actor, prune=prune)
 
 
@@ -77,42 +111,51 @@ def _with_retries(call: Any, what: str) -> Any:
 
 def run_deploy(services: Services, deployment_id: int) -> None:
     with services.db.connect() as conn:
-        dep = conn.execute(select(deployments).where(deployments.c.id == deployment_id)).one()
-        release = conn.execute(select(releases).where(releases.c.id == dep.release_id)).one()
-        actor = conn.execute(select(stage_runs.c.requested_by).where(
-            (stage_runs.c.release_id == release.id)
-            & (stage_runs.c.stage_index == dep.stage_index))).scalar_one_or_none()
-        rollback = is_rollback(conn, dep.id)
-    if dep.state != "deploying":
-        return
-    if rollback is not None:  # a rollback returns the environment to exactly that release
-        actor = rollback.requested_by
-    state, message, result = "failed", "", None
-    try:
-        request = deploy_request(services, release, dep, actor or SYSTEM,
-                                 prune=rollback is not None)
-        target = services.targets.for_environment(request.environment)
-        outcome = _with_retries(lambda: target.deploy(request), f"deploy to {dep.environment}")
-        result = {"apps": [_app_json(a) for a in outcome.apps]}
-        if outcome.healthy:
-            state, message = "healthy", outcome.message or "healthy"
-        else:
-            message = outcome.message or "not healthy"
-    except PermanentError as exc:
-        message = exc.reason
-    except Exception as exc:  # a bug in a target must not leave the deployment hanging
-        log.exception("deploy %s crashed", dep.key)
-        message = f"unexpected error: {type(exc).__name__}: {exc}"
+        dep = conn.execute(_DEPLOYMENT, {"id": deployment_id}).one()
+        if dep.state != "deploying":
+            return
+        rollback = dep.rollback_id is not None  # back to exactly that release: prune the rest
+        actor = (dep.rollback_requested_by if rollback else dep.requested_by) or SYSTEM
+        try:
+            content = release_content.load(conn, dep.release_id, dep.digest)
+            request: DeployRequest | None = _request(services, conn, dep, dep, content, actor,
+                                                     prune=rollback)
+            problem = ""
+        except PermanentError as exc:
+            request, problem = None, exc.reason
+        except Exception as exc:  # a bug must not leave the deployment hanging
+            log.exception("deploy %s crashed", dep.key)
+            request, problem = None, f"unexpected error: {type(exc).__name__}: {exc}"
+    state, message, result = "failed", problem, None
+    if request is not None:
+        state, message, result = _deploy(services, request, dep)
     now = services.now()
     with services.transaction() as conn:
-        changed = conn.execute(update(deployments).where(
-            (deployments.c.id == dep.id) & (deployments.c.state == "deploying")
-        ).values(state=state, finished_at=now, message=message[:4000], result=result))
+        changed = conn.execute(_FINISH_DEPLOYMENT, {
+            "deployment_id": dep.id, "outcome": state, "finished": now,
+            "why": message[:4000], "statuses": result})
         if changed.rowcount:
             audit.record(conn, at=now, actor=SYSTEM, action=f"deployment.{state}",
-                         object_type="release", object_id=f"{release.app_set}/{release.name}",
+                         object_type="release", object_id=f"{dep.app_set}/{dep.name}",
                          after={"environment": dep.environment, "attempt": dep.attempt,
                                 "message": message[:500]})
+
+
+def _deploy(services: Services, request: DeployRequest,
+            dep: Any) -> tuple[str, str, dict[str, Any] | None]:
+    """(state, message, result) of asking the target; never raises."""
+    try:
+        target = services.targets.for_environment(request.environment)
+        outcome = _with_retries(lambda: target.deploy(request), f"deploy to {dep.environment}")
+    except PermanentError as exc:
+        return "failed", exc.reason, None
+    except Exception as exc:  # a bug in a target must not leave the deployment hanging
+        log.exception("deploy %s crashed", dep.key)
+        return "failed", f"unexpected error: {type(exc).__name__}: {exc}", None
+    result = {"apps": [_app_json(a) for a in outcome.apps]}
+    if outcome.healthy:
+        return "healthy", outcome.message or "healthy", result
+    return "failed", outcome.message or "not healthy", result
 
 
 def _app_json(status: AppStatus) -> dict[str, Any]:
@@ -129,22 +172,22 @@ class PlannedCheck:
     skip_reason: str = ""
 
 
-def check_plan(release: Any, row: Any, stage: Stage) -> list[PlannedCheck]:
+def check_plan(release_id: int, content: ReleaseContent, stage_index: int, attempt: int,
+               stage: Stage) -> list[PlannedCheck]:
     """The check runs a stage needs: integration tests and HTTP checks, per env and app."""
     planned = []
-    apps = release.content["manifests"]["applications"]
     for env in stage.environments:
-        dry_run = environment_of(release, env).spec.target.type == "noop"
+        dry_run = content.environment(env).spec.target.type == "noop"
         for check in stage.checks:
             if check.type == "soak":
                 continue
-            for name in release.content["versions"]:
-                spec = Application.model_validate(apps[name]).spec
+            for name in content.versions:
+                spec = content.application(name).spec
                 if check.type == "integration-tests" and spec.integration_tests is None:
                     continue
                 if check.type == "http" and spec.health_check is None and spec.port is None:
                     continue
-                key = f"{release.id}/{row.stage_index}/{row.attempt}/{env}/{name}/{check.type}"
+                key = f"{release_id}/{stage_index}/{attempt}/{env}/{name}/{check.type}"
                 skip = "skipped: the noop target runs nothing to check" if dry_run else ""
                 planned.append(PlannedCheck(key, env, name, check.type, skip))
     return planned

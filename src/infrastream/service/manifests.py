@@ -102,9 +102,11 @@ def _diagnostics(items: list[Diagnostic]) -> list[dict[str, Any]]:
     return [d.to_json() for d in sorted(items, key=sort_key)]
 
 
+_REVISION = select(func.coalesce(func.max(manifest_revisions.c.id), 0))
+
+
 def current_revision(conn: Connection) -> int:
-    return int(conn.execute(select(func.coalesce(func.max(manifest_revisions.c.id), 0)))
-               .scalar_one())
+    return int(conn.execute(_REVISION).scalar_one())
 
 
 def current_bundle(services: Services, conn: Connection | None = None) -> Bundle:

@@ -1,22 +1,27 @@
 """What a release looks like to people: per stage and environment what is deployed, running,
-waiting or failed, and why it waits, in one line ("waiting for: security 0/1")."""
+waiting or failed, and why it waits, in one line ("waiting for: security 0/1").
+
+One read transaction and a fixed handful of queries per call, whatever the number of
+stages: the approvals of every stage come with the decisions, and the stages and
+manifests come parsed from `release_content`."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
-from infrastream.domain.approvals import tally
+from infrastream.domain.approvals import Approval, tally
 from infrastream.domain.forward_port import violations
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Stage, format_duration, parse_duration
 from infrastream.store.clock import utc
 from infrastream.store.tables import approvals, check_runs, deployments, releases
 
+from . import release_content
 from .context import Services
-from .promotions import approvals_of, freezes_holding, release_stages, stage_rows
+from .promotions import freezes_holding, stage_rows
 from .releases import ReleaseRef, active_fixes, find
 from .rollback import rollbacks_of
 
@@ -33,23 +38,32 @@ def release_status(services: Services, ref: ReleaseRef) -> dict[str, Any]:
         return _status(services, conn, release, now)
 
 
+_DEPLOYMENTS = (select(deployments).where(deployments.c.release_id == bindparam("release_id"))
+                .order_by(deployments.c.id))
+_CHECK_RUNS = (select(check_runs).where(check_runs.c.release_id == bindparam("release_id"))
+               .order_by(check_runs.c.id))
+_DECISIONS = (select(approvals).where(approvals.c.stage_run_id.in_(
+    bindparam("stage_run_ids", expanding=True))).order_by(approvals.c.id))
+
+
 def _status(services: Services, conn: Connection, release: Any,
             now: datetime) -> dict[str, Any]:
-    stages = release_stages(release)
+    content = release_content.of_row(release)
+    stages = content.stages(release.lane)
     rows = stage_rows(conn, release.id)
-    deps = conn.execute(select(deployments).where(deployments.c.release_id == release.id)
-                        .order_by(deployments.c.id)).all()
-    runs = conn.execute(select(check_runs).where(check_runs.c.release_id == release.id)
-                        .order_by(check_runs.c.id)).all()
-    decisions = conn.execute(select(approvals).where(approvals.c.stage_run_id.in_(
-        [r.id for r in rows])).order_by(approvals.c.id)).all()
+    deps = conn.execute(_DEPLOYMENTS, {"release_id": release.id}).all()
+    runs = conn.execute(_CHECK_RUNS, {"release_id": release.id}).all()
+    decisions = conn.execute(_DECISIONS, {"stage_run_ids": [r.id for r in rows]}).all() \
+        if rows else []
     stage_views = []
     for row in rows:
         stage = stages[row.stage_index]
         mine = [d for d in deps if d.stage_index == row.stage_index and d.attempt == row.attempt]
         checks = [c for c in runs if c.stage_index == row.stage_index
                   and c.attempt == row.attempt]
-        current = tally(stage.approvals, approvals_of(conn, row.id), digest=release.digest,
+        given = [Approval(d.user, d.role, utc(d.at) or d.at, d.digest, d.request_id, d.comment)
+                 for d in decisions if d.stage_run_id == row.id and d.decision == "approve"]
+        current = tally(stage.approvals, given, digest=release.digest,
                         request_id=row.request_id, now=now)
         busy = _busy_elsewhere(conn, release.id, stage) if row.state == StageState.QUEUED else {}
         view = {
@@ -89,8 +103,8 @@ def _status(services: Services, conn: Connection, release: Any,
         "incident": release.incident,
         "createdAt": _iso(release.created_at),
         "createdBy": release.created_by,
-        "versions": release.content["versions"],
-        "hotfix": release.content.get("hotfix"),
+        "versions": content.raw["versions"],
+        "hotfix": content.raw.get("hotfix"),
         "forwardPort": _forward_port(conn, release),
         "rolledBack": rollbacks_of(conn, release.id),
         "stages": stage_views,

@@ -1,10 +1,13 @@
-"""Application versions: what CI records after a merge, immutable once recorded."""
+"""Application versions: what CI records after a merge, immutable once recorded.
+
+Recording a version wakes nobody: the engine has nothing to do until a release is cut from it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import CompoundSelect, bindparam, insert, select, union_all
 from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
@@ -42,18 +45,16 @@ def record_version(services: Services, principal: Principal, app: str, image: st
     now = services.now()
     try:
         with services.transaction() as conn:
-            version_id = conn.execute(insert(app_versions).values(
+            row = conn.execute(insert(app_versions).values(
                 app=app, image=image, label=ref.label, commit=commit, recorded_at=now,
                 recorded_by=principal.name,
-            )).inserted_primary_key[0]  # type: ignore[index]
+            ).returning(*app_versions.c)).one()
             audit.record(conn, at=now, actor=principal.name, action="version.record",
                          object_type="application", object_id=app,
                          after={"image": image, "commit": commit})
-            row = conn.execute(select(app_versions).where(app_versions.c.id == version_id)).one()
     except IntegrityError:
         raise Conflict(f"version `{image}` of `{app}` is already recorded; versions are "
                        "immutable") from None
-    services.notify()
     return _view(row)
 
 
@@ -66,14 +67,30 @@ def list_versions(services: Services, app: str, limit: int = 50) -> list[dict[st
     return [_view(r) for r in rows]
 
 
+_LATEST: dict[int, CompoundSelect[Any]] = {}
+
+
+def _latest_statement(count: int) -> CompoundSelect[Any]:
+    """Per app, its newest mainline row by the (app, id) index, glued with UNION ALL (built
+    once per number of apps)."""
+    found = _LATEST.get(count)
+    if found is None:
+        found = _LATEST[count] = union_all(*(
+            select(app_versions)
+            .where((app_versions.c.app == bindparam(f"app_{i}"))
+                   & (app_versions.c.channel == "main"))
+            .order_by(app_versions.c.id.desc()).limit(1).subquery().select()
+            for i in range(count)))
+    return found
+
+
 def latest_versions(services: Services, apps: list[str]) -> dict[str, dict[str, Any]]:
-    """The newest mainline version of each app (hotfix builds never become "latest")."""
+    """The newest mainline version of each app (hotfix builds never become "latest"), in
+    one statement."""
+    if not apps:
+        return {}
     with services.db.connect() as conn:
-        latest: dict[str, dict[str, Any]] = {}
-        for app in apps:
-            row = conn.execute(select(app_versions).where(
-                (app_versions.c.app == app) & (app_versions.c.channel == "main"))
-                .order_by(app_versions.c.id.desc()).limit(1)).first()
-            if row is not None:
-                latest[app] = _view(row)
-    return latest
+        rows = conn.execute(_latest_statement(len(apps)),
+                            {f"app_{i}": app for i, app in enumerate(apps)}).all()
+    found = {row.app: _view(row) for row in rows}
+    return {app: found[app] for app in apps if app in found}

@@ -1,0 +1,184 @@
+"""Issue 5's story: a three-application release through development (local processes),
+staging (a GitOps repository: a bare repo on disk as the remote) and production (a cluster:
+the Kubernetes API emulator on loopback). Every rendered object is schema-valid; a redeploy
+is a no-op; a rollback through GitOps restores the previous tree exactly; hand edits of the
+tree or of a cluster object show up as drift."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import kubernetes_validate
+import pytest
+import yaml
+from sqlalchemy import select
+from story import RELEASE_MANAGER, Story
+
+from infrastream.service.drift import drift_report
+from infrastream.service.jobs import deploy_request
+from infrastream.service.releases import find
+from infrastream.service.rollback import rollback
+from infrastream.store.tables import deployments
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "targets"))
+from k8s_emulator import KubernetesEmulator
+
+NAMESPACE = "shop-prod"
+TRACK = """\
+apiVersion: lowops.manifests.v1
+kind: ReleaseTrack
+metadata: {name: shop-track}
+spec:
+  releaseStages:
+    - environments: [development]
+      checks: [{type: integration-tests}]
+    - environments: [staging]
+    - environments: [production]
+      approvals: [{role: qa}, {role: product}, {role: security}]
+---
+apiVersion: lowops.manifests.v1
+kind: ApplicationSet
+metadata: {name: shop, parent: {kind: ReleaseTrack, name: shop-track}}
+"""
+ENVIRONMENTS = """\
+apiVersion: lowops.manifests.v1
+kind: Environment
+metadata: {{name: development}}
+spec: {{tier: development, target: {{type: local}}}}
+---
+apiVersion: lowops.manifests.v1
+kind: Environment
+metadata: {{name: staging}}
+spec: {{tier: staging, target: {{type: gitops, repo: "{repo}", branch: main}}}}
+---
+apiVersion: lowops.manifests.v1
+kind: Environment
+metadata: {{name: production}}
+spec: {{tier: production, target: {{type: kubernetes, namespace: {namespace}, context: emulator}}}}
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@pytest.fixture
+def cluster():
+    emulator = KubernetesEmulator(namespaces={NAMESPACE}).start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def story(tmp_path, database_url, cluster, monkeypatch):
+    remote = tmp_path / "gitops.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
+        "clusters": [{"name": "emulated", "cluster": {"server": cluster.url}}],
+        "users": [{"name": "deployer", "user": {"token": cluster.token}}],
+        "contexts": [{"name": "emulator", "context": {"cluster": "emulated",
+                                                      "user": "deployer"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    story = Story.begin(tmp_path, database_url)
+    (story.repo / "manifests" / "track.yaml").write_text(TRACK)
+    (story.repo / "manifests" / "environments.yaml").write_text(
+        ENVIRONMENTS.format(repo=remote, namespace=NAMESPACE))
+    story.remote = remote  # type: ignore[attr-defined]
+    yield story
+    story.finish()
+
+
+def _commits(remote: Path) -> list[str]:
+    return git(remote, "log", "--format=%H %s", "main").splitlines()
+
+
+def _tree(remote: Path, rev: str) -> str:
+    return git(remote, "rev-parse", f"{rev}^{{tree}}")
+
+
+def _versions(cluster: KubernetesEmulator) -> dict[str, tuple[str, str]]:
+    found = {}
+    for app in ("api", "web", "worker"):
+        deployment = cluster.get("deployments", NAMESPACE, app)
+        assert deployment is not None, app
+        found[app] = (deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+                      deployment["metadata"]["resourceVersion"])
+    return found
+
+
+def test_a_release_goes_through_local_gitops_and_kubernetes_and_drift_is_seen(story, cluster):
+    remote = story.remote
+    story.apply_manifests()
+    story.record_versions("1.0.0")
+    v1 = story.cut_release()
+    story.start_engine()
+    story.to_production(v1)
+
+    (first,) = _commits(remote)
+    assert "shop/v1" in first and "staging" in first
+    files = git(remote, "ls-tree", "-r", "--name-only", "main").splitlines()
+    assert sorted(files) == ["envs/staging/api.yaml", "envs/staging/web.yaml",
+                             "envs/staging/worker.yaml"]
+    for name in files:
+        for obj in yaml.safe_load_all(git(remote, "show", f"main:{name}")):
+            kubernetes_validate.validate(obj, "1.30.0", strict=True)
+    applied = _versions(cluster)
+    assert {app: image for app, (image, _) in applied.items()} == {
+        app: f"registry.example.com/shop/{app}:1.0.0" for app in ("api", "web", "worker")}
+    assert all(r["state"] == "in-sync" for r in drift_report(story.services))
+
+    # a redeploy of the same release is a no-op: no commit, no changed object
+    with story.services.db.connect() as conn:
+        release = find(conn, v1)
+        rows = conn.execute(select(deployments).where(deployments.c.release_id == release.id)
+                            ).all()
+    for row in rows:
+        if row.environment in ("staging", "production"):
+            request = deploy_request(story.services, release, row, "rita")
+            story.services.targets.for_environment(request.environment).deploy(request)
+    assert len(_commits(remote)) == 1
+    assert _versions(cluster) == applied
+
+    story.record_versions("2.0.0")
+    v2 = story.cut_release()
+    story.to_production(v2)
+    assert len(_commits(remote)) == 2
+    rollback(story.services, RELEASE_MANAGER, "staging", reason="v2 breaks checkout")
+    story.wait_until(v2, lambda s: bool(s["rolledBack"])
+                     and s["rolledBack"][0]["state"] == "healthy")
+    commits = _commits(remote)
+    assert len(commits) == 3 and "shop/v1" in commits[0]
+    assert _tree(remote, "main") == _tree(remote, commits[2].split()[0])
+
+    person = remote.parent / "person"
+    git(remote.parent, "clone", "-q", str(remote), str(person))
+    git(person, "config", "user.email", "ops@example.com")
+    git(person, "config", "user.name", "Ops")
+    text = (person / "envs/staging/api.yaml").read_text()
+    (person / "envs/staging/api.yaml").write_text(text.replace("api:1.0.0", "api:debug"))
+    git(person, "commit", "-q", "-am", "debug build")
+    git(person, "push", "-q", "origin", "HEAD:main")
+    deployment = cluster.get("deployments", NAMESPACE, "web")
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    containers[0]["image"] = "registry.example.com/shop/web:hotpatched"
+    edited = httpx.patch(f"{cluster.url}/apis/apps/v1/namespaces/{NAMESPACE}/deployments/web",
+                         json={"spec": {"template": {"spec": {"containers": containers}}}},
+                         headers={"Content-Type": "application/merge-patch+json",
+                                  "Authorization": f"Bearer {cluster.token}"})
+    assert edited.status_code == 200
+
+    report = {r["environment"]: r for r in drift_report(story.services)}
+    assert report["staging"]["state"] == "drifted"
+    assert report["staging"]["differences"] == [
+        "api: expected registry.example.com/shop/api:1.0.0, runs "
+        "registry.example.com/shop/api:debug"]
+    assert report["production"]["differences"] == [
+        "web: expected registry.example.com/shop/web:2.0.0, runs "
+        "registry.example.com/shop/web:hotpatched"]
+    assert report["development"]["state"] == "in-sync"
