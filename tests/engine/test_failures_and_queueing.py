@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from story import RELEASE_MANAGER, Story
 
+from infrastream.domain.errors import TransientError
 from infrastream.service import audit_view, promotions
 from infrastream.store.tables import audit_log, deployments
 from infrastream.targets.base import AppStatus, DeployRequest, DeployResult, Health
@@ -122,3 +123,39 @@ def test_audit_verify_names_the_entry_that_was_tampered_with(story, tampering):
     assert not verdict["ok"]
     expected = {"edit": 4, "delete": 5, "reorder": 4, "delete-newest": total}[tampering]
     assert verdict["brokenAt"] == expected, verdict["reason"]
+
+
+class FlakyTarget(HeldTarget):
+    """Fails twice with a transient error (a network blip), then deploys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate.set()
+        self.calls = 0
+
+    def deploy(self, request: DeployRequest) -> DeployResult:
+        self.calls += 1
+        if self.calls <= 2:
+            raise TransientError("connection reset by peer", delay=0.05)
+        return super().deploy(request)
+
+
+def test_transient_failures_are_retried_and_visible(tmp_path, database_url):
+    story = Story.begin(tmp_path, database_url, target="noop")
+    flaky = FlakyTarget()
+    story.services.targets.register("noop", flaky)
+    try:
+        story.apply_manifests()
+        story.record_versions("1.0.0")
+        release = story.cut_release()
+        story.start_engine()
+        status = story.wait_until(release, lambda s: s["stages"][0]["state"] == "succeeded")
+        development = status["stages"][0]["environments"][0]
+        assert development["state"] == "healthy"
+        assert development["message"].endswith("(after 2 retries)")
+        retries = [e for e in audit_view.list_entries(story.services, limit=100)
+                   if e["action"] == "deployment.retry"]
+        assert [e["after"]["retry"] for e in retries] == [2, 1]
+        assert retries[0]["after"]["reason"] == "connection reset by peer"
+    finally:
+        story.finish()

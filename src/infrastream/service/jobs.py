@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from .secrets import resolve_declared
 log = logging.getLogger("infrastream.jobs")
 SYSTEM = "infrastream"
 RETRIES = 4
+RETRY_DELAY = 0.5
+"""Seconds before the first retry; doubled each time (tests may lower it)."""
 
 _DEPLOYMENT = (
     select(deployments.c.id, deployments.c.key, deployments.c.release_id,
@@ -95,18 +98,37 @@ def _request(services: Services, conn: Connection, dep: Any, release: Any,
         workdir=workdir(services, release), actor=actor, prune=prune)
 
 
-def _with_retries(call: Any, what: str) -> Any:
-    delay = 0.5
+def _with_retries(call: Any, what: str,
+                  on_retry: Callable[[int, str], None] | None = None) -> Any:
+    """Call, retrying TransientError with exponential backoff; each retry is reported."""
+    delay = RETRY_DELAY
     for attempt in range(1, RETRIES + 1):
         try:
             return call()
         except TransientError as exc:
             if attempt == RETRIES:
-                raise PermanentError(f"{what} kept failing: {exc.reason}") from exc
+                raise PermanentError(f"{what} kept failing after {RETRIES - 1} retries: "
+                                     f"{exc.reason}") from exc
             log.warning("%s: transient failure (attempt %d): %s", what, attempt, exc.reason)
-            time.sleep(exc.delay or delay)
+            if on_retry is not None:
+                on_retry(attempt, exc.reason)
+            time.sleep(exc.delay if exc.delay is not None else delay)
             delay *= 2
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _note_retry(services: Services, dep: Any, retry: int, reason: str) -> None:
+    """Make a retry visible: on the deployment (release status) and in the audit trail."""
+    now = services.now()
+    note = f"retry {retry}/{RETRIES - 1} after a transient failure: {reason}"
+    with services.transaction() as conn:
+        conn.execute(update(deployments).where(
+            (deployments.c.id == dep.id) & (deployments.c.state == "deploying")
+        ).values(message=note[:4000]))
+        audit.record(conn, at=now, actor=SYSTEM, action="deployment.retry",
+                     object_type="release", object_id=f"{dep.app_set}/{dep.name}",
+                     after={"environment": dep.environment, "attempt": dep.attempt,
+                            "retry": retry, "reason": reason[:500]})
 
 
 def run_deploy(services: Services, deployment_id: int) -> None:
@@ -146,15 +168,23 @@ def _deploy(services: Services, request: DeployRequest,
     """(state, message, result) of asking the target; never raises."""
     try:
         target = services.targets.for_environment(request.environment)
-        outcome = _with_retries(lambda: target.deploy(request), f"deploy to {dep.environment}")
+        retries: list[int] = []
+
+        def retried(number: int, reason: str) -> None:
+            retries.append(number)
+            _note_retry(services, dep, number, reason)
+
+        outcome = _with_retries(lambda: target.deploy(request), f"deploy to {dep.environment}",
+                                retried)
     except PermanentError as exc:
         return "failed", exc.reason, None
     except Exception as exc:  # a bug in a target must not leave the deployment hanging
         log.exception("deploy %s crashed", dep.key)
         return "failed", f"unexpected error: {type(exc).__name__}: {exc}", None
     result = {"apps": [_app_json(a) for a in outcome.apps]}
+    after = f" (after {len(retries)} retries)" if retries else ""
     if outcome.healthy:
-        return "healthy", outcome.message or "healthy", result
+        return "healthy", (outcome.message or "healthy") + after, result
     return "failed", outcome.message or "not healthy", result
 
 
