@@ -43,6 +43,17 @@ ensure_postgres() {
   fi
 }
 
+ensure_chromium() {
+  # The portal's browser tests drive Debian's Chromium (never a downloaded browser). CI runs
+  # as root and installs it; without root a missing Chromium only skips those tests.
+  command -v chromium >/dev/null 2>&1 && return 0
+  if [[ "$(id -u)" == 0 ]]; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "dev.sh: chromium is not installed (apt-get install chromium); browser tests skip" >&2
+  fi
+}
+
 job="${1:-}"; shift || true
 case "$job" in
   demo)
@@ -52,6 +63,7 @@ case "$job" in
   test)
     ensure_venv
     ensure_postgres
+    ensure_chromium
     echo "== ruff"; "$VENV/bin/ruff" check src tests bench
     echo "== mypy"; "$VENV/bin/mypy" src/infrastream
     echo "== import contracts"; "$VENV/bin/lint-imports"

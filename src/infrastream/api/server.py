@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from infrastream.service import signing
 from infrastream.service.context import Services, open_services
@@ -26,8 +27,12 @@ from .app import create_app
 CHECKPOINT_SECONDS = 60.0
 
 
+Extension = Callable[[FastAPI, Services], None]
+"""Adds more to the app (the CLI mounts the portal this way: api must not import it)."""
+
+
 def run_server(data_dir: Path, database_url: str | None, host: str, port: int,
-               *, poll: float = 2.0) -> None:
+               *, poll: float = 2.0, extend: Extension | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     services = open_services(data_dir, database_url)
@@ -35,13 +40,13 @@ def run_server(data_dir: Path, database_url: str | None, host: str, port: int,
     if token:
         print(f"admin token (shown once, also in {data_dir / BOOTSTRAP_FILE}): {token}",
               flush=True)
-    serve(services, host, port, poll=poll,
+    serve(services, host, port, poll=poll, extend=extend,
           ready=lambda: print(f"infrastream serving on http://{host}:{port} "
                               f"(data: {data_dir})", flush=True))
 
 
 def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
-          ready: Callable[[], None] | None = None) -> None:
+          ready: Callable[[], None] | None = None, extend: Extension | None = None) -> None:
     """Run the engine and the HTTP server on `services` until SIGTERM or Ctrl-C."""
     engine = Engine(services, poll=poll)
     engine.start()
@@ -49,6 +54,8 @@ def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
     threading.Thread(target=_checkpoints, args=(services, stop), daemon=True,
                      name="audit-checkpoints").start()
     app = create_app(services)
+    if extend is not None:
+        extend(app, services)
     if ready is not None:
         app.router.on_startup.append(ready)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)

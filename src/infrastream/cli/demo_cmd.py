@@ -38,6 +38,7 @@ def demo(
     """Start a demo server with the example product and a release waiting for production
     sign-off (this is a demo: its users and tokens are printed for you)."""
     from infrastream.api.server import serve
+    from infrastream.portal import mount_portal
     from infrastream.service import identity, manifests, releases, versions
     from infrastream.service.context import open_services
 
@@ -51,6 +52,9 @@ def demo(
     admin_token = identity.bootstrap_admin(services)
     admin = identity.authenticate(services, admin_token) if admin_token else None
     tokens: dict[str, str] = {}
+    saved = root / "demo-tokens.txt"
+    if admin is None and saved.exists():  # a demo started again on its data directory
+        tokens = dict(line.split(" ", 1) for line in saved.read_text().splitlines() if line)
     if admin is not None:  # a fresh demo: set everything up
         for name, roles in DEMO_USERS:
             tokens[name] = identity.create_user(services, admin, name, roles,
@@ -69,19 +73,22 @@ def demo(
 
     def ready() -> None:
         console.print(f"\n[bold]Infrastream demo[/] — this is a demo: users and tokens are "
-                      f"printed for you.\n  server   {url}  (OpenAPI: {url}/docs)\n"
+                      f"printed for you.\n  portal   {url}/portal/  (one-click sign-in as any demo "
+                      f"user)\n  server   {url}  (OpenAPI: {url}/docs)\n"
                       f"  data     {root}\n  tokens   {root / 'demo-tokens.txt'}\n")
         for name, roles in DEMO_USERS:
             if name in tokens:
                 console.print(f"  {name:6} {', '.join(roles):20} {tokens[name]}", markup=False)
         console.print(
             "\nRelease shop/v1 is on its way: development → staging (integration tests, HTTP "
-            "check, 30 s soak) → production (needs QA, Product and Security).\nTry:\n"
+            "check, 30 s soak) → production (needs QA, Product and Security).\nOpen the "
+            "portal, sign in as quinn, paula and sam in turn and approve it; or with the CLI:\n"
             f"  export INFRASTREAM_URL={url}\n"
             "  export INFRASTREAM_TOKEN=<quinn's token>; infrastream release approve shop/v1\n"
             "  infrastream release status shop/v1 --wait\n", markup=False)
 
-    serve(services, "127.0.0.1", port, ready=ready)
+    serve(services, "127.0.0.1", port, ready=ready,
+          extend=lambda app, services: mount_portal(app, services, demo_tokens=tokens))
 
 
 def _drive_to_production_gate(services: Services) -> None:

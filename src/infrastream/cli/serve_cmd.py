@@ -37,10 +37,11 @@ def serve(
     from sqlalchemy.exc import SQLAlchemyError  # heavy: only when serving
 
     from infrastream.api.server import run_server
+    from infrastream.portal import mount_portal
 
     directory = data_dir.expanduser().resolve()
     try:
-        run_server(directory, database_url, host, port)
+        run_server(directory, database_url, host, port, extend=mount_portal)
     except SQLAlchemyError as exc:
         raise CliError(f"cannot use the database: {exc.__class__.__name__}: "
                        f"{str(exc).splitlines()[0]}") from None

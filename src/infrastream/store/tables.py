@@ -249,3 +249,11 @@ rollbacks = Table(
     Column("requested_at", Time, nullable=False),
     Column("reason", Text, nullable=False, default=""),
 )
+
+# What the portal and release status read most (a release page must not scan).
+Index("ix_releases_production", releases.c.app_set, releases.c.state, releases.c.finished_at,
+      releases.c.id)
+Index("ix_deployments_release", deployments.c.release_id, deployments.c.stage_index,
+      deployments.c.attempt)
+Index("ix_check_runs_release", check_runs.c.release_id, check_runs.c.stage_index,
+      check_runs.c.attempt)

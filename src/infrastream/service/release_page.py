@@ -1,0 +1,167 @@
+"""What a release page shows besides `release_status`: what the viewer may do, what changes
+against production, and the output of one check.
+
+`release_actions` answers "which buttons does this person get" with the very predicates the
+use cases enforce (`require`, the next-stage rule of `promote`, `check_can_approve`, the
+rejecter and rollback roles), so a face never shows a button the service would refuse for
+lack of a role, nor hides one it would accept. The service still decides: a button is a
+hint, the use case is the check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from infrastream.domain.approvals import check_can_approve
+from infrastream.domain.errors import Conflict, NotFound
+from infrastream.domain.roles import PROMOTE, Principal
+from infrastream.domain.stage_machine import StageState
+from infrastream.manifests import Lane
+from infrastream.store.tables import check_runs, deployments, releases
+
+from .context import Services
+from .promotions import (
+    START_HOTFIX,
+    _next_stage,
+    approvals_of,
+    release_stages,
+    release_track,
+    stage_rows,
+)
+from .releases import ReleaseRef, find
+from .rollback import ROLL_BACK
+
+HISTORY = 50
+"""How many recent healthy deployments of an environment a rollback target is sought in."""
+
+
+def release_actions(services: Services, principal: Principal,
+                    ref: ReleaseRef) -> dict[str, Any]:
+    """The actions `principal` may take on the release now, and why an approval is refused."""
+    now = services.now()
+    actions: dict[str, Any] = {"promote": None, "retry": False, "approveAs": [],
+                               "approveNote": "", "reject": False, "rollback": []}
+    with services.db.connect() as conn:
+        release = find(conn, ref)
+        rows = stage_rows(conn, release.id)
+        stages = release_stages(release)
+        if release.state == "active":
+            allowed = PROMOTE | (START_HOTFIX if release.lane == Lane.HOTFIX.value else set())
+            if principal.holds(frozenset(allowed)):
+                try:
+                    target = _next_stage(release, rows, stages)
+                except Conflict:
+                    target = None
+                if target is not None:
+                    actions["promote"] = target.stage.display_name
+                    actions["retry"] = target.row.state in (StageState.FAILED,
+                                                            StageState.REJECTED)
+            waiting = next((r for r in rows if r.state == StageState.AWAITING_APPROVAL), None)
+            if waiting is not None:
+                stage = stages[waiting.stage_index]
+                given = approvals_of(conn, waiting.id)
+                policy = release_track(release).spec.policy
+                for role in dict.fromkeys(r.role for r in stage.approvals):
+                    if role not in principal.roles:
+                        continue
+                    verdict = check_can_approve(
+                        user=principal.name, user_roles=sorted(principal.roles), role=role,
+                        rules=stage.approvals, approvals=given, initiator=waiting.requested_by,
+                        initiator_may_approve=policy.initiator_may_approve,
+                        digest=release.digest, request_id=waiting.request_id, now=now)
+                    if isinstance(verdict, str):
+                        actions["approveNote"] = actions["approveNote"] or verdict
+                    else:
+                        actions["approveAs"].append(verdict.role)
+                # promotions.reject: a holder of a needed role, or a release manager
+                deciders = {r.role for r in stage.approvals} | set(PROMOTE)
+                actions["reject"] = bool(principal.roles & deciders)
+        if principal.holds(ROLL_BACK):
+            environments = dict.fromkeys(e for s in stages for e in s.environments)
+            actions["rollback"] = [found for env in environments
+                                   if (found := _rollback_target(conn, release.id, env))]
+    return actions
+
+
+def _rollback_target(conn: Connection, release_id: int, environment: str
+                     ) -> dict[str, str] | None:
+    """Where `rollback(environment)` would go, if the release is what runs there now."""
+    history = conn.execute(
+        select(deployments.c.release_id, releases.c.app_set, releases.c.name)
+        .join(releases, releases.c.id == deployments.c.release_id)
+        .where((deployments.c.environment == environment) & (deployments.c.state == "healthy"))
+        .order_by(deployments.c.id.desc()).limit(HISTORY)).all()
+    if not history or history[0].release_id != release_id:
+        return None
+    earlier = next((h for h in history if h.release_id != release_id), None)
+    if earlier is None:
+        return None
+    return {"environment": environment, "to": f"{earlier.app_set}/{earlier.name}"}
+
+
+def _running(conn: Connection, environment: str) -> Any | None:
+    """The release whose deployment last succeeded in `environment` (indexed, newest first)."""
+    return conn.execute(
+        select(releases.c.id, releases.c.app_set, releases.c.name, releases.c.content,
+               deployments.c.finished_at)
+        .join(releases, releases.c.id == deployments.c.release_id)
+        .where((deployments.c.environment == environment) & (deployments.c.state == "healthy"))
+        .order_by(deployments.c.id.desc()).limit(1)).first()
+
+
+def production_diff(services: Services, ref: ReleaseRef) -> dict[str, Any]:
+    """The release's versions against what runs in its lane's last stage (production) now."""
+    with services.db.connect() as conn:
+        release = find(conn, ref)
+        stages = release_stages(release)
+        environments = stages[-1].environments if stages else []
+        running = {env: _running(conn, env) for env in environments}
+    against = next((r for r in running.values() if r is not None), None)
+    new = release.content["versions"]
+    result: dict[str, Any] = {
+        "environments": list(environments),
+        "against": f"{against.app_set}/{against.name}" if against is not None else None,
+        "same": against is not None and against.id == release.id,
+        "elsewhere": sorted({f"{r.app_set}/{r.name}" for r in running.values()
+                             if r is not None and against is not None and r.id != against.id}),
+        "apps": [],
+    }
+    old = against.content["versions"] if against is not None else {}
+    for app in sorted(set(new) | set(old)):
+        before, after = old.get(app), new.get(app)
+        if before is None:
+            change = "added"
+        elif after is None:
+            change = "removed"
+        elif before["image"] != after["image"] or before.get("commit") != after.get("commit"):
+            change = "changed"
+        else:
+            change = "unchanged"
+        result["apps"].append({"app": app, "change": change, "old": _version(before),
+                               "new": _version(after)})
+    return result
+
+
+def _version(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {"image": value["image"], "version": value["version"], "commit": value.get("commit")}
+
+
+def check_output(services: Services, ref: ReleaseRef, stage_index: int, attempt: int,
+                 environment: str, app: str, check_type: str) -> dict[str, Any]:
+    """One check run of a release, with its output (found by its idempotency key)."""
+    with services.db.connect() as conn:
+        release = find(conn, ref)
+        key = f"{release.id}/{stage_index}/{attempt}/{environment}/{app}/{check_type}"
+        row = conn.execute(select(check_runs).where(check_runs.c.key == key)).first()
+    if row is None:
+        raise NotFound(f"no {check_type} check of {app} in {environment} (attempt {attempt}) "
+                       f"for release {ref}")
+    return {"release": str(ref), "stage": stage_index, "attempt": attempt,
+            "environment": environment, "app": app, "type": check_type, "state": row.state,
+            "summary": row.summary, "output": row.output,
+            "startedAt": row.started_at.isoformat() if row.started_at else None,
+            "finishedAt": row.finished_at.isoformat() if row.finished_at else None}

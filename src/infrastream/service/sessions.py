@@ -1,0 +1,82 @@
+"""Portal sessions: signing in with an API token, and checking the session on every request.
+
+The portal never keeps a token. Signing in authenticates the token like the API does and
+hands the face the user's name and the token's sha256, which the face keeps in a signed
+cookie. Every request re-checks that hash against the tokens table (one indexed lookup), so
+revoking a token or disabling a user ends their portal sessions at once, exactly as it ends
+their API access. The key that signs the cookies lives beside the audit signing key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import bindparam, select
+
+from infrastream.domain.errors import PermanentError, Unauthenticated
+from infrastream.domain.roles import Principal
+from infrastream.store.tables import tokens, users
+
+from .context import Services
+from .identity import authenticate, hash_token
+
+_BY_HASH = (select(users.c.name, users.c.roles, users.c.disabled)
+            .join(tokens, tokens.c.user_id == users.c.id)
+            .where(tokens.c.token_hash == bindparam("token_hash")))
+
+
+@dataclass(frozen=True)
+class SignIn:
+    principal: Principal
+    token_hash: str
+    """What a session keeps instead of the token: the sha256 the tokens table stores."""
+
+
+def sign_in(services: Services, token: str) -> SignIn:
+    """Authenticate an API token (Unauthenticated if unknown or revoked)."""
+    token = token.strip()
+    principal = authenticate(services, token)
+    return SignIn(principal, hash_token(token))
+
+
+def session_principal(services: Services, user: str, token_hash: str) -> Principal:
+    """The principal of a session, if its token is still valid and still the user's."""
+    with services.db.connect() as conn:
+        row = conn.execute(_BY_HASH, {"token_hash": token_hash}).first()
+    if row is None or row.disabled or row.name != user:
+        raise Unauthenticated("your session has ended: its API token was revoked or the "
+                              "user was disabled; sign in again")
+    return Principal(row.name, frozenset(row.roles))
+
+
+KEY_FILE = "portal-session.key"
+
+
+def session_key(services: Services) -> bytes:
+    """The key the portal signs session cookies with: `<data dir>/portal-session.key`
+    (32 random bytes, hex, mode 0600, created on first use). Several servers behind one
+    address must share it; deleting it signs everybody out."""
+    path = services.data_dir / KEY_FILE
+    if not path.exists():
+        _create_key(path)
+    key = bytes.fromhex(path.read_text().strip())
+    if len(key) < 32:
+        raise PermanentError(f"{path} holds no session key; delete it to make a new one")
+    return key
+
+
+def _create_key(path: Path) -> None:
+    """Write a new key atomically; if another process won the race, keep theirs."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".portal-session.")
+    try:
+        with os.fdopen(descriptor, "w") as handle:  # mkstemp creates it with mode 0600
+            handle.write(secrets.token_hex(32) + "\n")
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(temporary)

@@ -1,0 +1,222 @@
+"""The tracks overview: every track's lanes as columns of stages, each environment a cell
+with the release running there, its health, and what waits to enter.
+
+Bounded by design, whatever the history: per environment two newest-first lookups on the
+(environment, id) index, the active releases through the `releases.state` index, their stage
+runs through the (release, stage) key, and the newest pre-release runs by primary key.
+
+Health has two sources. The recorded one is the last deployment (healthy, failed,
+deploying). The live one is `drift.drift_report`, which asks the environment's target what
+runs there; that may be slow (the `local` target probes every application), so it runs in
+the background at most every `LIVE_TTL` seconds per environment and the overview shows its
+last answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from infrastream.domain.approvals import tally
+from infrastream.domain.freeze import frozen
+from infrastream.domain.stage_machine import StageState
+from infrastream.manifests import Bundle, Lane, Stage
+from infrastream.store.clock import utc
+from infrastream.store.tables import deployments, prerelease_runs, releases, stage_runs
+
+from .context import Services
+from .drift import drift_report
+from .manifests import current_bundle
+from .promotions import approvals_of, release_stages
+
+LIVE_TTL = 15.0
+RECENT_PRERELEASES = 20
+LANE_TITLES = {Lane.PRE_RELEASE: "Pre-release", Lane.RELEASE: "Release", Lane.HOTFIX: "Hotfix"}
+_IN_FLIGHT = {StageState.AWAITING_APPROVAL, StageState.QUEUED, StageState.DEPLOYING,
+              StageState.VERIFYING, StageState.FAILED, StageState.REJECTED}
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = utc(value)
+    return value.isoformat() if value else None
+
+
+def tracks_overview(services: Services) -> list[dict[str, Any]]:
+    now = services.now()
+    bundle = current_bundle(services)
+    with services.db.connect() as conn:
+        cells = {env: _recorded(conn, env) for env in bundle.used_environments()}
+        queues = _queues(conn, now)
+        validating = _prereleases(conn)
+    tracks = []
+    for name, track in bundle.tracks.items():
+        lanes = []
+        for lane, stages in track.spec.lanes():
+            columns = []
+            for index, stage in enumerate(stages):
+                columns.append({
+                    "index": index,
+                    "name": stage.display_name,
+                    "approvals": [f"{r.role} × {r.count}" if r.count > 1 else r.role
+                                  for r in stage.approvals],
+                    "checks": [c.type if c.type != "soak" else f"soak {c.duration}"
+                               for c in stage.checks],
+                    "cells": [_cell(services, bundle, cells[env], env, lane, now,
+                                    validating.get(env))
+                              for env in (stage.environments[:1] if lane is Lane.PRE_RELEASE
+                                          else stage.environments)],
+                    "queue": queues.get((name, lane.value, index), []),
+                })
+            lanes.append({"lane": lane.value, "title": LANE_TITLES[lane], "stages": columns})
+        tracks.append({"name": name,
+                       "sets": [{"name": s.metadata.name,
+                                 "applications": [a.metadata.name
+                                                  for a in bundle.applications_of(
+                                                      s.metadata.name)]}
+                                for s in bundle.sets_of(name)],
+                       "lanes": lanes})
+    return tracks
+
+
+def _recorded(conn: Connection, environment: str) -> dict[str, Any]:
+    newest = (select(deployments, releases.c.app_set, releases.c.name.label("release_name"))
+              .join(releases, releases.c.id == deployments.c.release_id)
+              .where(deployments.c.environment == environment)
+              .order_by(deployments.c.id.desc()).limit(1))
+    last = conn.execute(newest).first()
+    running = last if last is not None and last.state == "healthy" else conn.execute(
+        newest.where(deployments.c.state == "healthy")).first()
+    return {"last": last, "running": running}
+
+
+def _cell(services: Services, bundle: Bundle, recorded: dict[str, Any], env: str, lane: Lane,
+          now: datetime, prerelease: dict[str, Any] | None) -> dict[str, Any]:
+    environment = bundle.environment(env)
+    last, running = recorded["last"], recorded["running"]
+    apps = (running.result or {}).get("apps", []) if running is not None else []
+    cell: dict[str, Any] = {
+        "environment": env,
+        "tier": environment.spec.tier.value,
+        "target": environment.spec.target.type,
+        "running": f"{running.app_set}/{running.release_name}" if running is not None else None,
+        "since": _iso(running.finished_at) if running is not None else None,
+        "versions": {a["app"]: a["version"] for a in apps},
+        "state": "empty" if last is None else (
+            "healthy" if last.state == "healthy" else last.state),
+        "last": None if last is None or last is running else {
+            "release": f"{last.app_set}/{last.release_name}", "state": last.state,
+            "message": last.message, "at": _iso(last.finished_at or last.started_at)},
+        "frozen": None,
+        "prerelease": prerelease,
+        "drift": [],
+        "liveCheckedAt": None,
+    }
+    held = frozen(bundle.freezes.values(), env, lane.value, now)
+    if held is not None:
+        cell["frozen"] = held.describe()
+    if running is not None and cell["state"] != "deploying" and prerelease is None:
+        live = _live(services, env)
+        if live is not None:
+            checked, report = live
+            cell["liveCheckedAt"] = checked.isoformat()
+            if report is not None and report["release"] == cell["running"]:
+                cell["drift"] = report["differences"]
+    return cell
+
+
+def _queues(conn: Connection, now: datetime) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
+    """Per (track, lane, stage): the active releases heading into or stuck at that stage."""
+    active = conn.execute(select(releases).where(releases.c.state == "active")
+                          .order_by(releases.c.id)).all()
+    if not active:
+        return {}
+    rows = conn.execute(select(stage_runs).where(stage_runs.c.release_id.in_(
+        [r.id for r in active])).order_by(stage_runs.c.release_id, stage_runs.c.stage_index)
+    ).all()
+    by_release: dict[int, list[Any]] = {}
+    for row in rows:
+        by_release.setdefault(row.release_id, []).append(row)
+    queues: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for release in active:
+        runs = by_release.get(release.id, [])
+        stages = release_stages(release)
+        entry = _queue_entry(conn, release, runs, stages, now)
+        if entry is not None:
+            index, item = entry
+            queues.setdefault((release.track, release.lane, index), []).append(item)
+    return queues
+
+
+def _queue_entry(conn: Connection, release: Any, runs: list[Any], stages: list[Stage],
+                 now: datetime) -> tuple[int, dict[str, Any]] | None:
+    ref = f"{release.app_set}/{release.name}"
+    started = [r for r in runs if r.state != StageState.PENDING]
+    current = next((r for r in reversed(started) if StageState(r.state) in _IN_FLIGHT), None)
+    if current is None:
+        done = [r for r in started if r.state == StageState.SUCCEEDED]
+        following = len(done)
+        if not done or following >= len(runs):
+            return None
+        return following, {"release": ref, "state": "ready",
+                           "line": "ready to promote", "incident": release.incident}
+    state = StageState(current.state)
+    line = state.value.replace("-", " ")
+    if state is StageState.AWAITING_APPROVAL:
+        stage = stages[current.stage_index]
+        missing = tally(stage.approvals, approvals_of(conn, current.id), digest=release.digest,
+                        request_id=current.request_id, now=now).missing()
+        line = "waiting for: " + ", ".join(missing) if missing else "approved; starting"
+    elif state in (StageState.FAILED, StageState.REJECTED):
+        line = current.reason or state.value
+    return current.stage_index, {"release": ref, "state": state.value, "line": line,
+                                 "incident": release.incident}
+
+
+def _prereleases(conn: Connection) -> dict[str, dict[str, Any]]:
+    recent = conn.execute(select(prerelease_runs.c.id, prerelease_runs.c.app,
+                                 prerelease_runs.c.ref, prerelease_runs.c.environment,
+                                 prerelease_runs.c.state)
+                          .order_by(prerelease_runs.c.id.desc())
+                          .limit(RECENT_PRERELEASES)).all()
+    return {r.environment: {"id": r.id, "app": r.app, "ref": r.ref, "state": r.state}
+            for r in reversed(recent) if r.state in ("queued", "running")}
+
+
+# -- drift, refreshed in the background ------------------------------------------------
+
+_live_lock = threading.Lock()
+_live_cache: dict[tuple[str, str], tuple[float, datetime, dict[str, Any] | None]] = {}
+_refreshing: set[tuple[str, str]] = set()
+
+
+def _live(services: Services, environment: str
+          ) -> tuple[datetime, dict[str, Any] | None] | None:
+    """The last drift report of the environment (None before the first one arrives)."""
+    key = (str(services.db.url), environment)
+    with _live_lock:
+        cached = _live_cache.get(key)
+        start = (cached is None or time.monotonic() - cached[0] > LIVE_TTL) \
+            and key not in _refreshing
+        if start:
+            _refreshing.add(key)
+    if start:
+        threading.Thread(target=_refresh, args=(services, environment, key), daemon=True,
+                         name=f"drift-{environment}").start()
+    return (cached[1], cached[2]) if cached is not None else None
+
+
+def _refresh(services: Services, environment: str, key: tuple[str, str]) -> None:
+    report: dict[str, Any] | None
+    try:
+        found = drift_report(services, environment)
+        report = found[0] if found else None
+    except Exception as exc:  # a backend or database failure is shown, never raised
+        report = {"release": None, "state": "unknown",
+                  "differences": [f"cannot read what runs: {exc}"]}
+    with _live_lock:
+        _live_cache[key] = (time.monotonic(), services.now(), report)
+        _refreshing.discard(key)
