@@ -3,20 +3,24 @@
 For every environment, the release of its newest healthy deployment says which image each
 application should run; the environment's target says what really runs (local processes,
 the GitOps tree, cluster objects, the noop record). Every difference is one line: an
-application missing or unhealthy, a different image, an application nobody deployed.
+application missing or unhealthy, a different image, an application nobody deployed. The
+engine runs the check periodically (`record_drift`), stores each environment's state and
+audits every change between in-sync and drifted.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 
 from infrastream.domain.errors import BackendError
 from infrastream.manifests import Environment
-from infrastream.store.tables import deployments, releases
+from infrastream.store.clock import utc
+from infrastream.store.tables import deployments, environment_drift, releases
 from infrastream.targets.base import Health
 
+from . import audit
 from .context import Services
 
 
@@ -65,3 +69,37 @@ def _report(row: Any, differences: list[str], *, unknown: bool = False) -> dict[
     state = "unknown" if unknown else ("drifted" if differences else "in-sync")
     return {"environment": row.environment, "release": f"{row.app_set}/{row.name}",
             "state": state, "differences": differences}
+
+
+def record_drift(services: Services) -> list[dict[str, Any]]:
+    """The engine's periodic drift check: store each environment's state, audit changes."""
+    report = drift_report(services)
+    now = services.now()
+    with services.transaction() as conn:
+        before = {r.environment: r for r in conn.execute(select(environment_drift))}
+        for item in report:
+            previous = before.get(item["environment"])
+            values = {"state": item["state"], "release": item["release"],
+                      "differences": item["differences"], "checked_at": now}
+            if previous is None:
+                conn.execute(insert(environment_drift).values(
+                    environment=item["environment"], **values))
+            else:
+                conn.execute(update(environment_drift).where(
+                    environment_drift.c.environment == item["environment"]).values(**values))
+            if (previous.state if previous is not None else "in-sync") != item["state"]:
+                audit.record(conn, at=now, actor="infrastream", action="environment.drift",
+                             object_type="environment", object_id=item["environment"],
+                             before={"state": previous.state if previous else None},
+                             after={"state": item["state"],
+                                    "differences": item["differences"]})
+    return report
+
+
+def stored_drift(services: Services) -> dict[str, dict[str, Any]]:
+    """The last drift check the engine stored, per environment."""
+    with services.db.connect() as conn:
+        rows = conn.execute(select(environment_drift)).all()
+    return {r.environment: {"state": r.state, "differences": r.differences,
+                            "checkedAt": (utc(r.checked_at) or r.checked_at).isoformat()}
+            for r in rows}

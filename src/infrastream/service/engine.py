@@ -31,6 +31,7 @@ from infrastream.store.tables import deployments, prerelease_runs
 
 from . import engine_state
 from .context import Services
+from .drift import record_drift
 from .engine_steps import advance
 from .jobs import run_deploy
 from .prerelease import run_prerelease
@@ -48,7 +49,10 @@ _OPEN_PRERELEASES = (select(prerelease_runs.c.id, prerelease_runs.c.state,
 
 
 class Engine:
-    def __init__(self, services: Services, *, workers: int = 8, poll: float = 5.0) -> None:
+    def __init__(self, services: Services, *, workers: int = 8, poll: float = 5.0,
+                 drift_every: float = 30.0) -> None:
+        self.drift_every = drift_every
+        self._drift_at: float | None = None
         self.services = services
         self.poll = poll
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infra-job")
@@ -107,6 +111,9 @@ class Engine:
             prereleases = self._open_prereleases(conn, state.newest_prerelease, sweep)
         if sweep:
             self._swept_at = started
+        if self._drift_at is None or started - self._drift_at >= self.drift_every:
+            self._drift_at = started
+            self._submit("drift", record_drift, self.services)
         for orphan in orphans:  # rollbacks, and deployments a crash left behind
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id)
         self._prereleases(prereleases)

@@ -10,6 +10,7 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import deployments, releases
 
 from .context import Services
+from .drift import stored_drift
 
 
 def environment_overview(services: Services) -> list[dict[str, Any]]:
@@ -25,6 +26,7 @@ def environment_overview(services: Services) -> list[dict[str, Any]]:
         rows = conn.execute(query).all()
         deploying = conn.execute(select(deployments.c.environment).where(
             deployments.c.state == "deploying")).scalars().all()
+    drift = stored_drift(services)
     result = []
     for row in rows:
         since = utc(row.finished_at)
@@ -36,5 +38,6 @@ def environment_overview(services: Services) -> list[dict[str, Any]]:
             "deploying": row.environment in deploying,
             "versions": {app: v["version"] for app, v in row.content["versions"].items()},
             "apps": (row.result or {}).get("apps", []),
+            "drift": drift.get(row.environment),
         })
     return result

@@ -257,3 +257,12 @@ Index("ix_deployments_release", deployments.c.release_id, deployments.c.stage_in
       deployments.c.attempt)
 Index("ix_check_runs_release", check_runs.c.release_id, check_runs.c.stage_index,
       check_runs.c.attempt)
+
+environment_drift = Table(
+    "environment_drift", metadata,
+    Column("environment", String(63), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("release", String(130), nullable=False),
+    Column("differences", JSON, nullable=False),
+    Column("checked_at", Time, nullable=False),
+)
