@@ -309,3 +309,11 @@ def test_an_environment_that_no_longer_runs_what_was_deployed_shows_as_drifted(s
         assert time.monotonic() < deadline, "the overview never showed the drift"
         time.sleep(0.1)
     assert "api: expected registry.example.com/shop/api:1.0.0, nothing runs" in page
+
+
+def test_a_portal_sign_in_is_recorded_in_the_audit_trail(quiet_site: Site):
+    quiet_site.signed_in("quinn")
+    with quiet_site.services.db.connect() as conn:
+        entries = audit.entries(conn, object_type="user", object_id="quinn", newest_first=True)
+    assert entries and entries[0].action == "session.sign-in"
+    assert entries[0].actor == "quinn" and entries[0].after == {"face": "portal"}

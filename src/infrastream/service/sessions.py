@@ -21,6 +21,7 @@ from infrastream.domain.errors import PermanentError, Unauthenticated
 from infrastream.domain.roles import Principal
 from infrastream.store.tables import tokens, users
 
+from . import audit
 from .context import Services
 from .identity import authenticate, hash_token
 
@@ -40,6 +41,11 @@ def sign_in(services: Services, token: str) -> SignIn:
     """Authenticate an API token (Unauthenticated if unknown or revoked)."""
     token = token.strip()
     principal = authenticate(services, token)
+    now = services.now()
+    with services.transaction() as conn:
+        audit.record(conn, at=now, actor=principal.name, action="session.sign-in",
+                     object_type="user", object_id=principal.name,
+                     after={"face": "portal"})
     return SignIn(principal, hash_token(token))
 
 
