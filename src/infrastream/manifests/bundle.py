@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from .application import Application, ApplicationSet
 from .diagnostics import Diagnostic, Severity, did_you_mean
@@ -21,6 +22,8 @@ from .freeze import FreezeWindow
 from .kinds import KINDS, PARENT_KIND, Manifest
 from .track import Lane, ReleaseTrack
 from .yaml_source import RawDocument, parse_documents
+
+M = TypeVar("M", ReleaseTrack, ApplicationSet, Application, Environment, FreezeWindow)
 
 
 @dataclass(frozen=True)
@@ -143,13 +146,22 @@ def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
                                      f"ReleaseTrack `{item.name}` has no ApplicationSet",
                                      "nothing travels this track until a set names it as parent"))
     bundle = Bundle(
-        tracks={n: i.manifest for n, i in by_kind["ReleaseTrack"].items()},  # type: ignore[misc]
-        sets={n: i.manifest for n, i in by_kind["ApplicationSet"].items()},  # type: ignore[misc]
-        applications={n: i.manifest for n, i in by_kind["Application"].items()},  # type: ignore[misc]
-        environments={n: i.manifest for n, i in by_kind["Environment"].items()},  # type: ignore[misc]
-        freezes={n: i.manifest for n, i in by_kind["FreezeWindow"].items()},  # type: ignore[misc]
+        tracks=_of(by_kind, ReleaseTrack),
+        sets=_of(by_kind, ApplicationSet),
+        applications=_of(by_kind, Application),
+        environments=_of(by_kind, Environment),
+        freezes=_of(by_kind, FreezeWindow),
     )
     return bundle, problems
+
+
+def _of(by_kind: dict[str, dict[str, LoadedManifest]], model: type[M]) -> dict[str, M]:
+    """The loaded manifests of one kind, by name, typed as that kind."""
+    found: dict[str, M] = {}
+    for name, item in by_kind[model.__name__].items():
+        assert isinstance(item.manifest, model)
+        found[name] = item.manifest
+    return found
 
 
 def _check_parent(item: LoadedManifest, parent_kind: str | None,

@@ -28,6 +28,7 @@ from infrastream.domain.errors import Conflict
 from infrastream.domain.stage_machine import Accepted, StageEvent, StageState, decide
 from infrastream.manifests import Stage, parse_duration
 from infrastream.store.clock import utc
+from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import check_runs, deployments, releases, stage_runs
 
 from . import audit
@@ -183,11 +184,11 @@ class Steps:
         run.attempt = attempt
         for env in stage.environments:
             key = f"{release.id}/{env}/{attempt}"
-            deployment_id = int(conn.execute(_INSERT_DEPLOYMENT, {
+            deployment_id = inserted_id(conn.execute(_INSERT_DEPLOYMENT, {
                 "key": key, "release_id": release.id, "stage_index": run.stage_index,
                 "environment": env, "attempt": attempt, "state": "deploying",
                 "created_at": self.now, "started_at": self.now, "message": ""},
-            ).inserted_primary_key[0])  # type: ignore[index]
+            ))
             self.deployment_ids.append(deployment_id)
             self.jobs.append((f"deploy:{key}", run_deploy, deployment_id))
         self._audit("deployment.start", {"stage": stage.display_name,
@@ -231,14 +232,14 @@ class Steps:
             conn = self._write()
             for item in missing:
                 state = "skipped" if item.skip_reason else "running"
-                check_id = int(conn.execute(_INSERT_CHECK_RUN, {
+                check_id = inserted_id(conn.execute(_INSERT_CHECK_RUN, {
                     "key": item.key, "release_id": self.release.id,
                     "stage_index": run.stage_index, "attempt": run.attempt,
                     "environment": item.environment, "app": item.app,
                     "check_type": item.check_type, "state": state,
                     "summary": item.skip_reason, "started_at": self.now,
                     "finished_at": self.now if item.skip_reason else None,
-                }).inserted_primary_key[0])  # type: ignore[index]
+                }))
                 runs[item.key] = _NewCheck(check_id, item.key, item.environment, item.app,
                                            item.check_type, state, item.skip_reason)
                 self.changed = True

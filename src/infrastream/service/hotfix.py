@@ -18,6 +18,7 @@ from infrastream.domain.forward_port import Fix
 from infrastream.domain.release import parse_image
 from infrastream.domain.roles import Principal, Role
 from infrastream.manifests import Lane
+from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import app_versions
 
 from . import audit
@@ -38,10 +39,10 @@ def _hotfix_version(services: Services, principal: Principal, app: str, image: s
         row = conn.execute(select(app_versions).where(
             (app_versions.c.app == app) & (app_versions.c.image == image))).first()
         if row is None:
-            version_id = conn.execute(insert(app_versions).values(
+            version_id = inserted_id(conn.execute(insert(app_versions).values(
                 app=app, image=image, label=ref.label, commit=None, recorded_at=now,
                 recorded_by=principal.name, channel="hotfix",
-            )).inserted_primary_key[0]  # type: ignore[index]
+            )))
             audit.record(conn, at=now, actor=principal.name, action="version.record",
                          object_type="application", object_id=app,
                          after={"image": image, "channel": "hotfix", "incident": incident})

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from infrastream.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from infrastream.domain.roles import MANAGE_USERS, Principal, Role
 from infrastream.manifests.fields import is_dns_label
+from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import tokens, users
 
 from . import audit
@@ -74,9 +75,9 @@ def _create_user(services: Services, actor: str, name: str, roles: list[str], *,
     now = services.now()
     try:
         with services.transaction() as conn:
-            user_id = conn.execute(insert(users).values(
+            user_id = inserted_id(conn.execute(insert(users).values(
                 name=name, roles=clean, created_at=now, created_by=actor, disabled=False,
-            )).inserted_primary_key[0]  # type: ignore[index]
+            )))
             conn.execute(insert(tokens).values(
                 user_id=user_id, token_hash=hash_token(token), prefix=token[:8],
                 created_at=now, description=description,

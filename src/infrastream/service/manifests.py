@@ -20,6 +20,7 @@ from infrastream.domain.errors import Invalid, NotFound
 from infrastream.domain.roles import KIND_OWNERS, Principal, Role
 from infrastream.manifests import Bundle, Diagnostic, load_texts
 from infrastream.manifests.diagnostics import sort_key
+from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import manifest_objects, manifest_revisions
 
 from . import audit
@@ -67,12 +68,12 @@ def apply(services: Services, principal: Principal, sources: list[tuple[str, str
                     "changes": [{"kind": k, "name": n, "change": "unchanged"}
                                 for k, n in bodies],
                     "warnings": [d.to_json() for d in merged.diagnostics if not d.is_error]}
-        revision_id = conn.execute(insert(manifest_revisions).values(
+        revision_id = inserted_id(conn.execute(insert(manifest_revisions).values(
             created_at=now, created_by=principal.name, source_root=source_root,
             sources=[{"source": s, "sha256": hashlib.sha256(t.encode()).hexdigest()}
                      for s, t in sources],
             summary=[],
-        )).inserted_primary_key[0]  # type: ignore[index]
+        )))
         for kind, name, _manifest in objects:
             body = bodies[(kind, name)]
             previous = stored.get((kind, name))

@@ -24,6 +24,7 @@ from infrastream.gates.integration_tests import run_integration_tests
 from infrastream.manifests import Application, Environment, Lane
 from infrastream.manifests.track import IntegrationTestsCheck
 from infrastream.store.clock import utc
+from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import prerelease_runs, releases
 from infrastream.targets.base import AppDeployment, DeployRequest
 
@@ -70,11 +71,11 @@ def start_prerelease(services: Services, principal: Principal, app: str, image: 
     }
     now = services.now()
     with services.transaction() as conn:
-        run_id = conn.execute(insert(prerelease_runs).values(
+        run_id = inserted_id(conn.execute(insert(prerelease_runs).values(
             app=app, image=image, ref=ref.strip(), commit=commit, environment=environment,
             state="queued", created_at=now, created_by=principal.name, summary="", output="",
             restored=False, snapshot=snapshot,
-        )).inserted_primary_key[0]  # type: ignore[index]
+        )))
         audit.record(conn, at=now, actor=principal.name, action="prerelease.start",
                      object_type="prerelease", object_id=str(run_id),
                      after={"app": app, "image": image, "ref": ref, "commit": commit,

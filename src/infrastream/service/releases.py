@@ -19,6 +19,7 @@ from infrastream.domain.release import content_digest, next_release_name, valid_
 from infrastream.domain.roles import CUT_RELEASE, PROMOTE, Principal
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Bundle, Lane
+from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import manifest_objects, releases, stage_runs
 
 from . import audit
@@ -177,12 +178,12 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
             release_name = name or next_release_name(existing)
             content = {**content, "name": release_name}
             digest = content_digest(content)
-            release_id = conn.execute(insert(releases).values(
+            release_id = inserted_id(conn.execute(insert(releases).values(
                 app_set=app_set, name=release_name, lane=lane.value, track=track,
                 digest=digest, content=content, state=ReleaseState.ACTIVE, created_at=now,
                 created_by=principal.name, incident=incident, source_root=root,
                 base_release_id=base_release_id, guard_override=guard,
-            )).inserted_primary_key[0]  # type: ignore[index]
+            )))
             for index in range(stage_count):
                 first = index == 0
                 conn.execute(insert(stage_runs).values(

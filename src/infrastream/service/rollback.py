@@ -19,6 +19,7 @@ from infrastream.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from infrastream.domain.freeze import frozen
 from infrastream.domain.roles import Principal, Role
 from infrastream.manifests import Lane
+from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import deployments, releases, rollbacks
 
 from . import audit
@@ -75,11 +76,11 @@ def rollback(services: Services, principal: Principal, environment: str,
                                        .where((deployments.c.release_id == target.id)
                                               & (deployments.c.environment == environment)))
                           .scalar_one())
-        deployment_id = conn.execute(insert(deployments).values(
+        deployment_id = inserted_id(conn.execute(insert(deployments).values(
             key=f"{target.id}/{environment}/{attempt}", release_id=target.id,
             stage_index=stage_index, environment=environment, attempt=attempt,
             state="deploying", created_at=now, started_at=now, message="rollback",
-        )).inserted_primary_key[0]  # type: ignore[index]
+        )))
         conn.execute(insert(rollbacks).values(
             environment=environment, from_release_id=current.release_id, to_release_id=target.id,
             deployment_id=deployment_id, requested_by=principal.name, requested_at=now,
