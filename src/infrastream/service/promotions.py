@@ -24,7 +24,7 @@ from infrastream.manifests import Lane, ReleaseTrack, Stage
 from infrastream.store.clock import utc
 from infrastream.store.tables import approvals, releases, stage_runs
 
-from . import audit
+from . import audit, release_content
 from .context import Services
 from .identity import require
 from .manifests import current_bundle
@@ -34,13 +34,13 @@ START_HOTFIX = frozenset({Role.INCIDENT_COMMANDER})
 
 
 def release_stages(release: Any) -> list[Stage]:
-    """The stages of the release's lane, from the release's own manifest snapshot."""
-    track = ReleaseTrack.model_validate(release.content["manifests"]["track"])
-    return track.spec.stages(Lane(release.lane))
+    """The stages of the release's lane, from the release's own manifest snapshot (parsed
+    once per release: see release_content)."""
+    return release_content.of_row(release).stages(release.lane)
 
 
 def release_track(release: Any) -> ReleaseTrack:
-    return ReleaseTrack.model_validate(release.content["manifests"]["track"])
+    return release_content.of_row(release).track
 
 
 def stage_rows(conn: Connection, release_id: int) -> list[Any]:
