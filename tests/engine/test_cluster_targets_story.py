@@ -74,9 +74,15 @@ def cluster():
 
 
 @pytest.fixture
-def story(tmp_path, database_url, cluster, monkeypatch):
-    remote = tmp_path / "gitops.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
+def remote(tmp_path):
+    """The GitOps repository's remote: a bare repository on disk."""
+    path = tmp_path / "gitops.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(path))
+    return path
+
+
+@pytest.fixture
+def story(tmp_path, database_url, cluster, remote, monkeypatch):
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
@@ -89,7 +95,6 @@ def story(tmp_path, database_url, cluster, monkeypatch):
     (story.repo / "manifests" / "track.yaml").write_text(TRACK)
     (story.repo / "manifests" / "environments.yaml").write_text(
         ENVIRONMENTS.format(repo=remote, namespace=NAMESPACE))
-    story.remote = remote  # type: ignore[attr-defined]
     yield story
     story.finish()
 
@@ -112,8 +117,8 @@ def _versions(cluster: KubernetesEmulator) -> dict[str, tuple[str, str]]:
     return found
 
 
-def test_a_release_goes_through_local_gitops_and_kubernetes_and_drift_is_seen(story, cluster):
-    remote = story.remote
+def test_a_release_goes_through_local_gitops_and_kubernetes_and_drift_is_seen(
+        story, cluster, remote):
     story.apply_manifests()
     story.record_versions("1.0.0")
     v1 = story.cut_release()

@@ -40,11 +40,12 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = open(self.data_dir.parent / "server.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "infrastream.cli.main", "serve", "--data-dir",
-             str(self.data_dir), "--database-url", self.database_url, "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT)
+        with open(self.data_dir.parent / "server.log", "ab") as log:  # the child keeps its copy
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "infrastream.cli.main", "serve", "--data-dir",
+                 str(self.data_dir), "--database-url", self.database_url, "--port",
+                 str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120  # generous: CI machines can be loaded
         while time.monotonic() < deadline:
             try:

@@ -7,6 +7,7 @@ service layer, as for the API.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 from urllib.parse import parse_qsl, quote
 
 from starlette.requests import Request
@@ -33,7 +34,7 @@ class PortalState:
 
 
 def state(request: Request) -> PortalState:
-    return request.app.state.portal  # type: ignore[no-any-return]
+    return cast(PortalState, request.app.state.portal)
 
 
 def current(request: Request) -> tuple[Services, Viewer]:

@@ -42,11 +42,11 @@ _HEAD = "audit-head"
 def _match(column: Any, value: str, *, indexed: bool) -> ColumnElement[bool]:
     """`column` equals `value` (or starts with it, for `value*`); off the index unless
     `indexed`, so that a windowed search walks the primary key and nothing else."""
-    target = column if indexed else column + ""
+    target: ColumnElement[str] = column if indexed else column + ""
     if value.endswith("*"):
         prefix = value[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return target.like(prefix + "%", escape="\\")  # type: ignore[no-any-return]
-    return target == value  # type: ignore[no-any-return]
+        return target.like(prefix + "%", escape="\\")
+    return target == value
 
 
 def _view(row: Any) -> dict[str, Any]:

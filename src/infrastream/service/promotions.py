@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from infrastream.domain.approvals import Approval, check_can_approve
+from infrastream.domain.approvals import Approval, RuleTally, check_can_approve
 from infrastream.domain.errors import Conflict, Forbidden, Invalid
 from infrastream.domain.forward_port import violations
 from infrastream.domain.freeze import Frozen, frozen
@@ -239,7 +239,8 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
                                 "reason": str(refusal)})
         raise refusal
     services.notify()
-    return {"release": str(ref), "stage": stage.display_name, "role": verdict.role,  # type: ignore[union-attr]
+    assert isinstance(verdict, RuleTally)  # a refusal was raised above
+    return {"release": str(ref), "stage": stage.display_name, "role": verdict.role,
             "approvedBy": principal.name}
 
 

@@ -51,7 +51,6 @@ def create(url: str) -> Engine:
             immediate = connection.get_execution_options().get(WRITE_OPTION, False)
             connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
-        engine.dialect._infrastream_sqlite = True  # type: ignore[attr-defined]
         _disable_pysqlite_begin(engine)
         return engine
     if url.startswith("postgresql://"):

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_client_commands import cli, one_line_error, server  # noqa: F401 - fixtures
+from live_server import one_line_error
 
 LANES = """\
 apiVersion: lowops.manifests.v1
@@ -49,7 +49,7 @@ spec: {tier: production, target: {type: noop}}
 IMAGE = "registry.example.com/lanes/svc"
 
 
-def _wait_state(cli, ref: str, state: str, timeout: float = 30) -> dict:  # noqa: F811
+def _wait_state(cli, ref: str, state: str, timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         status = json.loads(cli("release", "status", ref, "-o", "json").out)
@@ -59,7 +59,7 @@ def _wait_state(cli, ref: str, state: str, timeout: float = 30) -> dict:  # noqa
 
 
 def test_hotfix_prerelease_rollback_and_secrets_through_the_cli(
-        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "lanes.yaml").write_text(LANES)
     assert cli("apply", str(tmp_path / "lanes.yaml")).code == 0
     tokens = {name: json.loads(cli("user", "create", f"l-{name}", "--role", role, "-o",
@@ -114,7 +114,7 @@ def test_hotfix_prerelease_rollback_and_secrets_through_the_cli(
 
 
 def test_an_evidence_pack_written_by_the_cli_verifies_offline_and_detects_an_edit(
-        cli, tmp_path: Path) -> None:  # noqa: F811
+        cli, tmp_path: Path) -> None:
     (tmp_path / "lanes.yaml").write_text(LANES)
     assert cli("apply", str(tmp_path / "lanes.yaml")).code == 0
     rm = json.loads(cli("user", "create", "ev-rm", "--role", "release-manager", "-o",

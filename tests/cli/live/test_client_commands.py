@@ -8,22 +8,13 @@ output ever contains a traceback.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import stat
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from live_server import Server, free_port, one_line_error
 
 from infrastream.cli.init_cmd import write_example
-from infrastream.cli.main import main
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -63,103 +54,6 @@ metadata:
 spec:
   image: registry.example.com/gated/ledger
 """
-
-
-ADMIN = "<admin>"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    admin_token: str
-    data_dir: Path
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("server") / "data"
-    port = free_port()
-    log = (data_dir.parent / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infrastream.cli.main", "serve", "--data-dir", str(data_dir),
-         "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def stop() -> None:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        log.close()
-
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail("the server exited:\n" + (data_dir.parent / "server.log")
-                            .read_text(errors="replace"))
-            try:
-                if httpx.get(f"{url}/api/v1/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the server did not answer /api/v1/healthz within 30s")
-            time.sleep(0.1)
-        token = (data_dir / "admin-token").read_text().strip()
-        yield Server(url, token, data_dir)
-    finally:
-        stop()
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        tmp_path: Path):
-    """Run `infrastream ARGS` against the server as the holder of `token` (default: admin;
-    None: no INFRASTREAM_TOKEN at all)."""
-    monkeypatch.setenv("INFRASTREAM_CONFIG", str(tmp_path / "no-login" / "config.json"))
-    monkeypatch.setenv("INFRASTREAM_URL", server.url)
-
-    def run(*args: str, token: str | None = ADMIN) -> Result:
-        if token is None:
-            monkeypatch.delenv("INFRASTREAM_TOKEN", raising=False)
-        else:
-            monkeypatch.setenv("INFRASTREAM_TOKEN",
-                               server.admin_token if token == ADMIN else token)
-        capsys.readouterr()
-        code = main(list(args))
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.out + captured.err, captured
-        return Result(code, captured.out, captured.err)
-
-    return run
-
-
-def one_line_error(result: Result, *, after_diagnostics: bool = False) -> str:
-    """The `error: ...` line of a failed command: exit 1, and nothing else on stderr unless
-    diagnostics come first."""
-    lines = result.err.strip().splitlines()
-    assert result.code == 1, result
-    assert lines and lines[-1].startswith("error: "), result
-    assert after_diagnostics or len(lines) == 1, result
-    return lines[-1]
 
 
 def test_the_release_story_through_the_cli(cli, tmp_path: Path) -> None:
