@@ -98,8 +98,9 @@ from infrastream.domain.errors import Conflict
 from infrastream.domain.roles import Principal
 from infrastream.service import manifests, promotions, releases, versions
 from infrastream.service.context import Services, open_services
-from infrastream.service.engine import Engine
-from infrastream.service.release_view import release_status
+from infrastream.service.engine.loop import Engine
+from infrastream.service.records.releases import ReleaseRef, parse_ref
+from infrastream.service.views.release_status import release_status
 from infrastream.store.clock import utc
 from infrastream.store.tables import audit_log
 
@@ -388,7 +389,7 @@ class Bench:
             versions.record_version(self.services, CI, app,
                                     f"registry.example.com/shop/{app}:{tag}", "0a1b2c3d")
         created, conflicts = self.cut()
-        ref = releases.parse_ref(created["release"])
+        ref = parse_ref(created["release"])
         release_id = eyes.release_id(ref.app_set, ref.name)
         self.wait(eyes, release_id, wake, lambda _r, stages: stages[0] == "succeeded")
         promotions.promote(self.services, RELEASE_MANAGER, ref)
@@ -464,7 +465,7 @@ class Bench:
         with self.observer.connect() as conn:
             name = conn.execute(text("SELECT name FROM releases ORDER BY id DESC LIMIT 1")
                                 ).scalar_one()
-        ref = releases.ReleaseRef("shop", name)
+        ref = ReleaseRef("shop", name)
         start = time.perf_counter()
         for _ in range(calls):
             release_status(self.services, ref)

@@ -48,7 +48,8 @@ from infrastream.cli.manifest_files import read_sources
 from infrastream.domain.audit_chain import entry_hash
 from infrastream.domain.evidence import checkpoint_payload
 from infrastream.portal import mount_portal
-from infrastream.service import identity, manifests, releases, signing, versions
+from infrastream.service import identity, manifests, releases, versions
+from infrastream.service.auditing import signing
 from infrastream.service.context import Services, open_services
 from infrastream.store import tables
 

@@ -24,7 +24,7 @@ import yaml
 from infrastream.api.app import create_app
 from infrastream.cli.manifest_files import read_sources
 from infrastream.service.context import Services, open_services
-from infrastream.service.engine import Engine
+from infrastream.service.engine.loop import Engine
 from infrastream.service.identity import bootstrap_admin
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "engine"))

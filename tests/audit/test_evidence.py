@@ -25,7 +25,8 @@ from infrastream.api.app import create_app
 from infrastream.api.routes_evidence import router
 from infrastream.domain.evidence import key_id, load_public_key, public_pem, verify_pack
 from infrastream.domain.release import content_digest
-from infrastream.service import evidence, promotions, signing
+from infrastream.service import promotions
+from infrastream.service.auditing import evidence, signing
 from infrastream.service.identity import bootstrap_admin
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "engine"))

@@ -24,7 +24,18 @@ from infrastream.domain.audit_chain import AuditEntry, entry_hash, verify_chain
 from infrastream.domain.errors import Conflict
 from infrastream.domain.evidence import key_id as key_id_of
 from infrastream.domain.evidence import load_public_key
-from infrastream.service import audit, audit_export, audit_verify, signing
+from infrastream.service.auditing import (
+    export as audit_export,
+)
+from infrastream.service.auditing import (
+    signing,
+)
+from infrastream.service.auditing import (
+    trail as audit,
+)
+from infrastream.service.auditing import (
+    verify as audit_verify,
+)
 from infrastream.store.tables import audit_checkpoints, audit_log, server_settings
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "engine"))

@@ -13,8 +13,9 @@ from infrastream.cli.manifest_files import read_sources
 from infrastream.domain.roles import Principal
 from infrastream.service import manifests, releases, versions
 from infrastream.service.context import Services, open_services
-from infrastream.service.engine import Engine
-from infrastream.service.release_view import release_status
+from infrastream.service.engine.loop import Engine
+from infrastream.service.records.releases import ReleaseRef, parse_ref
+from infrastream.service.views.release_status import release_status
 
 
 def person(name: str, *roles: str) -> Principal:
@@ -63,9 +64,9 @@ class Story:
             versions.record_version(self.services, CI, app,
                                     f"registry.example.com/shop/{app}:{tag}", "0a1b2c3d")
 
-    def cut_release(self) -> releases.ReleaseRef:
+    def cut_release(self) -> ReleaseRef:
         created = releases.create_release(self.services, RELEASE_MANAGER, "shop")
-        return releases.parse_ref(created["release"])
+        return parse_ref(created["release"])
 
     def start_engine(self) -> Engine:
         self.engine = Engine(self.services, poll=0.5)
@@ -73,10 +74,10 @@ class Story:
         self.started.append(self.engine)
         return self.engine
 
-    def status(self, ref: releases.ReleaseRef) -> dict[str, Any]:
+    def status(self, ref: ReleaseRef) -> dict[str, Any]:
         return release_status(self.services, ref)
 
-    def wait_until(self, ref: releases.ReleaseRef, condition: Callable[[dict[str, Any]], bool],
+    def wait_until(self, ref: ReleaseRef, condition: Callable[[dict[str, Any]], bool],
                    timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         status = self.status(ref)
@@ -87,7 +88,7 @@ class Story:
             time.sleep(0.1)
         raise AssertionError(f"timed out; release is at: {status['summary']}")
 
-    def to_production_gate(self, ref: releases.ReleaseRef) -> None:
+    def to_production_gate(self, ref: ReleaseRef) -> None:
         """Let the release succeed in development and staging, then request production."""
         from infrastream.service import promotions
 
@@ -96,7 +97,7 @@ class Story:
         self.wait_until(ref, lambda s: s["stages"][1]["state"] == "succeeded")
         promotions.promote(self.services, RELEASE_MANAGER, ref)
 
-    def to_production(self, ref: releases.ReleaseRef) -> None:
+    def to_production(self, ref: ReleaseRef) -> None:
         """The whole release lane: QA, Product and Security sign off production."""
         from infrastream.service import promotions
 
@@ -105,7 +106,7 @@ class Story:
             promotions.approve(self.services, approver, ref)
         self.wait_until(ref, lambda s: s["state"] == "completed")
 
-    def stage(self, ref: releases.ReleaseRef, index: int) -> dict[str, Any]:
+    def stage(self, ref: ReleaseRef, index: int) -> dict[str, Any]:
         return self.status(ref)["stages"][index]
 
     def finish(self) -> None:

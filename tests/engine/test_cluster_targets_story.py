@@ -18,8 +18,8 @@ from sqlalchemy import select
 from story import RELEASE_MANAGER, Story
 
 from infrastream.service.drift import drift_report
-from infrastream.service.jobs import deploy_request
-from infrastream.service.releases import find
+from infrastream.service.engine.deploy_job import deploy_request
+from infrastream.service.records.releases import find
 from infrastream.service.rollback import rollback
 from infrastream.store.tables import deployments
 

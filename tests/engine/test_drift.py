@@ -10,10 +10,10 @@ import time
 import pytest
 from story import Story
 
-from infrastream.service import audit_view
+from infrastream.service.auditing import view as audit_view
 from infrastream.service.drift import drift_report
-from infrastream.service.engine import Engine
-from infrastream.service.environments import environment_overview
+from infrastream.service.engine.loop import Engine
+from infrastream.service.views.environments import environment_overview
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from sqlalchemy import delete, select, update
 from story import RELEASE_MANAGER, Story
 
 from infrastream.domain.errors import TransientError
-from infrastream.service import audit_view, promotions
+from infrastream.service import promotions
+from infrastream.service.auditing import view as audit_view
 from infrastream.store.tables import audit_log, deployments
 from infrastream.targets.base import AppStatus, DeployRequest, DeployResult, Health
 

@@ -9,7 +9,8 @@ import pytest
 from story import PLATFORM, PRODUCT, QA, RELEASE_MANAGER, SECURITY, Story, person
 
 from infrastream.domain.errors import Forbidden
-from infrastream.service import audit_view, manifests, promotions
+from infrastream.service import manifests, promotions
+from infrastream.service.auditing import view as audit_view
 
 FREEZE = """apiVersion: lowops.manifests.v1
 kind: FreezeWindow

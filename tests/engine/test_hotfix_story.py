@@ -9,7 +9,8 @@ from story import CI, QA, RELEASE_MANAGER, Story, person
 
 from infrastream.domain.errors import Conflict, Forbidden, Invalid
 from infrastream.service import hotfix, promotions, releases, versions
-from infrastream.service.environments import environment_overview
+from infrastream.service.records.releases import parse_ref
+from infrastream.service.views.environments import environment_overview
 
 ANN = person("ann", "incident-commander")
 BOB = person("bob", "incident-commander")
@@ -48,7 +49,7 @@ def test_a_hotfix_reaches_production_and_the_forward_port_guard_holds_the_next_r
                                    {"api": "registry.example.com/shop/api:1.0.0-hf1"},
                                    "INC-42")
     assert created["release"] == "shop/v1-hotfix.1" and created["base"] == str(v1)
-    fix = releases.parse_ref(created["release"])
+    fix = parse_ref(created["release"])
     status = story.wait_until(fix, lambda s: s["stages"][0]["state"] == "succeeded")
     assert status["incident"] == "INC-42" and status["lane"] == "hotfix"
     assert status["versions"]["api"]["version"] == "1.0.0-hf1"

@@ -14,7 +14,7 @@ from story import DEVELOPER, Story, person
 from infrastream.domain.errors import Forbidden, Invalid
 from infrastream.manifests.environment import default_environment
 from infrastream.service import prerelease
-from infrastream.service.environments import environment_overview
+from infrastream.service.views.environments import environment_overview
 
 
 @pytest.fixture

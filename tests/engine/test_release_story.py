@@ -15,8 +15,9 @@ import pytest
 from story import PRODUCT, QA, RELEASE_MANAGER, SECURITY, Story, person
 
 from infrastream.domain.errors import Conflict, Forbidden, NotFound
-from infrastream.service import audit_view, promotions, releases
-from infrastream.service.environments import environment_overview
+from infrastream.service import promotions, releases
+from infrastream.service.auditing import view as audit_view
+from infrastream.service.views.environments import environment_overview
 
 
 @pytest.fixture

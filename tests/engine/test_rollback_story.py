@@ -7,10 +7,10 @@ import pytest
 from story import RELEASE_MANAGER, Story, person
 
 from infrastream.domain.errors import Conflict, Forbidden
-from infrastream.service import audit_view
-from infrastream.service.environments import environment_overview
-from infrastream.service.releases import ReleaseRef
+from infrastream.service.auditing import view as audit_view
+from infrastream.service.records.releases import ReleaseRef
 from infrastream.service.rollback import rollback
+from infrastream.service.views.environments import environment_overview
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 from story import PLATFORM, RELEASE_MANAGER, Story
 
 from infrastream.domain.errors import Forbidden, Invalid
-from infrastream.service import audit_view, secrets
-from infrastream.service.environments import environment_overview
+from infrastream.service import secrets
+from infrastream.service.auditing import view as audit_view
+from infrastream.service.views.environments import environment_overview
 
 VALUE = "s3cr3t-pa55w0rd-value"
 

@@ -28,9 +28,10 @@ from infrastream.cli.manifest_files import read_sources
 from infrastream.portal import mount_portal
 from infrastream.service import identity, manifests, promotions, versions
 from infrastream.service.context import Services, open_services
-from infrastream.service.engine import Engine
-from infrastream.service.release_view import release_status
-from infrastream.service.releases import ReleaseRef, create_release
+from infrastream.service.engine.loop import Engine
+from infrastream.service.records.releases import ReleaseRef
+from infrastream.service.releases import create_release
+from infrastream.service.views.release_status import release_status
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "engine"))
 from story import example_repo

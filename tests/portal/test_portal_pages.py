@@ -14,8 +14,10 @@ from portal_site import V1, Site, csrf_of
 from sqlalchemy import update
 
 from infrastream.manifests.environment import default_environment
-from infrastream.service import audit, promotions
-from infrastream.service.releases import ReleaseRef, create_release
+from infrastream.service import promotions
+from infrastream.service.auditing import trail as audit
+from infrastream.service.records.releases import ReleaseRef
+from infrastream.service.releases import create_release
 from infrastream.store.tables import users
 
 

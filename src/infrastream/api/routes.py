@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 
 from infrastream.service import (
-    audit_view,
     hotfix,
     identity,
     manifests,
@@ -22,10 +21,12 @@ from infrastream.service import (
     secrets,
     versions,
 )
-from infrastream.service.audit_verify import verify_all as audit_verify_all
+from infrastream.service.auditing import view as audit_view
+from infrastream.service.auditing.verify import verify_all as audit_verify_all
 from infrastream.service.drift import drift_report
-from infrastream.service.environments import environment_overview
-from infrastream.service.release_view import release_status
+from infrastream.service.records.releases import ReleaseRef, parse_ref
+from infrastream.service.views.environments import environment_overview
+from infrastream.service.views.release_status import release_status
 
 from .deps import PrincipalDep, ServicesDep
 from .schemas import (
@@ -113,14 +114,14 @@ def list_releases(services: ServicesDep, principal: PrincipalDep,
 @router.get("/releases/{app_set}/{name}", tags=["releases"])
 def get_release(app_set: str, name: str, services: ServicesDep,
                 principal: PrincipalDep) -> Json:
-    return release_status(services, releases.ReleaseRef(app_set, name))
+    return release_status(services, ReleaseRef(app_set, name))
 
 
 @router.post("/releases/{app_set}/{name}/promotions", status_code=202, tags=["promotions"])
 def promote(app_set: str, name: str, services: ServicesDep, principal: PrincipalDep,
             body: PromotionCreate | None = None) -> Json:
     body = body or PromotionCreate()
-    return promotions.promote(services, principal, releases.ReleaseRef(app_set, name),
+    return promotions.promote(services, principal, ReleaseRef(app_set, name),
                               override_reason=body.forwardPortOverride,
                               freeze_override_reason=body.freezeOverride)
 
@@ -129,14 +130,14 @@ def promote(app_set: str, name: str, services: ServicesDep, principal: Principal
 def approve(app_set: str, name: str, services: ServicesDep, principal: PrincipalDep,
             body: ApprovalCreate | None = None) -> Json:
     body = body or ApprovalCreate()
-    return promotions.approve(services, principal, releases.ReleaseRef(app_set, name),
+    return promotions.approve(services, principal, ReleaseRef(app_set, name),
                               body.role, body.comment)
 
 
 @router.post("/releases/{app_set}/{name}/rejections", status_code=201, tags=["promotions"])
 def reject(app_set: str, name: str, body: RejectionCreate, services: ServicesDep,
            principal: PrincipalDep) -> Json:
-    return promotions.reject(services, principal, releases.ReleaseRef(app_set, name),
+    return promotions.reject(services, principal, ReleaseRef(app_set, name),
                              body.reason)
 
 
@@ -170,7 +171,7 @@ def audit_verify(services: ServicesDep, principal: PrincipalDep, response: Respo
 def roll_back(environment: str, services: ServicesDep, principal: PrincipalDep,
               body: RollbackCreate | None = None) -> Json:
     body = body or RollbackCreate()
-    target = releases.parse_ref(body.to) if body.to else None
+    target = parse_ref(body.to) if body.to else None
     return rollback.rollback(services, principal, environment, target, body.reason)
 
 

@@ -14,8 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from infrastream.service import audit_export, evidence, signing
-from infrastream.service.releases import ReleaseRef
+from infrastream.service.auditing import evidence, signing
+from infrastream.service.auditing import export as audit_export
+from infrastream.service.records.releases import ReleaseRef
 
 from .deps import PrincipalDep, ServicesDep
 

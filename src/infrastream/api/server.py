@@ -17,9 +17,9 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from infrastream.service import signing
+from infrastream.service.auditing import signing
 from infrastream.service.context import Services, open_services
-from infrastream.service.engine import Engine
+from infrastream.service.engine.loop import Engine
 from infrastream.service.identity import BOOTSTRAP_FILE, bootstrap_admin
 
 from .app import create_app

@@ -95,7 +95,7 @@ def _drive_to_production_gate(services: Services) -> None:
     """Promote shop/v1 as the release manager until it waits for production sign-off."""
     from infrastream.domain.errors import Conflict
     from infrastream.service import identity, promotions
-    from infrastream.service.releases import ReleaseRef
+    from infrastream.service.records.releases import ReleaseRef
 
     rita = identity.get_user(services, "rita")
     ref = ReleaseRef("shop", "v1")

@@ -1,4 +1,9 @@
-"""Roles and who may do what (DESIGN §2). Approvals are checked per rule elsewhere."""
+"""Roles and who may do what (DESIGN §2): the one home of every permission rule.
+
+Each action names the roles allowed to take it; the service layer enforces them with
+`service.permissions.require`, whatever face called, and the faces ask the same sets which
+buttons to show. Approval rules are per stage (the track's `approvals`), see `approvals`.
+"""
 
 from __future__ import annotations
 
@@ -27,9 +32,26 @@ KIND_OWNERS: dict[str, frozenset[str]] = {
 }
 
 RECORD_VERSION = frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.PLATFORM, Role.ADMIN})
+"""Record a build of an application; start a pre-release run of a pull-request build."""
 CUT_RELEASE = frozenset({Role.RELEASE_MANAGER, Role.ADMIN})
 PROMOTE = frozenset({Role.RELEASE_MANAGER})
+"""Request the next stage of a release, override its guards, abandon it."""
+PROMOTE_HOTFIX = PROMOTE | {Role.INCIDENT_COMMANDER}
+"""The same, for a release of the hotfix lane: incident commanders drive emergencies too."""
+START_HOTFIX = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
+ROLL_BACK = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
+MANAGE_SECRETS = frozenset({Role.PLATFORM, Role.ADMIN})
 MANAGE_USERS = frozenset({Role.ADMIN})
+
+
+def promoters(lane: str) -> frozenset[str]:
+    """Who may promote (and abandon) a release of `lane`."""
+    return PROMOTE_HOTFIX if lane == "hotfix" else PROMOTE
+
+
+def deciders(approval_roles: frozenset[str] | set[str]) -> frozenset[str]:
+    """Who may reject a promotion: a holder of a role it asks for, or a release manager."""
+    return frozenset(approval_roles) | PROMOTE
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from infrastream.domain.errors import InfrastreamError, Unauthenticated
 from infrastream.service import promotions, rollback, sessions
-from infrastream.service.releases import ReleaseRef, parse_ref
+from infrastream.service.records.releases import ReleaseRef, parse_ref
 
 from .access import current, form_fields, safe_next, signed_in, state
 from .errors import status_of

@@ -16,15 +16,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from infrastream.domain.errors import NotFound
-from infrastream.service import prerelease, release_lists
-from infrastream.service.audit_search import audit_page, chain_status, verify_everything
-from infrastream.service.environment_matrix import environment_matrix
+from infrastream.service import prerelease
+from infrastream.service.auditing.search import audit_page, chain_status, verify_everything
 from infrastream.service.identity import get_user
-from infrastream.service.inbox import waiting_for
-from infrastream.service.release_page import check_output, production_diff, release_actions
-from infrastream.service.release_view import release_status
-from infrastream.service.releases import ReleaseRef
-from infrastream.service.tracks_overview import tracks_overview
+from infrastream.service.records.releases import ReleaseRef
+from infrastream.service.views import release_lists
+from infrastream.service.views.environment_matrix import environment_matrix
+from infrastream.service.views.inbox import waiting_for
+from infrastream.service.views.release_page import (
+    check_output,
+    production_diff,
+    release_actions,
+)
+from infrastream.service.views.release_status import release_status
+from infrastream.service.views.tracks_overview import tracks_overview
 
 from .access import Visit, current, safe_next, signed_in, state
 from .render import page, redirect

@@ -1,1 +1,11 @@
-"""Use cases: transactions, authorization checks and the engine loop, shared by every face."""
+"""The service layer: use cases, transactions, authorization checks, the engine loop.
+
+Wings, top to bottom (an import-linter contract keeps them so):
+
+    engine | views        the loop and its jobs; the read models the faces print
+    use cases             manifests, versions, releases, promotions, hotfix, prerelease,
+                          rollback, secrets, identity, sessions, drift
+    auditing              the audit trail, checkpoints, verification, evidence
+    records               read-only helpers every wing reads stored facts with
+    permissions, context  enforcing `domain.roles`; the Services every call gets
+"""

@@ -20,7 +20,7 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import deployments, environment_drift, releases
 from infrastream.targets.base import Health
 
-from . import audit
+from .auditing import trail as audit
 from .context import Services
 
 

@@ -16,18 +16,17 @@ from sqlalchemy import insert, select
 from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.forward_port import Fix
 from infrastream.domain.release import parse_image
-from infrastream.domain.roles import Principal, Role
+from infrastream.domain.roles import START_HOTFIX, Principal
 from infrastream.manifests import Lane
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import app_versions
 
-from . import audit
+from .auditing import trail as audit
 from .context import Services
-from .identity import require
-from .manifests import current_bundle
-from .releases import active_fixes, insert_release, release_name_for, snapshot
-
-START_HOTFIX = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
+from .permissions import require
+from .records.manifests import current_bundle
+from .records.releases import active_fixes
+from .releases import insert_release, release_name_for, snapshot
 
 
 def _hotfix_version(services: Services, principal: Principal, app: str, image: str,

@@ -15,14 +15,15 @@ from pathlib import Path
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from infrastream.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from infrastream.domain.errors import Conflict, Invalid, NotFound, Unauthenticated
 from infrastream.domain.roles import MANAGE_USERS, Principal, Role
 from infrastream.manifests.fields import is_dns_label
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import tokens, users
 
-from . import audit
+from .auditing import trail as audit
 from .context import Services
+from .permissions import require
 
 TOKEN_PREFIX = "ifs_"
 BOOTSTRAP_FILE = "admin-token"
@@ -32,18 +33,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def require(principal: Principal, allowed: frozenset[str], action: str) -> None:
-    if not principal.holds(allowed):
-        needed = " or ".join(sorted(allowed))
-        raise Forbidden(f"{principal.name} may not {action}: it needs the role {needed}",
-                        needed=sorted(allowed))
-
-
 def authenticate(services: Services, token: str | None) -> Principal:
     if not token:
         raise Unauthenticated("no API token: send `Authorization: Bearer <token>`")
-
-
     with services.db.connect() as conn:
         row = conn.execute(
             select(users.c.name, users.c.roles, users.c.disabled)
@@ -64,8 +56,6 @@ def create_user(services: Services, principal: Principal, name: str, roles: list
 
 def _create_user(services: Services, actor: str, name: str, roles: list[str], *,
                  description: str = "") -> str:
-
-
     if not is_dns_label(name):
         raise Invalid(f"`{name}` is not a valid user name (lowercase letters, digits and `-`)")
     clean = sorted({r.strip() for r in roles if r.strip()})
@@ -91,8 +81,6 @@ def _create_user(services: Services, actor: str, name: str, roles: list[str], *,
 
 def list_users(services: Services, principal: Principal) -> list[dict[str, object]]:
     require(principal, MANAGE_USERS, "list users")
-
-
     with services.db.connect() as conn:
         rows = conn.execute(select(users).order_by(users.c.name)).all()
     return [{"name": r.name, "roles": r.roles, "createdAt": r.created_at.isoformat(),
@@ -100,8 +88,6 @@ def list_users(services: Services, principal: Principal) -> list[dict[str, objec
 
 
 def get_user(services: Services, name: str) -> Principal:
-
-
     with services.db.connect() as conn:
         row = conn.execute(select(users).where(users.c.name == name)).first()
     if row is None:
@@ -114,8 +100,6 @@ def bootstrap_admin(services: Services) -> str | None:
 
     The token is also written to `<data dir>/admin-token`, readable only by its owner.
     """
-
-
     with services.db.connect() as conn:
         exists = conn.execute(select(users.c.id).where(users.c.name == "admin")).first()
     if exists is not None:

@@ -10,29 +10,22 @@ Each kind can only be applied by its owners (DESIGN §2).
 from __future__ import annotations
 
 import hashlib
-import threading
 from typing import Any
 
 import yaml
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from infrastream.domain.errors import Invalid, NotFound
 from infrastream.domain.roles import KIND_OWNERS, Principal, Role
-from infrastream.manifests import Bundle, Diagnostic, load_texts
+from infrastream.manifests import Diagnostic, load_texts
 from infrastream.manifests.diagnostics import sort_key
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import manifest_objects, manifest_revisions
 
-from . import audit
+from .auditing import trail as audit
 from .context import Services
-from .identity import require
-
-_cache_lock = threading.Lock()
-_cache: dict[tuple[int, str], Bundle] = {}
-
-
-def _stored_source(kind: str, name: str) -> str:
-    return f"stored:{kind}/{name}"
+from .permissions import require
+from .records.manifests import current_revision, stored_source
 
 
 def apply(services: Services, principal: Principal, sources: list[tuple[str, str]],
@@ -52,7 +45,7 @@ def apply(services: Services, principal: Principal, sources: list[tuple[str, str
     with services.transaction() as conn:
         stored = {(r.kind, r.name): r for r in conn.execute(select(manifest_objects))}
         merged_sources = list(sources) + [
-            (_stored_source(kind, name), yaml.safe_dump(row.body, sort_keys=False))
+            (stored_source(kind, name), yaml.safe_dump(row.body, sort_keys=False))
             for (kind, name), row in stored.items()
             if not any(k == kind and n == name for k, n, _ in objects)
         ]
@@ -101,40 +94,6 @@ def apply(services: Services, principal: Principal, sources: list[tuple[str, str
 
 def _diagnostics(items: list[Diagnostic]) -> list[dict[str, Any]]:
     return [d.to_json() for d in sorted(items, key=sort_key)]
-
-
-_REVISION = select(func.coalesce(func.max(manifest_revisions.c.id), 0))
-
-
-def current_revision(conn: Connection) -> int:
-    return int(conn.execute(_REVISION).scalar_one())
-
-
-def current_bundle(services: Services, conn: Connection | None = None) -> Bundle:
-    """The manifests as currently applied (cached per revision)."""
-    if conn is None:
-        with services.db.connect() as own:
-            return current_bundle(services, own)
-    revision = current_revision(conn)
-    key = (revision, str(services.db.url))
-    with _cache_lock:
-        cached = _cache.get(key)
-    if cached is not None:
-        return cached
-    rows = conn.execute(select(manifest_objects)).all()
-    result = load_texts([(_stored_source(r.kind, r.name), yaml.safe_dump(r.body))
-                         for r in rows])
-    with _cache_lock:
-        _cache.clear()
-        _cache[key] = result.bundle
-    return result.bundle
-
-
-def source_root(services: Services, kind: str, name: str) -> str | None:
-    with services.db.connect() as conn:
-        return conn.execute(select(manifest_objects.c.source_root).where(
-            (manifest_objects.c.kind == kind) & (manifest_objects.c.name == name))
-        ).scalar_one_or_none()
 
 
 def get_objects(services: Services, kind: str | None = None,

@@ -11,28 +11,23 @@ the environment back on the version that ran before.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 
-from infrastream.domain.errors import BackendError, Conflict, Invalid, NotFound
+from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.release import parse_image
 from infrastream.domain.roles import RECORD_VERSION, Principal
-from infrastream.gates.base import CheckSubject
-from infrastream.gates.integration_tests import run_integration_tests
-from infrastream.manifests import Application, Environment, Lane
+from infrastream.manifests import Lane
 from infrastream.manifests.track import IntegrationTestsCheck
 from infrastream.store.clock import utc
 from infrastream.store.inserted import inserted_id
-from infrastream.store.tables import prerelease_runs, releases
-from infrastream.targets.base import AppDeployment, DeployRequest
+from infrastream.store.tables import prerelease_runs
 
-from . import audit
+from .auditing import trail as audit
 from .context import Services
-from .identity import require
-from .manifests import current_bundle, source_root
-from .secrets import resolve as resolve_secrets
+from .permissions import require
+from .records.manifests import current_bundle, source_root
 
 SYSTEM = "infrastream"
 
@@ -113,90 +108,3 @@ def list_prereleases(services: Services, app: str | None = None,
     with services.db.connect() as conn:
         return [{k: v for k, v in _view(r).items() if k != "output"}
                 for r in conn.execute(query)]
-
-
-def run_prerelease(services: Services, run_id: int) -> None:
-    """The job: deploy the build, test it, restore the environment. Never raises."""
-    with services.db.connect() as conn:
-        run = conn.execute(select(prerelease_runs).where(prerelease_runs.c.id == run_id)).one()
-    if run.state != "running":
-        return
-    snapshot = run.snapshot
-    environment = Environment.model_validate(snapshot["environment"])
-    spec = Application.model_validate(snapshot["application"]).spec
-    workdir = Path(snapshot["sourceRoot"]) if snapshot["sourceRoot"] else services.data_dir
-    target = services.targets.for_environment(environment)
-    secrets = resolve_secrets(services, run.environment, run.app)
-    secret_names = frozenset(v.name for v in spec.env if v.secret)
-    previous = run.previous
-    if previous is None:
-        before = {s.app: s for s in target.status(environment)}.get(run.app)
-        previous = {"release": before.release, "image": before.image,
-                    "version": before.version, "deployKey": before.deploy_key} \
-            if before is not None and before.release else {}
-        with services.transaction() as conn:
-            conn.execute(update(prerelease_runs).where(prerelease_runs.c.id == run.id)
-                         .values(previous=previous))
-    build = AppDeployment(app=run.app, image=run.image, version=snapshot["version"], spec=spec,
-                          env=secrets, secret_names=secret_names)
-    state, summary, output = "failed", "", ""
-    try:
-        result = target.deploy(DeployRequest(
-            key=f"pr-{run.id}", release=f"pr/{run.ref}", digest="", environment=environment,
-            apps=(build,), workdir=workdir, actor=run.created_by))
-        status = next(a for a in result.apps if a.app == run.app)
-        subject = CheckSubject(app=run.app, spec=spec, endpoint=status.endpoint,
-                               version=snapshot["version"], release=f"pr/{run.ref}",
-                               environment=run.environment, workdir=workdir, env=secrets,
-                               secret_names=secret_names)
-        check = IntegrationTestsCheck.model_validate(snapshot["check"]) \
-            if snapshot["check"] else None
-        outcome = run_integration_tests(check, subject)
-        state = "passed" if outcome.passed else "failed"
-        summary, output = outcome.summary, outcome.output
-    except BackendError as exc:
-        summary = f"deploy of the PR build failed: {exc.reason}"
-    except Exception as exc:  # a bug must not leave the run hanging
-        summary = f"unexpected error: {type(exc).__name__}: {exc}"
-    restored = False
-    if snapshot["restore"] and previous.get("release"):
-        restored = _restore(services, target, environment, run, previous, workdir)
-        summary += f"; {run.environment} restored to {previous['release']}" if restored \
-            else f"; could not restore {previous['release']}"
-    now = services.now()
-    with services.transaction() as conn:
-        changed = conn.execute(update(prerelease_runs).where(
-            (prerelease_runs.c.id == run.id) & (prerelease_runs.c.state == "running")
-        ).values(state=state, summary=summary[:1000], output=output[-65536:],
-                 finished_at=now, restored=restored))
-        if changed.rowcount:
-            audit.record(conn, at=now, actor=SYSTEM, action=f"prerelease.{state}",
-                         object_type="prerelease", object_id=str(run.id),
-                         after={"app": run.app, "ref": run.ref, "summary": summary[:500],
-                                "restored": restored})
-
-
-def _restore(services: Services, target: Any, environment: Environment, run: Any,
-             previous: dict[str, Any], workdir: Path) -> bool:
-    """Redeploy the app as the release that ran before had it."""
-    app_set, _, name = str(previous["release"]).partition("/")
-    with services.db.connect() as conn:
-        release = conn.execute(select(releases).where(
-            (releases.c.app_set == app_set) & (releases.c.name == name))).first()
-    if release is None or run.app not in release.content["versions"]:
-        return False
-    version = release.content["versions"][run.app]
-    spec = Application.model_validate(
-        release.content["manifests"]["applications"][run.app]).spec
-    app = AppDeployment(app=run.app, image=version["image"], version=version["version"],
-                        spec=spec, env=resolve_secrets(services, run.environment, run.app),
-                        secret_names=frozenset(v.name for v in spec.env if v.secret))
-    root = Path(release.source_root) if release.source_root else workdir
-    try:
-        target.deploy(DeployRequest(
-            key=previous.get("deployKey") or f"restore-{run.id}", release=previous["release"],
-            digest=release.digest, environment=environment, apps=(app,), workdir=root,
-            actor=SYSTEM))
-    except BackendError:
-        return False
-    return True

@@ -14,46 +14,29 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from infrastream.domain.approvals import Approval, RuleTally, check_can_approve
+from infrastream.domain.approvals import RuleTally, check_can_approve
 from infrastream.domain.errors import Conflict, Forbidden, Invalid
 from infrastream.domain.forward_port import violations
-from infrastream.domain.freeze import Frozen, frozen
-from infrastream.domain.roles import PROMOTE, Principal, Role
+from infrastream.domain.freeze import Frozen
+from infrastream.domain.roles import PROMOTE, Principal, deciders, promoters
 from infrastream.domain.stage_machine import Accepted, StageEvent, StageState, decide
-from infrastream.manifests import Lane, ReleaseTrack, Stage
-from infrastream.store.clock import utc
+from infrastream.manifests import Lane, Stage
 from infrastream.store.tables import approvals, releases, stage_runs
 
-from . import audit, release_content
+from .auditing import trail as audit
 from .context import Services
-from .identity import require
-from .manifests import current_bundle
-from .releases import ReleaseRef, active_fixes, find, guard_override
-
-START_HOTFIX = frozenset({Role.INCIDENT_COMMANDER})
-
-
-def release_stages(release: Any) -> list[Stage]:
-    """The stages of the release's lane, from the release's own manifest snapshot (parsed
-    once per release: see release_content)."""
-    return release_content.of_row(release).stages(release.lane)
-
-
-def release_track(release: Any) -> ReleaseTrack:
-    return release_content.of_row(release).track
-
-
-def stage_rows(conn: Connection, release_id: int) -> list[Any]:
-    return list(conn.execute(select(stage_runs).where(stage_runs.c.release_id == release_id)
-                             .order_by(stage_runs.c.stage_index)))
-
-
-def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
-    rows = conn.execute(select(approvals).where(
-        (approvals.c.stage_run_id == stage_run_id) & (approvals.c.decision == "approve")
-    ).order_by(approvals.c.id))
-    return [Approval(r.user, r.role, utc(r.at) or r.at, r.digest, r.request_id, r.comment)
-            for r in rows]
+from .permissions import require
+from .records.freezes import freezes_holding
+from .records.releases import (
+    ReleaseRef,
+    active_fixes,
+    approvals_of,
+    find,
+    release_stages,
+    release_track,
+    stage_rows,
+)
+from .releases import guard_override
 
 
 def transition(conn: Connection, row: Any, event: StageEvent, now: Any, **values: Any) -> bool:
@@ -93,14 +76,6 @@ def _next_stage(release: Any, rows: list[Any], stages: list[Stage]) -> _Target:
     return _Target(rows[current.stage_index + 1], stages[current.stage_index + 1])
 
 
-def freezes_holding(services: Services, stage: Stage, lane: str, now: Any,
-                    conn: Connection | None = None) -> list[Frozen]:
-    """The freeze windows that hold any environment of `stage` now (current manifests)."""
-    windows = list(current_bundle(services, conn).freezes.values())
-    found = [frozen(windows, env, lane, now) for env in stage.environments]
-    return [f for f in found if f is not None]
-
-
 def _freeze_override(principal: Principal, holding: list[Frozen],
                      reason: str | None, now: Any) -> dict[str, Any] | None:
     if not holding or reason is None:
@@ -127,8 +102,7 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
     now = services.now()
     with services.transaction() as conn:
         release = find(conn, ref)
-        allowed = PROMOTE | (START_HOTFIX if release.lane == Lane.HOTFIX.value else set())
-        require(principal, frozenset(allowed), "promote releases")
+        require(principal, promoters(release.lane), "promote releases")
         if release.state != "active":
             raise Conflict(f"release {ref} is {release.state}; only active releases promote")
         rows = stage_rows(conn, release.id)
@@ -252,8 +226,8 @@ def reject(services: Services, principal: Principal, ref: ReleaseRef,
     with services.transaction() as conn:
         release = find(conn, ref)
         row, stage = _awaiting(conn, release, ref)
-        allowed = {r.role for r in stage.approvals} | set(PROMOTE)
-        if not principal.roles & allowed:
+        allowed = deciders({r.role for r in stage.approvals})
+        if not principal.holds(allowed):
             raise Forbidden(f"{principal.name} may not reject this promotion: it needs one of "
                             + ", ".join(sorted(allowed)))
         role = next((r.role for r in stage.approvals if r.role in principal.roles),

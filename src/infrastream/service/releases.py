@@ -7,14 +7,13 @@ requested at once, so the engine deploys it to the first stage without anyone pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
-from infrastream.domain.forward_port import Fix, violations
+from infrastream.domain.forward_port import violations
 from infrastream.domain.release import content_digest, next_release_name, valid_release_name
 from infrastream.domain.roles import CUT_RELEASE, PROMOTE, Principal
 from infrastream.domain.stage_machine import StageState
@@ -22,40 +21,12 @@ from infrastream.manifests import Bundle, Lane
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import manifest_objects, releases, stage_runs
 
-from . import audit
+from .auditing import trail as audit
 from .context import Services
-from .identity import require
-from .manifests import current_bundle, source_root
+from .permissions import require
+from .records.manifests import current_bundle, source_root
+from .records.releases import ReleaseState, active_fixes
 from .versions import latest_versions
-
-
-class ReleaseState:
-    ACTIVE = "active"
-    COMPLETED = "completed"
-
-
-@dataclass(frozen=True)
-class ReleaseRef:
-    app_set: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.app_set}/{self.name}"
-
-
-def parse_ref(text: str) -> ReleaseRef:
-    app_set, _, name = text.partition("/")
-    if not app_set or not name:
-        raise Invalid(f"`{text}` is not a release reference: use SET/NAME, e.g. shop/v3")
-    return ReleaseRef(app_set, name)
-
-
-def find(conn: Connection, ref: ReleaseRef) -> Any:
-    row = conn.execute(select(releases).where(
-        (releases.c.app_set == ref.app_set) & (releases.c.name == ref.name))).first()
-    if row is None:
-        raise NotFound(f"release `{ref}` does not exist")
-    return row
 
 
 def snapshot(bundle: Bundle, app_set: str, lane: Lane) -> dict[str, Any]:
@@ -72,21 +43,6 @@ def snapshot(bundle: Bundle, app_set: str, lane: Lane) -> dict[str, Any]:
         "applications": {a.metadata.name: dump(a) for a in bundle.applications_of(app_set)},
         "environments": {env: dump(bundle.environment(env)) for env in environments},
     }
-
-
-def in_production(conn: Connection, app_set: str) -> Any | None:
-    """The release of the set that most recently completed its lane (what production runs)."""
-    return conn.execute(select(releases).where(
-        (releases.c.app_set == app_set) & (releases.c.state == ReleaseState.COMPLETED))
-        .order_by(releases.c.finished_at.desc(), releases.c.id.desc()).limit(1)).first()
-
-
-def active_fixes(conn: Connection, app_set: str) -> tuple[Any | None, list[Fix]]:
-    """The release in production and the hotfixes it carries (empty for a regular one)."""
-    production = in_production(conn, app_set)
-    if production is None or production.lane != Lane.HOTFIX.value:
-        return production, []
-    return production, [Fix.from_json(f) for f in production.content["hotfix"]["fixes"]]
 
 
 def guard_override(principal: Principal, problems: list[str], override_reason: str | None,

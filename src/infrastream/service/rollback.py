@@ -15,21 +15,18 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from infrastream.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.freeze import frozen
-from infrastream.domain.roles import Principal, Role
+from infrastream.domain.roles import ROLL_BACK, Principal
 from infrastream.manifests import Lane
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import deployments, releases, rollbacks
 
-from . import audit
+from .auditing import trail as audit
 from .context import Services
-from .identity import require
-from .manifests import current_bundle
-from .promotions import release_stages
-from .releases import ReleaseRef, find
-
-ROLL_BACK = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
+from .permissions import require
+from .records.manifests import current_bundle
+from .records.releases import ReleaseRef, find, release_stages
 
 
 def _healthy(conn: Connection, environment: str) -> list[Any]:
@@ -98,22 +95,3 @@ def rollback(services: Services, principal: Principal, environment: str,
     return {"environment": environment, "from": from_ref, "to": to_ref, "attempt": attempt}
 
 
-def rollbacks_of(conn: Connection, release_id: int) -> list[dict[str, Any]]:
-    """Where the release was rolled back from, by whom and why."""
-    rows = conn.execute(select(rollbacks, releases.c.app_set, releases.c.name,
-                               deployments.c.state)
-                        .join(releases, releases.c.id == rollbacks.c.to_release_id)
-                        .join(deployments, deployments.c.id == rollbacks.c.deployment_id)
-                        .where(rollbacks.c.from_release_id == release_id)
-                        .order_by(rollbacks.c.id)).all()
-    return [{"environment": r.environment, "to": f"{r.app_set}/{r.name}",
-             "by": r.requested_by, "at": r.requested_at.isoformat(), "reason": r.reason,
-             "state": r.state} for r in rows]
-
-
-def is_rollback(conn: Connection, deployment_id: int) -> Any | None:
-    return conn.execute(select(rollbacks).where(rollbacks.c.deployment_id == deployment_id)
-                        ).first()
-
-
-__all__ = ["Forbidden", "rollback", "rollbacks_of"]

@@ -9,19 +9,17 @@ their API access. The key that signs the cookies lives beside the audit signing 
 
 from __future__ import annotations
 
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import bindparam, select
 
 from infrastream.domain.errors import PermanentError, Unauthenticated
 from infrastream.domain.roles import Principal
+from infrastream.store.key_file import create_key_file
 from infrastream.store.tables import tokens, users
 
-from . import audit
+from .auditing import trail as audit
 from .context import Services
 from .identity import authenticate, hash_token
 
@@ -68,21 +66,8 @@ def session_key(services: Services) -> bytes:
     address must share it; deleting it signs everybody out."""
     path = services.data_dir / KEY_FILE
     if not path.exists():
-        _create_key(path)
+        create_key_file(path, (secrets.token_hex(32) + "\n").encode())
     key = bytes.fromhex(path.read_text().strip())
     if len(key) < 32:
         raise PermanentError(f"{path} holds no session key; delete it to make a new one")
     return key
-
-
-def _create_key(path: Path) -> None:
-    """Write a new key atomically; if another process won the race, keep theirs."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".portal-session.")
-    try:
-        with os.fdopen(descriptor, "w") as handle:  # mkstemp creates it with mode 0600
-            handle.write(secrets.token_hex(32) + "\n")
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(temporary)

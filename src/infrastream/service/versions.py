@@ -15,10 +15,10 @@ from infrastream.domain.release import parse_image
 from infrastream.domain.roles import RECORD_VERSION, Principal
 from infrastream.store.tables import app_versions
 
-from . import audit
+from .auditing import trail as audit
 from .context import Services
-from .identity import require
-from .manifests import current_bundle
+from .permissions import require
+from .records.manifests import current_bundle
 
 
 def _view(row: Any) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from infrastream.domain.audit_chain import AuditEntry
 from infrastream.store.clock import utc
 from infrastream.store.tables import audit_checkpoints, audit_log
 
+from ..context import Services
 from . import signing
-from .context import Services
 
 BATCH = 2000
 

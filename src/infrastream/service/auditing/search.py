@@ -29,9 +29,9 @@ from infrastream.domain.evidence import checkpoint_payload, key_id, verify_signa
 from infrastream.store.clock import utc
 from infrastream.store.tables import audit_checkpoints, audit_log, server_settings
 
+from ..context import Services
 from . import signing
-from .audit_verify import verify_all
-from .context import Services
+from .verify import verify_all
 
 PAGE = 50
 WINDOW = 50_000

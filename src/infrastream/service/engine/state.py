@@ -23,9 +23,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from infrastream.domain.approvals import Approval
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Stage
-from infrastream.store.clock import utc
 from infrastream.store.tables import (
-    approvals,
     check_runs,
     deployments,
     prerelease_runs,
@@ -33,9 +31,10 @@ from infrastream.store.tables import (
     stage_runs,
 )
 
-from . import release_content
-from .jobs import PlannedCheck, check_plan
-from .release_content import ReleaseContent
+from ..records import release_content
+from ..records.release_content import ReleaseContent
+from ..records.releases import approvals_by_run
+from .check_job import PlannedCheck, check_plan
 
 _NEWEST_DEPLOYMENT = select(func.max(deployments.c.id)).scalar_subquery()
 _NEWEST_PRERELEASE = select(func.max(prerelease_runs.c.id)).scalar_subquery()
@@ -54,13 +53,6 @@ _ACTIVE = (
     .where(releases.c.state == "active")
     .order_by(releases.c.id, stage_runs.c.stage_index))
 """Every stage run of every active release, and (on each row) the newest ids of `NEWEST`."""
-
-_APPROVALS = (
-    select(approvals.c.stage_run_id, approvals.c.user, approvals.c.role, approvals.c.at,
-           approvals.c.digest, approvals.c.request_id, approvals.c.comment)
-    .where(approvals.c.stage_run_id.in_(bindparam("ids", expanding=True))
-           & (approvals.c.decision == "approve"))
-    .order_by(approvals.c.id))
 
 _DEPLOYMENTS = (
     select(deployments.c.id, deployments.c.key, deployments.c.stage_index,
@@ -145,16 +137,6 @@ class PassState:
     def busy_elsewhere(self, release_id: int, environments: Iterable[str]) -> bool:
         return any(other != release_id for env in environments
                    for other in self.busy.get(env, ()))
-
-
-def approvals_by_run(conn: Connection, stage_run_ids: list[int]) -> dict[int, list[Approval]]:
-    """The approvals given to these stage runs (rejections are not approvals)."""
-    found: dict[int, list[Approval]] = defaultdict(list)
-    for given in conn.execute(_APPROVALS, {"ids": stage_run_ids}):
-        found[given.stage_run_id].append(Approval(
-            given.user, given.role, utc(given.at) or given.at, given.digest, given.request_id,
-            given.comment))
-    return dict(found)
 
 
 def read(conn: Connection) -> PassState:

@@ -29,12 +29,12 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from infrastream.store.tables import deployments, prerelease_runs
 
-from . import engine_state
-from .context import Services
-from .drift import record_drift
-from .engine_steps import advance
-from .jobs import run_deploy
-from .prerelease import run_prerelease
+from ..context import Services
+from ..drift import record_drift
+from . import state as engine_state
+from .deploy_job import run_deploy
+from .prerelease_job import run_prerelease
+from .steps import advance
 
 log = logging.getLogger("infrastream.engine")
 

@@ -19,11 +19,11 @@ from infrastream.manifests import Stage, format_duration, parse_duration
 from infrastream.store.clock import utc
 from infrastream.store.tables import approvals, check_runs, deployments, releases
 
-from . import release_content
-from .context import Services
-from .promotions import freezes_holding, stage_rows
-from .releases import ReleaseRef, active_fixes, find
-from .rollback import rollbacks_of
+from ..context import Services
+from ..records import release_content
+from ..records.deployments import rollbacks_of
+from ..records.freezes import freezes_holding
+from ..records.releases import ReleaseRef, active_fixes, find, stage_rows
 
 
 def _iso(value: datetime | None) -> str | None:

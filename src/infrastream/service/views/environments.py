@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from infrastream.store.clock import utc
 from infrastream.store.tables import deployments, releases
 
-from .context import Services
-from .drift import stored_drift
+from ..context import Services
+from ..drift import stored_drift
 
 
 def environment_overview(services: Services) -> list[dict[str, Any]]:

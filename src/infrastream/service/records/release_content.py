@@ -13,12 +13,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
 from infrastream.manifests import Application, Environment, Lane, ReleaseTrack, Stage
 from infrastream.store.tables import releases
+
+from ..context import Services
 
 CAPACITY = 256
 """Releases kept parsed; active ones are a handful, the rest are a status page away."""
@@ -107,3 +110,12 @@ def load(conn: Connection, release_id: int, digest: str) -> ReleaseContent:
         return found
     content = conn.execute(_CONTENT, {"id": release_id}).scalar_one()
     return _remember(digest, ReleaseContent(content))
+
+
+def environment_of(release: Any, name: str) -> Environment:
+    """An environment as a release (a `releases` row with its content) snapshotted it."""
+    return of_row(release).environment(name)
+
+
+def release_workdir(services: Services, release: Any) -> Path:
+    return Path(release.source_root) if release.source_root else services.data_dir

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, select, true
 from infrastream.store.clock import utc
 from infrastream.store.tables import releases, stage_runs
 
-from .context import Services
+from ..context import Services
 
 _COLUMNS = (releases.c.id, releases.c.app_set, releases.c.name, releases.c.lane,
             releases.c.track, releases.c.state, releases.c.digest, releases.c.created_at,

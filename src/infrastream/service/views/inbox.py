@@ -18,8 +18,8 @@ from infrastream.domain.stage_machine import StageState
 from infrastream.store.clock import utc
 from infrastream.store.tables import releases, stage_runs
 
-from .context import Services
-from .promotions import approvals_of, release_stages, release_track
+from ..context import Services
+from ..records.releases import approvals_of, release_stages, release_track
 
 _WAITING = (
     select(stage_runs.c.id, stage_runs.c.stage_index, stage_runs.c.request_id,

@@ -16,22 +16,20 @@ from sqlalchemy import Connection, select
 
 from infrastream.domain.approvals import check_can_approve
 from infrastream.domain.errors import Conflict, NotFound
-from infrastream.domain.roles import PROMOTE, Principal
+from infrastream.domain.roles import ROLL_BACK, Principal, deciders, promoters
 from infrastream.domain.stage_machine import StageState
-from infrastream.manifests import Lane
 from infrastream.store.tables import check_runs, deployments, releases
 
-from .context import Services
-from .promotions import (
-    START_HOTFIX,
-    _next_stage,
+from ..context import Services
+from ..promotions import _next_stage
+from ..records.releases import (
+    ReleaseRef,
     approvals_of,
+    find,
     release_stages,
     release_track,
     stage_rows,
 )
-from .releases import ReleaseRef, find
-from .rollback import ROLL_BACK
 
 HISTORY = 50
 """How many recent healthy deployments of an environment a rollback target is sought in."""
@@ -48,8 +46,7 @@ def release_actions(services: Services, principal: Principal,
         rows = stage_rows(conn, release.id)
         stages = release_stages(release)
         if release.state == "active":
-            allowed = PROMOTE | (START_HOTFIX if release.lane == Lane.HOTFIX.value else set())
-            if principal.holds(frozenset(allowed)):
+            if principal.holds(promoters(release.lane)):
                 try:
                     target = _next_stage(release, rows, stages)
                 except Conflict:
@@ -76,8 +73,7 @@ def release_actions(services: Services, principal: Principal,
                     else:
                         actions["approveAs"].append(verdict.role)
                 # promotions.reject: a holder of a needed role, or a release manager
-                deciders = {r.role for r in stage.approvals} | set(PROMOTE)
-                actions["reject"] = bool(principal.roles & deciders)
+                actions["reject"] = principal.holds(deciders({r.role for r in stage.approvals}))
         if principal.holds(ROLL_BACK):
             environments = dict.fromkeys(e for s in stages for e in s.environments)
             actions["rollback"] = [found for env in environments

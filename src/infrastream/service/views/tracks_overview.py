@@ -28,10 +28,10 @@ from infrastream.manifests import Bundle, Lane, Stage
 from infrastream.store.clock import utc
 from infrastream.store.tables import deployments, prerelease_runs, releases, stage_runs
 
-from .context import Services
-from .drift import drift_report
-from .manifests import current_bundle
-from .promotions import approvals_of, release_stages
+from ..context import Services
+from ..drift import drift_report
+from ..records.manifests import current_bundle
+from ..records.releases import approvals_of, release_stages
 
 LIVE_TTL = 15.0
 RECENT_PRERELEASES = 20

@@ -31,18 +31,13 @@ from infrastream.store.clock import utc
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import check_runs, deployments, releases, stage_runs
 
-from . import audit
-from .context import Services
-from .engine_state import (
-    BUSY,
-    CHECK_RUNS,
-    ActiveRelease,
-    PassState,
-    StageRun,
-    approvals_by_run,
-)
-from .jobs import run_check, run_deploy
-from .promotions import freezes_holding
+from ..auditing import trail as audit
+from ..context import Services
+from ..records.freezes import freezes_holding
+from ..records.releases import approvals_by_run
+from .check_job import run_check
+from .deploy_job import run_deploy
+from .state import BUSY, CHECK_RUNS, ActiveRelease, PassState, StageRun
 
 SYSTEM = "infrastream"
 

@@ -33,10 +33,10 @@ from infrastream.domain.release import canonical_json, content_digest
 from infrastream.store.clock import utc
 from infrastream.store.tables import approvals, check_runs, deployments
 
-from . import audit, signing
-from .context import Services
-from .promotions import release_stages, stage_rows
-from .releases import ReleaseRef, find
+from ..context import Services
+from ..records.releases import ReleaseRef, find, release_stages, stage_rows
+from . import signing
+from . import trail as audit
 
 FORMAT = "infrastream.evidence/v1"
 

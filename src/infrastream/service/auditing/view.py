@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import audit
-from .context import Services
+from ..context import Services
+from . import trail as audit
 
 
 def list_entries(services: Services, *, limit: int = 100, before: int | None = None,

@@ -1,4 +1,4 @@
-"""The work the engine hands to worker threads: one deployment, one check.
+"""The deployment job: what the engine hands a worker thread to deploy one environment.
 
 Each job reads what it needs from the database by id (a deployment: one query, plus the
 release's content the first time, see `release_content`), calls a target or a gate, and
@@ -12,21 +12,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from infrastream.domain.errors import PermanentError, TransientError
-from infrastream.manifests import Environment, Stage
-from infrastream.store.tables import check_runs, deployments, releases, rollbacks, stage_runs
+from infrastream.store.tables import deployments, releases, rollbacks, stage_runs
 from infrastream.targets.base import AppDeployment, AppStatus, DeployRequest
 
-from . import audit, release_content
-from .context import Services
-from .release_content import ReleaseContent
-from .secrets import resolve_declared
+from ..auditing import trail as audit
+from ..context import Services
+from ..records import release_content
+from ..records.release_content import ReleaseContent, release_workdir
+from ..records.secret_values import resolve_declared
 
 log = logging.getLogger("infrastream.jobs")
 SYSTEM = "infrastream"
@@ -71,15 +69,6 @@ def _release_apps(services: Services, conn: Connection, content: ReleaseContent,
     return apps
 
 
-def environment_of(release: Any, name: str) -> Environment:
-    """An environment as a release (a `releases` row with its content) snapshotted it."""
-    return release_content.of_row(release).environment(name)
-
-
-def workdir(services: Services, release: Any) -> Path:
-    return Path(release.source_root) if release.source_root else services.data_dir
-
-
 def deploy_request(services: Services, release: Any, dep: Any, actor: str,
                    prune: bool = False) -> DeployRequest:
     """What the target is asked to do for one deployment of a release (`releases` and
@@ -95,7 +84,7 @@ def _request(services: Services, conn: Connection, dep: Any, release: Any,
         key=dep.key, release=f"{release.app_set}/{release.name}", digest=release.digest,
         environment=content.environment(dep.environment),
         apps=tuple(_release_apps(services, conn, content, dep.environment)),
-        workdir=workdir(services, release), actor=actor, prune=prune)
+        workdir=release_workdir(services, release), actor=actor, prune=prune)
 
 
 def _with_retries(call: Any, what: str,
@@ -191,59 +180,3 @@ def _deploy(services: Services, request: DeployRequest,
 def _app_json(status: AppStatus) -> dict[str, Any]:
     return {"app": status.app, "version": status.version, "image": status.image,
             "health": status.health.value, "endpoint": status.endpoint, "detail": status.detail}
-
-
-@dataclass(frozen=True)
-class PlannedCheck:
-    key: str
-    environment: str
-    app: str
-    check_type: str
-    skip_reason: str = ""
-
-
-def check_plan(release_id: int, content: ReleaseContent, stage_index: int, attempt: int,
-               stage: Stage) -> list[PlannedCheck]:
-    """The check runs a stage needs: integration tests and HTTP checks, per env and app."""
-    planned = []
-    for env in stage.environments:
-        dry_run = content.environment(env).spec.target.type == "noop"
-        for check in stage.checks:
-            if check.type == "soak":
-                continue
-            for name in content.versions:
-                spec = content.application(name).spec
-                if check.type == "integration-tests" and spec.integration_tests is None:
-                    continue
-                if check.type == "http" and spec.health_check is None and spec.port is None:
-                    continue
-                key = f"{release_id}/{stage_index}/{attempt}/{env}/{name}/{check.type}"
-                skip = "skipped: the noop target runs nothing to check" if dry_run else ""
-                planned.append(PlannedCheck(key, env, name, check.type, skip))
-    return planned
-
-
-def run_check(services: Services, check_run_id: int) -> None:
-    from .checks import execute_check
-
-    with services.db.connect() as conn:
-        run = conn.execute(select(check_runs).where(check_runs.c.id == check_run_id)).one()
-        release = conn.execute(select(releases).where(releases.c.id == run.release_id)).one()
-    if run.state != "running":
-        return
-    try:
-        passed, summary, output = execute_check(services, release, run)
-    except Exception as exc:
-        log.exception("check %s crashed", run.key)
-        passed, summary, output = False, f"unexpected error: {type(exc).__name__}: {exc}", ""
-    now = services.now()
-    state = "passed" if passed else "failed"
-    with services.transaction() as conn:
-        changed = conn.execute(update(check_runs).where(
-            (check_runs.c.id == run.id) & (check_runs.c.state == "running")
-        ).values(state=state, finished_at=now, summary=summary[:1000], output=output[-65536:]))
-        if changed.rowcount:
-            audit.record(conn, at=now, actor=SYSTEM, action=f"check.{state}",
-                         object_type="release", object_id=f"{release.app_set}/{release.name}",
-                         after={"environment": run.environment, "app": run.app,
-                                "check": run.check_type, "summary": summary[:500]})

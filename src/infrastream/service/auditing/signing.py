@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,11 @@ from infrastream.domain.errors import Conflict, PermanentError
 from infrastream.domain.evidence import checkpoint_payload, public_pem
 from infrastream.domain.evidence import key_id as key_id_of
 from infrastream.store.clock import utc
+from infrastream.store.key_file import create_key_file
 from infrastream.store.tables import audit_checkpoints, audit_log
 
-from . import audit
-from .context import Services
+from ..context import Services
+from . import trail as audit
 
 KEY_FILE = "audit-signing.key"
 KEY_ENV = "INFRASTREAM_SIGNING_KEY"
@@ -53,18 +53,9 @@ def _load(pem: bytes, source: str) -> Ed25519PrivateKey:
 
 def _create(path: Path) -> None:
     """Write a new key to `path` atomically; if another process won the race, keep theirs."""
-    pem = Ed25519PrivateKey.generate().private_bytes(
+    create_key_file(path, Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption())
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".audit-signing.")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:  # mkstemp creates it with mode 0600
-            handle.write(pem)
-        os.link(temporary, path)
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(temporary)
+        serialization.NoEncryption()))
 
 
 def private_key(services: Services) -> Ed25519PrivateKey:

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from infrastream.store.clock import utc
 from infrastream.store.tables import deployments, releases
 
-from .context import Services
-from .manifests import current_bundle
+from ..context import Services
+from ..records.manifests import current_bundle
 
 HISTORY = 50
 RECENT = 5

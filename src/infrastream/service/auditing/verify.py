@@ -17,8 +17,9 @@ from infrastream.domain.audit_chain import ChainVerdict
 from infrastream.domain.evidence import checkpoint_payload, key_id, verify_signature
 from infrastream.store.tables import audit_checkpoints, audit_log
 
-from . import audit, signing
-from .context import Services
+from ..context import Services
+from . import signing
+from . import trail as audit
 
 
 def verify_all(services: Services) -> dict[str, Any]:

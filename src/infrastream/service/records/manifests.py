@@ -1,0 +1,60 @@
+"""The manifests as currently applied: the newest revision, parsed once per revision.
+
+`current_bundle` is what every use case, the engine and the views read the control plane's
+manifests through (cached per revision and database, so a pass costs one index lookup);
+`source_root` is where an applied object's relative `run`/`integrationTests` paths resolve.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import yaml
+from sqlalchemy import Connection, func, select
+
+from infrastream.manifests import Bundle, load_texts
+from infrastream.store.tables import manifest_objects, manifest_revisions
+
+from ..context import Services
+
+_cache_lock = threading.Lock()
+_cache: dict[tuple[int, str], Bundle] = {}
+
+
+def stored_source(kind: str, name: str) -> str:
+    """The synthetic source name a stored manifest is validated under."""
+    return f"stored:{kind}/{name}"
+
+
+_REVISION = select(func.coalesce(func.max(manifest_revisions.c.id), 0))
+
+
+def current_revision(conn: Connection) -> int:
+    return int(conn.execute(_REVISION).scalar_one())
+
+
+def current_bundle(services: Services, conn: Connection | None = None) -> Bundle:
+    """The manifests as currently applied (cached per revision)."""
+    if conn is None:
+        with services.db.connect() as own:
+            return current_bundle(services, own)
+    revision = current_revision(conn)
+    key = (revision, str(services.db.url))
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    rows = conn.execute(select(manifest_objects)).all()
+    result = load_texts([(stored_source(r.kind, r.name), yaml.safe_dump(r.body))
+                         for r in rows])
+    with _cache_lock:
+        _cache.clear()
+        _cache[key] = result.bundle
+    return result.bundle
+
+
+def source_root(services: Services, kind: str, name: str) -> str | None:
+    with services.db.connect() as conn:
+        return conn.execute(select(manifest_objects.c.source_root).where(
+            (manifest_objects.c.kind == kind) & (manifest_objects.c.name == name))
+        ).scalar_one_or_none()

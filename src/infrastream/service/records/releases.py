@@ -1,0 +1,106 @@
+"""Finding releases and reading their stage runs and approvals.
+
+A release is referred to as `<set>/<name>` (`ReleaseRef`, e.g. `shop/v3`). Its stages and
+track come from its own manifest snapshot (parsed once per release: `release_content`),
+never from today's manifests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select
+
+from infrastream.domain.approvals import Approval
+from infrastream.domain.errors import Invalid, NotFound
+from infrastream.domain.forward_port import Fix
+from infrastream.manifests import Lane, ReleaseTrack, Stage
+from infrastream.store.clock import utc
+from infrastream.store.tables import approvals, releases, stage_runs
+
+from . import release_content
+
+
+class ReleaseState:
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+
+@dataclass(frozen=True)
+class ReleaseRef:
+    app_set: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.app_set}/{self.name}"
+
+
+def parse_ref(text: str) -> ReleaseRef:
+    app_set, _, name = text.partition("/")
+    if not app_set or not name:
+        raise Invalid(f"`{text}` is not a release reference: use SET/NAME, e.g. shop/v3")
+    return ReleaseRef(app_set, name)
+
+
+def find(conn: Connection, ref: ReleaseRef) -> Any:
+    row = conn.execute(select(releases).where(
+        (releases.c.app_set == ref.app_set) & (releases.c.name == ref.name))).first()
+    if row is None:
+        raise NotFound(f"release `{ref}` does not exist")
+    return row
+
+
+def release_stages(release: Any) -> list[Stage]:
+    """The stages of the release's lane, from the release's own manifest snapshot."""
+    return release_content.of_row(release).stages(release.lane)
+
+
+def release_track(release: Any) -> ReleaseTrack:
+    return release_content.of_row(release).track
+
+
+def stage_rows(conn: Connection, release_id: int) -> list[Any]:
+    return list(conn.execute(select(stage_runs).where(stage_runs.c.release_id == release_id)
+                             .order_by(stage_runs.c.stage_index)))
+
+
+_APPROVALS = (
+    select(approvals.c.stage_run_id, approvals.c.user, approvals.c.role, approvals.c.at,
+           approvals.c.digest, approvals.c.request_id, approvals.c.comment)
+    .where(approvals.c.stage_run_id.in_(bindparam("ids", expanding=True))
+           & (approvals.c.decision == "approve"))
+    .order_by(approvals.c.id))
+
+
+def approvals_by_run(conn: Connection, run_ids: Iterable[int]) -> dict[int, list[Approval]]:
+    """The approvals given to each of these stage runs, oldest first (one statement)."""
+    ids = list(run_ids)
+    found: dict[int, list[Approval]] = {run_id: [] for run_id in ids}
+    if not ids:
+        return found
+    for row in conn.execute(_APPROVALS, {"ids": ids}):
+        found[row.stage_run_id].append(Approval(row.user, row.role, utc(row.at) or row.at,
+                                                row.digest, row.request_id, row.comment))
+    return found
+
+
+def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
+    return approvals_by_run(conn, [stage_run_id])[stage_run_id]
+
+
+def in_production(conn: Connection, app_set: str) -> Any | None:
+    """The release of the set that most recently completed its lane (what production runs)."""
+    return conn.execute(select(releases).where(
+        (releases.c.app_set == app_set) & (releases.c.state == ReleaseState.COMPLETED))
+        .order_by(releases.c.finished_at.desc(), releases.c.id.desc()).limit(1)).first()
+
+
+def active_fixes(conn: Connection, app_set: str) -> tuple[Any | None, list[Fix]]:
+    """The release in production and the hotfixes it carries (empty for a regular one)."""
+    production = in_production(conn, app_set)
+    if production is None or production.lane != Lane.HOTFIX.value:
+        return production, []
+    return production, [Fix.from_json(f) for f in production.content["hotfix"]["fixes"]]
