@@ -59,7 +59,7 @@ def test_an_approve_attempt_is_allowed_or_refused_with_its_reason(
     if isinstance(verdict, RuleTally):
         assert verdict.role == expected
     else:
-        assert expected in verdict
+        assert expected in verdict.reason
 
 
 # (rule, rules, approvals, satisfied?)

@@ -38,7 +38,12 @@ def test_a_process_stopped_by_hand_is_reported_as_drift(story):
     apps = state.get("apps", state)
     os.kill(apps["web"]["pid"], signal.SIGKILL)
 
-    (report,) = drift_report(story.services, "development")
+    deadline = time.monotonic() + 10  # the killed process is reaped a moment later
+    while True:
+        (report,) = drift_report(story.services, "development")
+        if "nothing runs" in " ".join(report["differences"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert report["state"] == "drifted"
     assert report["differences"][0].startswith(
         "web: expected registry.example.com/shop/web:1.0.0, nothing runs")

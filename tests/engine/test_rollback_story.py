@@ -34,7 +34,7 @@ def test_rollback_returns_production_to_the_previous_release_and_marks_the_bad_o
     v1 = story.cut_release()
     story.wait_until(v1, lambda s: s["stages"][0]["state"] == "succeeded")
     with pytest.raises(Conflict, match="no earlier release succeeded in development"):
-        rollback(story.services, RELEASE_MANAGER, "development")
+        rollback(story.services, RELEASE_MANAGER, "development", reason="try")
     story.to_production(v1)
     story.record_versions("2.0.0")
     v2 = story.cut_release()
@@ -42,7 +42,7 @@ def test_rollback_returns_production_to_the_previous_release_and_marks_the_bad_o
     assert _running(story, "production") == "shop/v2"
 
     with pytest.raises(Forbidden, match="roll back"):
-        rollback(story.services, person("dev", "developer"), "production")
+        rollback(story.services, person("dev", "developer"), "production", reason="try")
     result = rollback(story.services, person("ic", "incident-commander"), "production",
                       reason="checkout errors after v2")
     assert result == {"environment": "production", "from": "shop/v2", "to": "shop/v1",
@@ -57,7 +57,7 @@ def test_rollback_returns_production_to_the_previous_release_and_marks_the_bad_o
 
     v3 = _unreleased(story)
     with pytest.raises(Conflict, match="never succeeded in production"):
-        rollback(story.services, RELEASE_MANAGER, "production", to=v3)
+        rollback(story.services, RELEASE_MANAGER, "production", to=v3, reason="try")
     actions = [e["action"] for e in audit_view.list_entries(story.services, limit=300)]
     assert "environment.rollback" in actions and "release.rolled-back" in actions
 

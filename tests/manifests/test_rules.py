@@ -448,8 +448,8 @@ CASES = [
               name: extras
               parent: {kind: ReleaseTrack, name: shop-track}
             """),
-        True, "empty-application-set", 4, 9, Severity.ERROR, None,
-        id="a set that no application names is an empty application set",
+        True, "empty-application-set", 4, 9, Severity.WARNING, None,
+        id="a set that no application names yet is a warning: it cannot be released",
     ),
     pytest.param(
         doc("""

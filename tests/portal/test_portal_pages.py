@@ -259,7 +259,7 @@ def test_the_overview_shows_each_lane_with_what_runs_and_what_waits(site: Site):
     site.to_production_gate()
     page = site.signed_in("rita").get("/portal/").text
     assert 'data-lane="release"' in page and 'data-lane="hotfix"' in page
-    assert "waiting for: qa 0/1, product 0/1, security 0/1" in page
+    assert "qa 0/1, product 0/1, security 0/1" in page
     environments = site.signed_in("rita").get("/portal/environments").text
     assert 'data-environment="staging"' in environments and "1.0.0" in environments
 

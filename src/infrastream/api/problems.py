@@ -9,20 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from infrastream.domain.errors import (
-    BackendError,
-    Conflict,
-    Forbidden,
-    InfrastreamError,
-    Invalid,
-    NotFound,
-    Unauthenticated,
-)
+from infrastream.domain.errors import InfrastreamError
+from infrastream.http_status import status_of
 
-STATUS: dict[type[InfrastreamError], int] = {
-    NotFound: 404, Forbidden: 403, Unauthenticated: 401, Conflict: 409, Invalid: 422,
-    BackendError: 502,
-}
 PROBLEM_TYPE = "https://infrastream.dev/problems/"
 
 
@@ -37,7 +26,7 @@ def problem(status: int, title: str, detail: str, instance: str,
 
 async def on_infrastream_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InfrastreamError)
-    status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
+    status = status_of(exc)
     return problem(status, exc.title, exc.reason, request.url.path, **exc.details)
 
 

@@ -30,6 +30,7 @@ from infrastream.service.views.release_status import release_status
 
 from .deps import PrincipalDep, ServicesDep
 from .schemas import (
+    AbandonRequest,
     ApplyRequest,
     ApprovalCreate,
     HotfixCreate,
@@ -141,6 +142,14 @@ def reject(app_set: str, name: str, body: RejectionCreate, services: ServicesDep
                              body.reason)
 
 
+@router.post("/releases/{app_set}/{name}/abandon", tags=["releases"])
+def abandon(app_set: str, name: str, body: AbandonRequest, services: ServicesDep,
+            principal: PrincipalDep) -> Json:
+    """Stop the release for good: it leaves every queue and is never promoted again."""
+    return releases.abandon_release(services, principal, ReleaseRef(app_set, name),
+                                    body.reason)
+
+
 @router.get("/environments/drift", tags=["environments"])
 def environments_drift(services: ServicesDep, principal: PrincipalDep,
                        environment: str | None = None) -> list[Json]:
@@ -169,8 +178,7 @@ def audit_verify(services: ServicesDep, principal: PrincipalDep, response: Respo
 
 @router.post("/environments/{environment}/rollbacks", status_code=202, tags=["environments"])
 def roll_back(environment: str, services: ServicesDep, principal: PrincipalDep,
-              body: RollbackCreate | None = None) -> Json:
-    body = body or RollbackCreate()
+              body: RollbackCreate) -> Json:
     target = parse_ref(body.to) if body.to else None
     return rollback.rollback(services, principal, environment, target, body.reason)
 

@@ -50,8 +50,9 @@ class PromotionCreate(BaseModel):
 
 
 class RollbackCreate(BaseModel):
-    to: str | None = Field(None, description="SET/NAME; default: the previous release")
-    reason: str = ""
+    to: str | None = Field(None, description="SET/NAME; default: the newest release that "
+                           "succeeded there before and was not rolled back from there")
+    reason: str = Field(min_length=1, description="Why (shown to everyone and audited)")
 
 
 class PreReleaseCreate(BaseModel):
@@ -64,6 +65,10 @@ class PreReleaseCreate(BaseModel):
 class ApprovalCreate(BaseModel):
     role: str | None = None
     comment: str = ""
+
+
+class AbandonRequest(BaseModel):
+    reason: str = Field(min_length=1, description="Why (shown to everyone and audited)")
 
 
 class RejectionCreate(BaseModel):

@@ -128,12 +128,14 @@ def rollback(
     environment: str = typer.Argument(..., metavar="ENV"),
     to: str | None = typer.Option(None, "--to", metavar="SET/NAME",
                                   help="Release to return to [default: the previous one]."),
-    reason: str = typer.Option("", "--reason", help="Why (recorded in the audit trail)."),
+    reason: str = typer.Option(..., "--reason", metavar="TEXT",
+                               help="Why (required; shown to everyone and audited)."),
     output: Output = OutputOption,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
 ) -> None:
-    """Redeploy the release that succeeded in ENV before the current one (or --to)."""
+    """Redeploy the newest release that succeeded in ENV before the current one and was not
+    rolled back from there (or --to a release that ran there)."""
     result = connect(server, token).post(
         f"/environments/{quote(environment, safe='')}/rollbacks", {"to": to, "reason": reason})
     if output is not Output.TABLE:

@@ -193,6 +193,25 @@ def reject(
                   f"to {result['stage']}: {result['reason']}", markup=False)
 
 
+@release_app.command("abandon")
+def abandon(
+    ref: str = RefArgument,
+    reason: str = typer.Option(..., "--reason", metavar="TEXT",
+                               help="Why (required; shown to everyone and audited)."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Stop a release for good: it stops waiting, leaves every queue and can never be
+    promoted again (a deployment already running finishes)."""
+    result = connect(server, token).post(f"{release_path(ref)}/abandon", {"reason": reason})
+    if output is not Output.TABLE:
+        emit(result, output)
+        return
+    console.print(f"{result['release']} abandoned by {result['abandoned']['by']}: "
+                  f"{result['abandoned']['reason']}", markup=False)
+
+
 @release_app.command("evidence")
 def evidence(
     ref: str = RefArgument,

@@ -24,6 +24,8 @@ def outcome(status: dict[str, Any]) -> tuple[bool, str | None]:
     the last stage someone requested succeeded; failure says why it failed, else None."""
     if status.get("state") == "completed":
         return True, None
+    if status.get("state") == "abandoned":
+        return True, f"{status['release']}: {status.get('summary')}"
     stages = status.get("stages", [])
     for stage in stages:
         if stage.get("state") in _FAILED:
@@ -57,6 +59,23 @@ def _header(status: dict[str, Any]) -> RenderableType:
     grid.add_row("versions", ", ".join(f"{app}={v.get('version')}"
                                        for app, v in sorted(versions.items())) or "-")
     grid.add_row("created", f"{when(status.get('createdAt'))} by {status.get('createdBy')}")
+    grid.add_row("runs in", ", ".join(status.get("runsIn") or []) or "-")
+    for item in status.get("rolledBack") or []:
+        grid.add_row(Text("rolled back", style="red"), Text(
+            f"{item['environment']} → {item['to']} by {item['by']} at {when(item.get('at'))}"
+            + (f": {item['reason']}" if item.get("reason") else ""), style="red"))
+    forward_port = status.get("forwardPort") or {}
+    for warning in forward_port.get("warnings") or []:
+        grid.add_row(Text("forward-port", style="red"), Text(str(warning), style="red"))
+    override = forward_port.get("override")
+    if override:
+        grid.add_row("forward-port", f"overridden by {override.get('by')}: "
+                     f"{override.get('reason')}")
+    abandoned = status.get("abandoned")
+    if abandoned:
+        grid.add_row(Text("abandoned", style="red"),
+                     f"by {abandoned.get('by')} at {when(abandoned.get('at'))}: "
+                     f"{abandoned.get('reason')}")
     grid.add_row("summary", str(status.get("summary", "")))
     return grid
 

@@ -3,8 +3,8 @@
 A promotion request carries the approval rules of the stage it enters. An approval counts
 for a rule when it was given for this very request and release digest, by a holder of the
 rule's role, and has not expired. Each person counts once per role and satisfies at most one
-rule of a promotion; unless the track allows it, the initiator cannot approve. `check_can_approve`
-says why an approve attempt is refused; `tally` says what is still missing.
+rule of a promotion; unless the track allows it, the initiator cannot approve.
+`check_can_approve` says why an approve attempt is refused; `tally` says what is missing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from infrastream.manifests import ApprovalRule, parse_duration
 
@@ -83,35 +84,66 @@ def tally(rules: Sequence[ApprovalRule], approvals: Sequence[Approval], *, diges
     return Tally(tuple(results))
 
 
+class RefusalKind(StrEnum):
+    FORBIDDEN = "forbidden"
+    """The person may not give this approval (wrong role, initiator)."""
+    CONFLICT = "conflict"
+    """The promotion's state refuses it (already signed, rule complete, nothing to sign)."""
+    AMBIGUOUS = "ambiguous"
+    """The person holds several roles the promotion still needs: they must say which."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    kind: RefusalKind
+    candidates: tuple[str, ...] = ()
+    """For an ambiguous attempt: the roles the person could sign as."""
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 def check_can_approve(*, user: str, user_roles: Sequence[str], role: str | None,
                       rules: Sequence[ApprovalRule], approvals: Sequence[Approval],
                       initiator: str | None, initiator_may_approve: bool, digest: str,
-                      request_id: int, now: datetime) -> str | RuleTally:
-    """The role the user's approval would count for, or the reason it is refused (a str)."""
+                      request_id: int, now: datetime) -> Refusal | RuleTally:
+    """The rule the user's approval would count for, or why it is refused.
+
+    Without `role`, the one rule of a role the user holds that still needs people is chosen;
+    when there are several, the attempt is refused as ambiguous, naming them: signing as
+    security when one meant QA must never happen silently."""
+    forbidden, conflict = RefusalKind.FORBIDDEN, RefusalKind.CONFLICT
     roles_needed = [r.role for r in rules]
     if not rules:
-        return "this promotion needs no approval"
+        return Refusal("this promotion needs no approval", conflict)
     if role is not None and role not in roles_needed:
-        return f"no approval rule of this stage asks for role `{role}` (it asks for " + \
-            ", ".join(roles_needed) + ")"
+        return Refusal(f"no approval rule of this stage asks for role `{role}` (it asks for "
+                       + ", ".join(roles_needed) + ")", forbidden)
     if role is not None and role not in user_roles:
-        return f"{user} does not hold role `{role}`"
+        return Refusal(f"{user} does not hold role `{role}`", forbidden)
     if user == initiator and not initiator_may_approve:
-        return f"{user} requested this promotion and cannot also approve it"
+        return Refusal(f"{user} requested this promotion and cannot also approve it", forbidden)
     mine = [a for a in approvals
             if a.user == user and a.request_id == request_id and a.digest == digest]
     current = tally(rules, approvals, digest=digest, request_id=request_id, now=now)
     if mine and not any(_expired_for(rules, a, now) for a in mine):
-        return f"{user} already approved this promotion (as {mine[0].role})"
-    candidates = [role] if role is not None else [r for r in roles_needed if r in user_roles]
+        return Refusal(f"{user} already approved this promotion (as {mine[0].role})", conflict)
+    candidates = [role] if role is not None else \
+        list(dict.fromkeys(r for r in roles_needed if r in user_roles))
     if not candidates:
-        return f"{user} holds none of the roles this promotion needs (" + \
-            ", ".join(roles_needed) + ")"
-    for candidate in candidates:
-        for rule_tally in current.rules:
-            if rule_tally.role == candidate and not rule_tally.satisfied:
-                return rule_tally
-    return f"the `{candidates[0]}` approvals of this promotion are already complete"
+        return Refusal(f"{user} holds none of the roles this promotion needs ("
+                       + ", ".join(roles_needed) + ")", forbidden)
+    open_rules = [t for t in current.rules if t.role in candidates and not t.satisfied]
+    open_roles = list(dict.fromkeys(t.role for t in open_rules))
+    if role is None and len(open_roles) > 1:
+        return Refusal(f"{user} holds several roles this promotion still needs ("
+                       + ", ".join(open_roles) + "): say which one to sign as (--role)",
+                       RefusalKind.AMBIGUOUS, tuple(open_roles))
+    if open_rules:
+        return open_rules[0]
+    return Refusal(f"the `{candidates[0]}` approvals of this promotion are already complete",
+                   conflict)
 
 
 def _expired_for(rules: Sequence[ApprovalRule], approval: Approval, now: datetime) -> bool:

@@ -10,17 +10,16 @@ a result carries only how long the check took.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infrastream.launch import injected_variables, redact
 from infrastream.manifests import ApplicationSpec
 
 OUTPUT_LIMIT = 64 * 1024
 """Characters of output a result keeps (the end, where test runners print their verdict)."""
 
-BASE_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,7 @@ class CheckSubject:
         return values
 
     def infrastream_variables(self) -> dict[str, str]:
-        return {"INFRASTREAM_APP": self.app, "INFRASTREAM_VERSION": self.version,
-                "INFRASTREAM_RELEASE": self.release, "INFRASTREAM_ENVIRONMENT": self.environment}
+        return injected_variables(self.app, self.version, self.release, self.environment)
 
 
 @dataclass(frozen=True)
@@ -75,13 +73,6 @@ def result(passed: bool, summary: str, output: str, *, secrets: Iterable[str] = 
     return CheckResult(passed, line, clip(redact(output, secrets)), round(duration, 3))
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value replaced by `***` (longest first)."""
-    for value in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
-
-
 def clip(text: str, limit: int = OUTPUT_LIMIT) -> str:
     """The last `limit` characters of `text`, saying how much was left out."""
     if len(text) <= limit:
@@ -98,14 +89,3 @@ def last_line(text: str, limit: int = 200) -> str:
         return ""
     line = lines[-1]
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def base_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The basics of `source` (default: `os.environ`) a child needs, without any virtualenv."""
-    source = os.environ if source is None else source
-    env = {name: source[name] for name in BASE_VARIABLES if name in source}
-    venv = source.get("VIRTUAL_ENV")
-    if venv and "PATH" in env:
-        venv_bin = os.path.join(venv, "bin")
-        env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
-    return env

@@ -17,10 +17,11 @@ import tempfile
 import time
 from typing import IO
 
+from infrastream.launch import base_environment
 from infrastream.manifests import format_duration, parse_duration
 from infrastream.manifests.track import IntegrationTestsCheck
 
-from .base import OUTPUT_LIMIT, CheckResult, CheckSubject, base_environment, last_line, result
+from .base import OUTPUT_LIMIT, CheckResult, CheckSubject, last_line, result
 
 TYPE_NAME = "integration-tests"
 DEFAULT_TIMEOUT = 300.0

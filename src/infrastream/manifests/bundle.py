@@ -134,10 +134,11 @@ def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
             problems.extend(_check_parent(item, PARENT_KIND[kind], by_kind, broken, children))
     for item in by_kind["ApplicationSet"].values():
         if children[("ApplicationSet", item.name)] == 0:
-            problems.append(_error(item.document, ("metadata", "name"), "empty-application-set",
-                                   f"ApplicationSet `{item.name}` has no Application",
-                                   f"add an Application with `parent: {{kind: ApplicationSet, "
-                                   f"name: {item.name}}}`"))
+            problems.append(_warning(
+                item.document, ("metadata", "name"), "empty-application-set",
+                f"ApplicationSet `{item.name}` has no Application yet: it cannot be released "
+                "until one names it as its parent",
+                f"add an Application with `parent: {{kind: ApplicationSet, name: {item.name}}}`"))
     declared = set(by_kind["Environment"]) | broken["Environment"]
     for item in by_kind["ReleaseTrack"].values():
         problems.extend(_check_track(item, declared))

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from infrastream.domain.errors import InfrastreamError, Unauthenticated
+from infrastream.http_status import status_of
 from infrastream.service import promotions, rollback, sessions
 from infrastream.service.records.releases import ReleaseRef, parse_ref
 
 from .access import current, form_fields, safe_next, signed_in, state
-from .errors import status_of
 from .pages import nav, release_context
 from .render import page, redirect
 from .session import Viewer

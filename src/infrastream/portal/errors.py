@@ -6,27 +6,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from infrastream.domain.errors import (
-    BackendError,
-    Conflict,
-    Forbidden,
-    InfrastreamError,
-    Invalid,
-    NotFound,
-    Unauthenticated,
-)
+from infrastream.domain.errors import InfrastreamError
+from infrastream.http_status import status_of
 
 from .access import current
 from .render import page
-
-STATUS: dict[type[InfrastreamError], int] = {
-    NotFound: 404, Forbidden: 403, Unauthenticated: 401, Conflict: 409, Invalid: 422,
-    BackendError: 502,
-}
-
-
-def status_of(error: InfrastreamError) -> int:
-    return next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
 
 
 def error_page(request: Request, status: int, title: str, detail: str) -> Response:

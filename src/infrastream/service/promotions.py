@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from infrastream.domain.approvals import RuleTally, check_can_approve
-from infrastream.domain.errors import Conflict, Forbidden, Invalid
+from infrastream.domain.approvals import Refusal, RefusalKind, RuleTally, check_can_approve
+from infrastream.domain.errors import Conflict, Forbidden, InfrastreamError, Invalid
 from infrastream.domain.forward_port import violations
 from infrastream.domain.freeze import Frozen
 from infrastream.domain.roles import PROMOTE, Principal, deciders, promoters
@@ -37,6 +37,11 @@ from .records.releases import (
     stage_rows,
 )
 from .releases import guard_override
+
+_ENTERING = (StageState.AWAITING_APPROVAL, StageState.QUEUED)
+_REFUSED: dict[RefusalKind, type[InfrastreamError]] = {
+    RefusalKind.FORBIDDEN: Forbidden, RefusalKind.CONFLICT: Conflict,
+    RefusalKind.AMBIGUOUS: Invalid}
 
 
 def transition(conn: Connection, row: Any, event: StageEvent, now: Any, **values: Any) -> bool:
@@ -106,22 +111,15 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
         if release.state != "active":
             raise Conflict(f"release {ref} is {release.state}; only active releases promote")
         rows = stage_rows(conn, release.id)
-        waiting = next((r for r in rows if r.state == StageState.AWAITING_APPROVAL), None)
-        if waiting is not None and freeze_override_reason is not None:
-            return _override_freeze_of_request(services, conn, principal, ref, release,
-                                               waiting, freeze_override_reason, now)
+        waiting = next((r for r in rows if r.state in _ENTERING), None)
+        if waiting is not None and (freeze_override_reason is not None
+                                    or override_reason is not None):
+            return _override_request(services, conn, principal, ref, release, waiting, now,
+                                     forward_port=override_reason,
+                                     freeze=freeze_override_reason)
         target = _next_stage(release, rows, release_stages(release))
-        if release.lane == Lane.RELEASE.value and target.row.stage_index == len(rows) - 1 \
-                and release.guard_override is None:
-            _production, fixes = active_fixes(conn, release.app_set)
-            override = guard_override(principal, violations(release.content["versions"], fixes),
-                                      override_reason, now)
-            if override is not None:
-                conn.execute(update(releases).where(releases.c.id == release.id)
-                             .values(guard_override=override))
-                audit.record(conn, at=now, actor=principal.name,
-                             action="forward-port.override", object_type="release",
-                             object_id=str(ref), after=override)
+        if target.row.stage_index == len(rows) - 1:
+            _guard(conn, principal, ref, release, override_reason, now)
         holding = freezes_holding(services, target.stage, release.lane, now, conn)
         freeze_override = _freeze_override(principal, holding, freeze_override_reason, now)
         if not transition(conn, target.row, StageEvent.REQUEST, now,
@@ -143,24 +141,53 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
             "freezeOverride": freeze_override}
 
 
-def _override_freeze_of_request(services: Services, conn: Connection, principal: Principal,
-                                ref: ReleaseRef, release: Any, row: Any, reason: str,
-                                now: Any) -> dict[str, Any]:
-    """Let an already requested promotion through a freeze window (override role only)."""
-    require(principal, PROMOTE, "promote releases")
+def _guard(conn: Connection, principal: Principal, ref: ReleaseRef, release: Any,
+           reason: str | None, now: Any) -> dict[str, Any] | None:
+    """The forward-port guard at the entry of a release lane's last stage: refuse a release
+    that would roll back a hotfix in production, unless overridden with a reason (recorded
+    and audited). The readiness function holds the stage on the same rule until it enters."""
+    if release.lane != Lane.RELEASE.value or release.guard_override is not None:
+        return None
+    _production, fixes = active_fixes(conn, release.app_set)
+    override = guard_override(principal, violations(release.content["versions"], fixes),
+                              reason, now)
+    if override is not None:
+        conn.execute(update(releases).where(releases.c.id == release.id)
+                     .values(guard_override=override))
+        audit.record(conn, at=now, actor=principal.name, action="forward-port.override",
+                     object_type="release", object_id=str(ref), after=override)
+    return override
+
+
+def _override_request(services: Services, conn: Connection, principal: Principal,
+                      ref: ReleaseRef, release: Any, row: Any, now: Any, *,
+                      forward_port: str | None, freeze: str | None) -> dict[str, Any]:
+    """Let an already requested promotion through what holds it: a freeze window (its
+    override role only) or the forward-port guard (a release manager), each with a reason."""
+    require(principal, PROMOTE, "override what holds a promotion")
     stage = release_stages(release)[row.stage_index]
-    holding = freezes_holding(services, stage, release.lane, now, conn)
-    if not holding:
-        raise Conflict(f"no freeze window holds {stage.display_name} now; nothing to override")
-    override = _freeze_override(principal, holding, reason, now)
-    conn.execute(update(stage_runs).where(stage_runs.c.id == row.id)
-                 .values(freeze_override=override, updated_at=now))
-    audit.record(conn, at=now, actor=principal.name, action="freeze.override",
-                 object_type="release", object_id=str(ref), after=override)
+    holding = freezes_holding(services, stage, release.lane, now, conn) if freeze else []
+    override = None
+    if freeze is not None:
+        if not holding:
+            raise Conflict(f"no freeze window holds {stage.display_name} now; nothing to "
+                           "override")
+        override = _freeze_override(principal, holding, freeze, now)
+        conn.execute(update(stage_runs).where(stage_runs.c.id == row.id)
+                     .values(freeze_override=override, updated_at=now))
+        audit.record(conn, at=now, actor=principal.name, action="freeze.override",
+                     object_type="release", object_id=str(ref), after=override)
+    guard = None
+    if forward_port is not None:
+        last = row.stage_index == len(release_stages(release)) - 1
+        guard = _guard(conn, principal, ref, release, forward_port, now) if last else None
+        if guard is None:
+            raise Conflict(f"the forward-port guard does not hold {ref} now; nothing to "
+                           "override")
     services.notify()
     return {"release": str(ref), "stage": stage.display_name, "stageIndex": row.stage_index,
             "request": row.request_id, "frozen": [f.describe() for f in holding],
-            "freezeOverride": override}
+            "freezeOverride": override, "forwardPortOverride": guard}
 
 
 def _awaiting(conn: Connection, release: Any, ref: ReleaseRef) -> tuple[Any, Stage]:
@@ -178,7 +205,7 @@ def _awaiting(conn: Connection, release: Any, ref: ReleaseRef) -> tuple[Any, Sta
 def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str | None = None,
             comment: str = "") -> dict[str, Any]:
     now = services.now()
-    refusal: Exception | None = None
+    refusal: InfrastreamError | None = None
     with services.transaction() as conn:
         release = find(conn, ref)
         row, stage = _awaiting(conn, release, ref)
@@ -189,9 +216,10 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
             initiator=row.requested_by,
             initiator_may_approve=track.spec.policy.initiator_may_approve,
             digest=release.digest, request_id=row.request_id, now=now)
-        if isinstance(verdict, str):
-            refusal = (Conflict if "already" in verdict or "needs no" in verdict
-                       else Forbidden)(verdict)
+        if isinstance(verdict, Refusal):
+            refusal = _REFUSED[verdict.kind](verdict.reason,
+                                             **({"candidates": list(verdict.candidates)}
+                                                if verdict.candidates else {}))
         else:
             try:
                 conn.execute(insert(approvals).values(

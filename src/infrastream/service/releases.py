@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.forward_port import violations
 from infrastream.domain.release import content_digest, next_release_name, valid_release_name
-from infrastream.domain.roles import CUT_RELEASE, PROMOTE, Principal
+from infrastream.domain.roles import CUT_RELEASE, PROMOTE, Principal, promoters
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Bundle, Lane
 from infrastream.store.inserted import inserted_id
@@ -25,7 +25,7 @@ from .auditing import trail as audit
 from .context import Services
 from .permissions import require
 from .records.manifests import current_bundle, source_root
-from .records.releases import ReleaseState, active_fixes
+from .records.releases import ReleaseRef, ReleaseState, active_fixes
 from .versions import latest_versions
 
 
@@ -50,7 +50,9 @@ def guard_override(principal: Principal, problems: list[str], override_reason: s
     """None when nothing is rolled back; the recorded override when one is justified."""
     if not problems:
         return None
-    if not override_reason or not override_reason.strip():
+    if override_reason is not None and not override_reason.strip():
+        raise Invalid("overriding the forward-port guard needs a reason")
+    if not override_reason:
         raise Conflict("forward-port guard: this release would roll back a hotfix in "
                        "production: " + "; ".join(problems) + ". Record a newer build that "
                        "includes the fix, or override with a reason", problems=problems)
@@ -71,6 +73,9 @@ def create_release(services: Services, principal: Principal, app_set: str,
     if not stages:
         raise Conflict(f"track `{track.metadata.name}` has no releaseStages")
     apps = [a.metadata.name for a in bundle.applications_of(app_set)]
+    if not apps:
+        raise Conflict(f"application set `{app_set}` has no Application yet: apply the "
+                       "Applications that name it as their parent, then cut a release")
     versions = latest_versions(services, apps)
     missing = [a for a in apps if a not in versions]
     if missing:
@@ -185,3 +190,35 @@ def list_releases(services: Services, app_set: str | None = None, *, limit: int 
              "name": r.name, "lane": r.lane, "state": r.state, "digest": r.digest,
              "createdAt": r.created_at.isoformat(), "createdBy": r.created_by,
              "incident": r.incident} for r in rows]
+
+
+def abandon_release(services: Services, principal: Principal, ref: ReleaseRef,
+                    reason: str) -> dict[str, Any]:
+    """Stop a release for good (Cloud Deploy's "abandon"): it stops waiting, leaves every
+    queue and can never be promoted again. A deployment already running finishes; nothing
+    follows it. Needs the promoter's role and a reason; audited.
+
+    The release's content is not parsed: a release whose snapshot the engine cannot use
+    can still be abandoned."""
+    if not reason or not reason.strip():
+        raise Invalid("abandoning a release needs a reason (--reason)")
+    now = services.now()
+    with services.transaction() as conn:
+        release = conn.execute(select(releases.c.id, releases.c.state, releases.c.lane)
+                               .where((releases.c.app_set == ref.app_set)
+                                      & (releases.c.name == ref.name))
+                               .with_for_update()).first()
+        if release is None:
+            raise NotFound(f"release `{ref}` does not exist")
+        require(principal, promoters(release.lane), "abandon releases")
+        if release.state != ReleaseState.ACTIVE:
+            raise Conflict(f"release {ref} is {release.state}; only an active release can be "
+                           "abandoned")
+        record = {"by": principal.name, "reason": reason.strip(), "at": now.isoformat()}
+        conn.execute(update(releases).where(releases.c.id == release.id).values(
+            state=ReleaseState.ABANDONED, finished_at=now, abandoned=record))
+        audit.record(conn, at=now, actor=principal.name, action="release.abandon",
+                     object_type="release", object_id=str(ref),
+                     before={"state": release.state}, after={"state": "abandoned", **record})
+    services.notify()
+    return {"release": str(ref), "state": ReleaseState.ABANDONED, "abandoned": record}

@@ -1,12 +1,14 @@
 """Rollback: put an environment back on the release that ran there before.
 
-`rollback(env)` redeploys the last release that succeeded in the environment before the
-current one (or the release named with `to`, which must have succeeded there before).
-Rules (documented in the README): only release managers and incident commanders may roll
-back; no approval is asked again, since the target release already passed the sign-offs of
-that environment when it first entered it; one deployment at a time per environment still
-holds; a freeze window holds a rollback unless it exempts the hotfix lane, because a rollback
-is an emergency action like a hotfix. The release rolled back from is marked so.
+`rollback(env)` redeploys the newest release that succeeded in the environment before the
+current one and was not itself rolled back from there (`domain.rollback`: two rollbacks in a
+row go further back), or the release named with `to`, which must have succeeded there.
+Rules (documented in the README): a rollback needs a reason; only release managers and
+incident commanders may roll back; no approval is asked again, since the target release
+already passed the sign-offs of that environment when it first entered it; the environment
+must be free (the occupancy rule: no release deployment, rollback or pre-release run in
+progress there); a freeze window holds a rollback unless it exempts the hotfix lane, because
+a rollback is an emergency action like a hotfix. The release rolled back from is marked so.
 """
 
 from __future__ import annotations
@@ -17,54 +19,56 @@ from sqlalchemy import Connection, func, insert, select
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.freeze import frozen
+from infrastream.domain.readiness import occupied
 from infrastream.domain.roles import ROLL_BACK, Principal
 from infrastream.manifests import Lane
 from infrastream.store.inserted import inserted_id
-from infrastream.store.tables import deployments, releases, rollbacks
+from infrastream.store.tables import deployments, rollbacks
 
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
+from .records.deployments import rollback_target
 from .records.manifests import current_bundle
+from .records.occupancy import hold
 from .records.releases import ReleaseRef, find, release_stages
 
 
-def _healthy(conn: Connection, environment: str) -> list[Any]:
-    return list(conn.execute(select(deployments, releases.c.app_set, releases.c.name)
-                             .join(releases, releases.c.id == deployments.c.release_id)
-                             .where((deployments.c.environment == environment)
-                                    & (deployments.c.state == "healthy"))
-                             .order_by(deployments.c.id.desc())))
+def _succeeded_there(conn: Connection, release_id: int, environment: str) -> bool:
+    return conn.execute(select(deployments.c.id).where(
+        (deployments.c.release_id == release_id) & (deployments.c.environment == environment)
+        & (deployments.c.state == "healthy")).limit(1)).first() is not None
 
 
 def rollback(services: Services, principal: Principal, environment: str,
              to: ReleaseRef | None = None, reason: str = "") -> dict[str, Any]:
     require(principal, ROLL_BACK, "roll back environments")
+    if not reason or not reason.strip():
+        raise Invalid("a rollback needs a reason (--reason): it is shown to everyone and "
+                      "audited")
     now = services.now()
     held = frozen(current_bundle(services).freezes.values(), environment, Lane.HOTFIX.value, now)
     if held is not None:
         raise Conflict(f"{environment} is {held.describe()}; rollbacks wait like hotfixes")
     with services.transaction() as conn:
-        history = _healthy(conn, environment)
-        if not history:
+        holder = occupied(hold(conn, [environment]), [environment]).get(environment)
+        if holder is not None:
+            raise Conflict(f"{environment} is busy with {holder.describe()}; roll back after "
+                           "that", occupant=holder.to_json())
+        current, earlier = rollback_target(conn, environment)
+        if current is None:
             raise NotFound(f"nothing has been deployed to `{environment}`")
-        current = history[0]
-        busy = conn.execute(select(deployments.c.id).where(
-            (deployments.c.environment == environment)
-            & (deployments.c.state == "deploying"))).first()
-        if busy is not None:
-            raise Conflict(f"{environment} is being deployed to right now; roll back after that")
         if to is None:
-            earlier = [d for d in history if d.release_id != current.release_id]
-            if not earlier:
+            if earlier is None:
                 raise Conflict(f"no earlier release succeeded in {environment} before "
-                               f"{current.app_set}/{current.name}")
-            target = find(conn, ReleaseRef(earlier[0].app_set, earlier[0].name))
+                               f"{current.app_set}/{current.name} (releases rolled back from "
+                               "there do not count)")
+            target = find(conn, ReleaseRef(earlier.app_set, earlier.name))
         else:
             target = find(conn, to)
             if target.id == current.release_id:
                 raise Invalid(f"{to} is what {environment} runs already")
-            if not any(d.release_id == target.id for d in history):
+            if not _succeeded_there(conn, target.id, environment):
                 raise Conflict(f"{to} never succeeded in {environment}; a rollback only "
                                "returns to a release that ran there")
         stage_index = next((i for i, s in enumerate(release_stages(target))

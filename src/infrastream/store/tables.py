@@ -106,6 +106,7 @@ releases = Table(
     Column("source_root", Text, nullable=True),
     Column("base_release_id", Id, nullable=True),
     Column("guard_override", JSON, nullable=True),
+    Column("abandoned", JSON, nullable=True),
     UniqueConstraint("app_set", "name", name="uq_releases_app_set_name"),
 )
 Index("ix_releases_state", releases.c.state, releases.c.id)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from infrastream.domain.errors import BackendError, PermanentError, TransientError
+from infrastream.launch import base_environment, injected_variables, redact
 from infrastream.manifests import Environment, parse_duration
 
 from . import local_process as proc
@@ -177,11 +178,10 @@ class LocalTarget:
 
     def _child_env(self, environment: str, record: ProcessRecord,
                    app_env: Mapping[str, str]) -> dict[str, str]:
-        env = proc.base_environment(self._base_env)
+        env = base_environment(self._base_env)
         env.update(app_env)
-        env.update(PORT=str(record.port), INFRASTREAM_APP=record.app,
-                   INFRASTREAM_VERSION=record.version, INFRASTREAM_RELEASE=record.release,
-                   INFRASTREAM_ENVIRONMENT=environment)
+        env.update(PORT=str(record.port), **injected_variables(
+            record.app, record.version, record.release, environment))
         env[proc.OWNER_VARIABLE] = str(self._directory(environment).path)
         return env
 
@@ -213,7 +213,7 @@ class LocalTarget:
         record = launch.record
         if not Path(record.cwd).is_dir():
             raise PermanentError(f"{record.app}: working directory {record.cwd} does not exist")
-        header = proc.redact(
+        header = redact(
             f"--- {_now()} infrastream starts {record.app} {record.version} "
             f"(release {record.release}, key {record.deploy_key}) on port {record.port}: "
             + " ".join(record.command), launch.secrets)
@@ -236,7 +236,7 @@ class LocalTarget:
             return None
         tail = proc.log_tail(started.launch.log, started.log_offset, lines=10)
         message = f"{record.app}: {problem}: {tail or '(no output)'}"
-        return proc.redact(message, started.launch.secrets)
+        return redact(message, started.launch.secrets)
 
     def _restart(self, environment: str, directory: StateDirectory,
                  record: ProcessRecord) -> tuple[ProcessRecord | None, AppStatus]:

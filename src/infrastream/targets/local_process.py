@@ -29,8 +29,6 @@ from infrastream.manifests import format_duration
 T = TypeVar("T")
 R = TypeVar("R")
 
-BASE_VARIABLES = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
-"""Variables of the server's own environment that applications inherit; nothing else leaks."""
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 """Processes started by this Python process, kept so that exited ones are reaped."""
@@ -44,17 +42,6 @@ class Spawned:
     proc_start: int | None
     log_offset: int
     """Where the process's own output begins in its log file (after our header line)."""
-
-
-def base_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The basics of `source` (default: `os.environ`), without any virtualenv on PATH."""
-    source = os.environ if source is None else source
-    env = {name: source[name] for name in BASE_VARIABLES if name in source}
-    venv = source.get("VIRTUAL_ENV")
-    if venv and "PATH" in env:
-        venv_bin = os.path.join(venv, "bin")
-        env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p != venv_bin)
-    return env
 
 
 def free_ports(count: int) -> list[int]:
@@ -228,13 +215,6 @@ def parallel(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
         return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
         return list(pool.map(function, items))
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value replaced by `***` (longest first)."""
-    for value in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
 
 
 def _describe_exit(code: int) -> str:

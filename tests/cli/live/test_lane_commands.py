@@ -83,7 +83,9 @@ def test_hotfix_prerelease_rollback_and_secrets_through_the_cli(
             time.sleep(0.2)
         assert _wait_state(cli, f"lanes/{name}", "completed")["state"] == "completed"
 
-    refused = cli("rollback", "lane-prod", token=tokens["dev"])
+    unexplained = cli("rollback", "lane-prod", token=tokens["ic"])
+    assert unexplained.code == 2 and "--reason" in unexplained.err
+    refused = cli("rollback", "lane-prod", "--reason", "bad r2", token=tokens["dev"])
     assert "may not roll back" in one_line_error(refused)
     rolled = cli("rollback", "lane-prod", "--reason", "bad r2", token=tokens["ic"])
     assert rolled.code == 0 and "from lanes/r2 to lanes/r1" in rolled.out, rolled

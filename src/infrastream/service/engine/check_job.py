@@ -1,7 +1,4 @@
-"""The check job: the check runs a stage needs, and running one of them.
-
-`check_plan` lists the check runs of a stage (integration tests and HTTP checks per
-environment and application; soak is timed by the engine); `run_check` runs one in a worker
+"""The check job: running one check run of a stage (see `records.check_plan`) in a worker
 thread: it finds the application's endpoint, calls the right gate and records the outcome with
 a compare-and-set, so a check that runs twice after a crash records its outcome once.
 """
@@ -9,7 +6,6 @@ a compare-and-set, so a check that runs twice after a crash records its outcome 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -17,13 +13,13 @@ from sqlalchemy import select, update
 from infrastream.gates.base import CheckSubject
 from infrastream.gates.http_check import http_check
 from infrastream.gates.integration_tests import run_integration_tests
-from infrastream.manifests import Application, Stage
+from infrastream.manifests import Application
 from infrastream.manifests.track import HttpCheck, IntegrationTestsCheck
 from infrastream.store.tables import check_runs, releases
 
 from ..auditing import trail as audit
 from ..context import Services
-from ..records.release_content import ReleaseContent, environment_of, release_workdir
+from ..records.release_content import environment_of, release_workdir
 from ..records.releases import release_stages
 from ..records.secret_values import resolve as resolve_secrets
 
@@ -54,36 +50,6 @@ def execute_check(services: Services, release: Any, run: Any) -> tuple[bool, str
     else:  # pragma: no cover - soak checks are timed by the engine, not run
         return True, "nothing to run", ""
     return outcome.passed, outcome.summary, outcome.output
-
-
-@dataclass(frozen=True)
-class PlannedCheck:
-    key: str
-    environment: str
-    app: str
-    check_type: str
-    skip_reason: str = ""
-
-
-def check_plan(release_id: int, content: ReleaseContent, stage_index: int, attempt: int,
-               stage: Stage) -> list[PlannedCheck]:
-    """The check runs a stage needs: integration tests and HTTP checks, per env and app."""
-    planned = []
-    for env in stage.environments:
-        dry_run = content.environment(env).spec.target.type == "noop"
-        for check in stage.checks:
-            if check.type == "soak":
-                continue
-            for name in content.versions:
-                spec = content.application(name).spec
-                if check.type == "integration-tests" and spec.integration_tests is None:
-                    continue
-                if check.type == "http" and spec.health_check is None and spec.port is None:
-                    continue
-                key = f"{release_id}/{stage_index}/{attempt}/{env}/{name}/{check.type}"
-                skip = "skipped: the noop target runs nothing to check" if dry_run else ""
-                planned.append(PlannedCheck(key, env, name, check.type, skip))
-    return planned
 
 
 def run_check(services: Services, check_run_id: int) -> None:

@@ -27,10 +27,12 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from infrastream.domain.readiness import occupied
 from infrastream.store.tables import deployments, prerelease_runs
 
 from ..context import Services
 from ..drift import record_drift
+from ..records.occupancy import hold
 from . import state as engine_state
 from .deploy_job import run_deploy
 from .prerelease_job import run_prerelease
@@ -106,7 +108,7 @@ class Engine:
         started = time.monotonic()
         sweep = self._swept_at is None or started - self._swept_at >= self.poll
         with self.services.db.connect() as conn:
-            state = engine_state.read(conn)
+            state = engine_state.read(self.services, conn)
             orphans = self._deploying_outside(conn, state.newest_deployment, sweep)
             prereleases = self._open_prereleases(conn, state.newest_prerelease, sweep)
         if sweep:
@@ -174,14 +176,8 @@ class Engine:
             if run.state == "queued":
                 now = self.services.now()
                 with self.services.transaction() as conn:
-                    busy = conn.execute(select(deployments.c.id).where(
-                        (deployments.c.environment == run.environment)
-                        & (deployments.c.state == "deploying"))).first() or \
-                        conn.execute(select(prerelease_runs.c.id).where(
-                            (prerelease_runs.c.environment == run.environment)
-                            & (prerelease_runs.c.state == "running"))).first()
-                    if busy is not None:
-                        continue
+                    if occupied(hold(conn, [run.environment]), [run.environment]):
+                        continue  # one thing at a time per environment: it waits its turn
                     started = conn.execute(update(prerelease_runs).where(
                         (prerelease_runs.c.id == run.id) & (prerelease_runs.c.state == "queued")
                     ).values(state="running", started_at=now)).rowcount

@@ -5,15 +5,15 @@ active: the active releases joined with their stage runs (without `content`, whi
 parsed from `release_content`; each row also carries the newest deployment and pre-release
 run ids, by which the engine notices new ones), then only what the stages in flight need:
 the approvals of stages awaiting approval, the deployments of deploying stages and the check
-runs of verifying ones (both by their unique keys), and who deploys to the environments
-queued stages wait for. Writes re-check what they depend on in their own transaction (see
-`engine_steps`).
+runs of verifying ones (both by their unique keys), and the readiness context (freeze
+windows, the hotfixes in production for releases that may still enter production, who
+occupies the environments of stages about to deploy). `facts` turns it into the facts the
+readiness function judges; a step that writes re-reads what it depends on in its own
+transaction (see `steps`).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select
 
 from infrastream.domain.approvals import Approval
+from infrastream.domain.readiness import StageFacts
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Stage
 from infrastream.store.tables import (
@@ -31,10 +32,12 @@ from infrastream.store.tables import (
     stage_runs,
 )
 
+from ..context import Services
 from ..records import release_content
+from ..records.check_plan import PlannedCheck, check_plan
 from ..records.release_content import ReleaseContent
 from ..records.releases import approvals_by_run
-from .check_job import PlannedCheck, check_plan
+from ..records.stage_facts import Context, needs_fixes, read_context, stage_facts
 
 _NEWEST_DEPLOYMENT = select(func.max(deployments.c.id)).scalar_subquery()
 _NEWEST_PRERELEASE = select(func.max(prerelease_runs.c.id)).scalar_subquery()
@@ -46,9 +49,10 @@ _ACTIVE = (
     select(_NEWEST_DEPLOYMENT.label("newest_deployment"),
            _NEWEST_PRERELEASE.label("newest_prerelease"),
            releases.c.id.label("release_id"), releases.c.app_set, releases.c.name,
-           releases.c.lane, releases.c.digest, stage_runs.c.id, stage_runs.c.stage_index,
-           stage_runs.c.state, stage_runs.c.request_id, stage_runs.c.attempt,
-           stage_runs.c.deployed_at, stage_runs.c.freeze_override)
+           releases.c.lane, releases.c.digest, releases.c.guard_override, stage_runs.c.id,
+           stage_runs.c.stage_index, stage_runs.c.state, stage_runs.c.request_id,
+           stage_runs.c.attempt, stage_runs.c.deployed_at, stage_runs.c.freeze_override,
+           stage_runs.c.reason)
     .select_from(releases.join(stage_runs, stage_runs.c.release_id == releases.c.id))
     .where(releases.c.state == "active")
     .order_by(releases.c.id, stage_runs.c.stage_index))
@@ -65,11 +69,7 @@ CHECK_RUNS = (
            check_runs.c.check_type, check_runs.c.state, check_runs.c.summary)
     .where(check_runs.c.key.in_(bindparam("keys", expanding=True))))
 
-BUSY = (
-    select(deployments.c.environment, deployments.c.release_id)
-    .where(deployments.c.environment.in_(bindparam("environments", expanding=True))
-           & (deployments.c.state == "deploying")))
-"""Who deploys to these environments right now (one deployment per environment at a time)."""
+_ENTERING = (StageState.AWAITING_APPROVAL, StageState.QUEUED)
 
 
 @dataclass
@@ -83,6 +83,7 @@ class StageRun:
     attempt: int
     deployed_at: datetime | None
     freeze_override: Any
+    reason: str | None = ""
 
 
 @dataclass
@@ -92,6 +93,7 @@ class ActiveRelease:
     name: str
     lane: str
     digest: str
+    guard_override: Any = None
     runs: list[StageRun] = field(default_factory=list)
     content: ReleaseContent | None = None
 
@@ -117,6 +119,14 @@ class ActiveRelease:
         return check_plan(self.id, self.parsed, run.stage_index, run.attempt,
                           self.stages[run.stage_index])
 
+    def facts(self, run: StageRun, context: Context, *, approvals: list[Approval],
+              deployments: list[Any], checks: dict[str, Any]) -> StageFacts:
+        return stage_facts(
+            release_id=self.id, release_state="active", lane=self.lane, app_set=self.app_set,
+            digest=self.digest, content=self.parsed, runs=self.runs, index=run.stage_index,
+            guard_overridden=self.guard_override is not None, context=context,
+            approvals=approvals, deployments=deployments, checks=checks)
+
 
 @dataclass
 class PassState:
@@ -129,17 +139,20 @@ class PassState:
     """By key: the deployments of the current attempt of deploying stages."""
     check_runs: dict[str, Any] = field(default_factory=dict)
     """By key: the check runs of the current attempt of verifying stages."""
-    checks_read: set[int] = field(default_factory=set)
-    """The stage runs whose check runs were read (chained steps read their own)."""
-    busy: dict[str, set[int]] = field(default_factory=dict)
-    """By environment a queued stage waits for: the releases deploying there now."""
+    context: Context = field(default_factory=Context)
+    """Freeze windows, hotfixes in production, occupants of queued stages' environments."""
 
-    def busy_elsewhere(self, release_id: int, environments: Iterable[str]) -> bool:
-        return any(other != release_id for env in environments
-                   for other in self.busy.get(env, ()))
+    def facts(self, release: ActiveRelease, run: StageRun,
+              inserted: dict[str, Any] | None = None) -> StageFacts:
+        """The stage's facts as this pass read them, with the check runs `inserted` since."""
+        deps = [d for key in release.deployment_keys(run)
+                if (d := self.deployments.get(key)) is not None]
+        checks = {**self.check_runs, **inserted} if inserted else self.check_runs
+        return release.facts(run, self.context, approvals=self.approvals.get(run.id, []),
+                             deployments=deps, checks=checks)
 
 
-def read(conn: Connection) -> PassState:
+def read(services: Services, conn: Connection) -> PassState:
     active: dict[int, ActiveRelease] = {}
     newest = None
     for row in conn.execute(_ACTIVE):
@@ -147,9 +160,11 @@ def read(conn: Connection) -> PassState:
         release = active.get(row.release_id)
         if release is None:
             release = active[row.release_id] = ActiveRelease(
-                row.release_id, row.app_set, row.name, row.lane, row.digest)
+                row.release_id, row.app_set, row.name, row.lane, row.digest,
+                row.guard_override)
         release.runs.append(StageRun(row.id, row.stage_index, row.state, row.request_id,
-                                     row.attempt, row.deployed_at, row.freeze_override))
+                                     row.attempt, row.deployed_at, row.freeze_override,
+                                     row.reason))
     state = PassState(list(active.values()))
     if newest is None:  # nothing active: ask for the newest ids alone
         marks = conn.execute(NEWEST).one()
@@ -159,32 +174,35 @@ def read(conn: Connection) -> PassState:
         state.newest_prerelease = newest.newest_prerelease
     state.newest_deployment = state.newest_deployment or 0
     state.newest_prerelease = state.newest_prerelease or 0
+    if not state.releases:
+        return state
     awaiting: list[int] = []
     deploying: list[str] = []
     verifying: list[str] = []
     queued: set[str] = set()
+    guarded: set[str] = set()
     for release in state.releases:
         release.content = release_content.load(conn, release.id, release.digest)
+        if needs_fixes(release.lane, release.runs):
+            guarded.add(release.app_set)
         for run in release.runs:
             stage = release.stages[run.stage_index]
             if run.state == StageState.AWAITING_APPROVAL and stage.approvals:
                 awaiting.append(run.id)
-            elif run.state == StageState.QUEUED:
+            elif run.state in _ENTERING:
                 queued.update(stage.environments)
             elif run.state == StageState.DEPLOYING:
                 deploying.extend(release.deployment_keys(run))
             elif run.state == StageState.VERIFYING:
                 verifying.extend(check.key for check in release.check_plan(run))
-                state.checks_read.add(run.id)
+            if run.state == StageState.AWAITING_APPROVAL:
+                queued.update(stage.environments)  # it may clear and deploy in this pass
     if awaiting:
         state.approvals = approvals_by_run(conn, awaiting)
     if deploying:
         state.deployments = {d.key: d for d in conn.execute(_DEPLOYMENTS, {"keys": deploying})}
     if verifying:
         state.check_runs = {c.key: c for c in conn.execute(CHECK_RUNS, {"keys": verifying})}
-    if queued:
-        busy: dict[str, set[int]] = defaultdict(set)
-        for deploying_now in conn.execute(BUSY, {"environments": sorted(queued)}):
-            busy[deploying_now.environment].add(deploying_now.release_id)
-        state.busy = dict(busy)
+    state.context = read_context(services, conn, app_sets=sorted(guarded),
+                                 environments=sorted(queued))
     return state

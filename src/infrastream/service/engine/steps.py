@@ -1,14 +1,19 @@
 """The steps of one release in an engine pass, chained in at most one write transaction.
 
-From what the pass read (`engine_state`), `advance` does every step the release's stored
-state allows, stage by stage, and goes on while a step moves a stage on: approvals met →
-cleared → queued → deploying when the environments are free, all at once; deployments
-healthy → verifying → succeeded when the stage has nothing to check or soak. The write
-transaction opens at the first step that writes (a release that only waits writes nothing),
-and what a step depends on is re-checked inside it: the approvals, the freeze windows, the
-environments, and the stage run itself, moved by compare-and-set on its state and request
-(the rule of `promotions.transition`, with statements built once). A lost compare-and-set
-ends the release's steps for this pass; the next pass reads again. The audit entries of the
+For each stage run, the readiness function (`domain.readiness`) judges the facts the pass
+read: while anything holds the stage, the engine only does what waiting needs (resume a
+deployment job after a crash, insert the check runs a stage needs and start their jobs, set
+a timer for the end of a soak). When nothing holds it, `next_event` names the step, and the
+engine takes it: clear the promotion, start the deployments, record them healthy or failed,
+record the checks passed or failed. Steps chain while a stage moves on, so the last approval
+deploys in that same pass.
+
+The write transaction opens at the first step that writes (a release that only waits writes
+nothing). A step that depends on facts others can change re-reads them inside it and asks
+readiness again: the approvals, the freeze windows, the hotfixes in production, and who
+occupies the environments (`records.occupancy.hold`, which locks them first). The stage run
+itself moves by compare-and-set on its state and request. A lost compare-and-set ends the
+release's steps for this pass; the next pass reads again. The audit entries of the
 transaction are appended together just before it commits, and the jobs (deployments,
 checks) are handed back to be started once it has.
 """
@@ -18,26 +23,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Update, bindparam, insert, update
 
-from infrastream.domain.approvals import tally
 from infrastream.domain.errors import Conflict
+from infrastream.domain.readiness import StageFacts, next_event
 from infrastream.domain.stage_machine import Accepted, StageEvent, StageState, decide
-from infrastream.manifests import Stage, parse_duration
-from infrastream.store.clock import utc
+from infrastream.manifests import Stage
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import check_runs, deployments, releases, stage_runs
 
 from ..auditing import trail as audit
 from ..context import Services
-from ..records.freezes import freezes_holding
+from ..records.occupancy import hold
 from ..records.releases import approvals_by_run
+from ..records.stage_facts import needs_fixes, read_context
 from .check_job import run_check
 from .deploy_job import run_deploy
-from .state import BUSY, CHECK_RUNS, ActiveRelease, PassState, StageRun
+from .state import CHECK_RUNS, ActiveRelease, PassState, StageRun
 
 SYSTEM = "infrastream"
 
@@ -79,6 +84,7 @@ class Steps:
         self._stack: ExitStack | None = None
         self._conn: Connection | None = None
         self._lost = False
+        self._fresh_checks: dict[str, Any] = {}
 
     # -- the transaction, opened by the first step that writes ------------------------------
 
@@ -110,6 +116,25 @@ class Steps:
         self._entries.append(audit.NewEntry(self.now, SYSTEM, action, "release",
                                             self.release.ref, after=after))
 
+    # -- the facts ---------------------------------------------------------------------------
+
+    def _confirm(self, run: StageRun, environments: list[str], *,
+                 occupy: bool) -> StageFacts | None:
+        """Inside the write transaction: re-read what others can change (approvals, freezes,
+        hotfixes in production, and — taking the environments' lock — their occupants) and
+        ask readiness again: the facts when nothing holds the stage, else None."""
+        conn = self._write()
+        release = self.release
+        context = read_context(
+            self.services, conn,
+            app_sets=[release.app_set] if needs_fixes(release.lane, release.runs) else [])
+        if occupy:
+            context.occupants = tuple(hold(conn, environments))
+        approvals = approvals_by_run(conn, [run.id]).get(run.id, []) \
+            if release.stages[run.stage_index].approvals else []
+        facts = release.facts(run, context, approvals=approvals, deployments=[], checks={})
+        return facts if next_event(facts, self.now) is not None else None
+
     # -- the chain --------------------------------------------------------------------------
 
     def run(self) -> Steps:
@@ -120,7 +145,7 @@ class Steps:
             for run in runs:
                 stage = stages[run.stage_index]
                 last = run.stage_index == len(runs) - 1
-                while not self._lost and self._step(run, stage, runs, last):
+                while not self._lost and self._step(run, stage, last):
                     pass
                 if self._lost:
                     break
@@ -129,50 +154,51 @@ class Steps:
         self._stack = None
         return self
 
-    def _step(self, run: StageRun, stage: Stage, runs: list[StageRun], last: bool) -> bool:
+    def _step(self, run: StageRun, stage: Stage, last: bool) -> bool:
         """Do the next step of one stage run; True when it moved on (so try the next one)."""
         state = StageState(run.state)
-        if state is StageState.AWAITING_APPROVAL:
-            ready = run.stage_index == 0 or runs[run.stage_index - 1].state == StageState.SUCCEEDED
-            return ready and self._clear(run, stage)
-        if state is StageState.QUEUED:
+        if state is StageState.VERIFYING:
+            self._checks(run)  # the check runs it needs exist before readiness judges them
+        facts = self.state.facts(self.release, run, self._fresh_checks)
+        event = next_event(facts, self.now)
+        if event is None:
+            self._wait(run, state, facts)
+            return False
+        if event is StageEvent.APPROVALS_MET:
+            return self._clear(run, stage)
+        if event is StageEvent.ENV_FREE:
             return self._start(run, stage)
         if state is StageState.DEPLOYING:
-            return self._collect(run, stage)
-        if state is StageState.VERIFYING:
-            return self._verify(run, stage, last=last)
-        return False
+            return self._collect(run, stage, facts, event)
+        return self._verified(run, stage, facts, event, last=last)
+
+    def _wait(self, run: StageRun, state: StageState, facts: StageFacts) -> None:
+        """What a held stage still needs done while it waits."""
+        if state is StageState.DEPLOYING:
+            for key in self.release.deployment_keys(run):
+                dep = self.state.deployments.get(key)
+                if dep is not None and dep.state == "deploying":  # resume after a crash
+                    self.jobs.append((f"deploy:{dep.key}", run_deploy, dep.id))
+        elif state is StageState.VERIFYING:
+            remaining = facts.soak_remaining(self.now)
+            running = any(c.state in ("pending", "running") for c in facts.checks)
+            if remaining > 0 and not running:  # a timer wakes the engine when the soak ends
+                due = max(remaining, 0.05)
+                self.wake = due if self.wake is None else min(self.wake, due)
 
     def _clear(self, run: StageRun, stage: Stage) -> bool:
-        release = self.release
-        if stage.approvals and not tally(
-                stage.approvals, self.state.approvals.get(run.id, []), digest=release.digest,
-                request_id=run.request_id, now=self.now).satisfied:
-            return False  # decided on the read: no write transaction for a waiting stage
-        conn = self._write()
-        given = approvals_by_run(conn, [run.id]).get(run.id, []) if stage.approvals else []
-        current = tally(stage.approvals, given, digest=release.digest,
-                        request_id=run.request_id, now=self.now)
-        if not current.satisfied:
-            return False
-        if run.freeze_override is None and freezes_holding(self.services, stage, release.lane,
-                                                           self.now, conn):
-            return False
-        if not self._move(run, StageEvent.APPROVALS_MET):
+        confirmed = self._confirm(run, stage.environments, occupy=False)
+        if confirmed is None or not self._move(run, StageEvent.APPROVALS_MET):
             return False
         self._audit("promotion.cleared", {"stage": stage.display_name, "approvals": [
-            {"role": r.role, "by": list(r.approvers)} for r in current.rules]})
+            {"role": r.role, "by": list(r.approvers)} for r in confirmed.tally(self.now).rules]})
         return True
 
     def _start(self, run: StageRun, stage: Stage) -> bool:
         release = self.release
-        if self._conn is None and self.state.busy_elsewhere(release.id, stage.environments):
-            return False  # one deployment at a time per environment: wait for it
-        conn = self._write()
-        busy = [row for row in conn.execute(BUSY, {"environments": stage.environments})
-                if row.release_id != release.id]
-        if busy:
+        if self._confirm(run, stage.environments, occupy=True) is None:
             return False
+        conn = self._write()
         attempt = run.attempt + 1
         if not self._move(run, StageEvent.ENV_FREE, attempt=attempt):
             return False
@@ -191,18 +217,11 @@ class Steps:
                                          "attempt": attempt})
         return False  # the deployments run now; their jobs wake the engine when done
 
-    def _collect(self, run: StageRun, stage: Stage) -> bool:
-        deps = [dep for key in self.release.deployment_keys(run)
-                if (dep := self.state.deployments.get(key)) is not None
-                and dep.stage_index == run.stage_index and dep.attempt == run.attempt]
-        pending = [d for d in deps if d.state == "deploying"]
-        for dep in pending:  # after a crash, or a job that died: resume it (idempotent)
-            self.jobs.append((f"deploy:{dep.key}", run_deploy, dep.id))
-        if pending:
-            return False
-        failed = [d for d in deps if d.state != "healthy"]
-        if failed:
-            reason = "; ".join(f"{d.environment}: {d.message}" for d in failed)
+    def _collect(self, run: StageRun, stage: Stage, facts: StageFacts,
+                 event: StageEvent) -> bool:
+        if event is StageEvent.DEPLOY_FAILED:
+            reason = "; ".join(f"{d.environment}: {d.message}" for d in facts.deployments
+                               if d.state != "healthy")
             if self._move(run, StageEvent.DEPLOY_FAILED, finished_at=self.now,
                           reason=f"deployment failed: {reason}"):
                 self._audit("stage.fail", {"stage": stage.display_name, "reason": reason})
@@ -213,19 +232,19 @@ class Steps:
         run.deployed_at = self.now
         return True
 
-    def _verify(self, run: StageRun, stage: Stage, *, last: bool) -> bool:
+    def _checks(self, run: StageRun) -> None:
+        """Insert the check runs the stage needs that do not exist yet; start the running."""
         planned = self.release.check_plan(run)
-        keys = [item.key for item in planned]
-        if run.id in self.state.checks_read:
-            runs = {k: self.state.check_runs[k] for k in keys if k in self.state.check_runs}
-        elif keys:  # the stage became verifying in this very transaction
-            runs = {r.key: r for r in self._write().execute(CHECK_RUNS, {"keys": keys})}
-        else:
-            runs = {}
-        missing = [item for item in planned if item.key not in runs]
+        known = {**self.state.check_runs, **self._fresh_checks}
+        missing = [item for item in planned if item.key not in known]
         if missing:
             conn = self._write()
+            fresh = {r.key: r for r in conn.execute(CHECK_RUNS, {
+                "keys": [item.key for item in missing]})}
             for item in missing:
+                if item.key in fresh:  # the stage became verifying in this transaction
+                    self._fresh_checks[item.key] = fresh[item.key]
+                    continue
                 state = "skipped" if item.skip_reason else "running"
                 check_id = inserted_id(conn.execute(_INSERT_CHECK_RUN, {
                     "key": item.key, "release_id": self.release.id,
@@ -235,25 +254,21 @@ class Steps:
                     "summary": item.skip_reason, "started_at": self.now,
                     "finished_at": self.now if item.skip_reason else None,
                 }))
-                runs[item.key] = _NewCheck(check_id, item.key, item.environment, item.app,
-                                           item.check_type, state, item.skip_reason)
+                self._fresh_checks[item.key] = _NewCheck(
+                    check_id, item.key, item.environment, item.app, item.check_type, state,
+                    item.skip_reason)
                 self.changed = True
-        running = [r for r in runs.values() if r.state == "running"]
-        for check in running:
-            self.jobs.append((f"check:{check.key}", run_check, check.id))
-        failed = [r for r in runs.values() if r.state == "failed"]
-        soak = max((parse_duration(c.duration) for c in stage.checks if c.type == "soak"),
-                   default=0)
-        deployed_at = utc(run.deployed_at) or self.now
-        remaining = (deployed_at + timedelta(seconds=soak) - self.now).total_seconds()
-        if not failed and (running or remaining > 0):
-            if not running:  # a timer wakes the engine when the soak ends
-                due = max(remaining, 0.05)
-                self.wake = due if self.wake is None else min(self.wake, due)
-            return False
-        if failed:
-            reason = "; ".join(f"{r.check_type} {r.app}@{r.environment}: {r.summary}"
-                               for r in failed)
+        known = {**self.state.check_runs, **self._fresh_checks}
+        for item in planned:
+            check = known.get(item.key)
+            if check is not None and check.state == "running":
+                self.jobs.append((f"check:{check.key}", run_check, check.id))
+
+    def _verified(self, run: StageRun, stage: Stage, facts: StageFacts, event: StageEvent,
+                  *, last: bool) -> bool:
+        if event is StageEvent.CHECKS_FAILED:
+            reason = "; ".join(f"{c.type} {c.app}@{c.environment}: {c.summary}"
+                               for c in facts.checks if c.state == "failed")
             if self._move(run, StageEvent.CHECKS_FAILED, finished_at=self.now,
                           reason=f"checks failed: {reason}"):
                 self._audit("stage.fail", {"stage": stage.display_name, "reason": reason})

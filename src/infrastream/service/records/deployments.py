@@ -1,12 +1,75 @@
-"""What ran where: rollback history of environments and releases."""
+"""What runs where, and what ran there: each environment's current deployment, its history of
+successful deployments and its rollbacks.
+
+An environment's current deployment is its newest healthy one (a rollback is a deployment
+too, of an older release). What a release runs in is derived from that, one rule for every
+face: a release runs in an environment exactly when the environment's current deployment is
+of that release, so a release rolled back from or superseded there never says it runs there.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
+from infrastream.domain.rollback import default_target
 from infrastream.store.tables import deployments, releases, rollbacks
+
+HISTORY = 200
+"""How many of an environment's newest healthy deployments a rollback target is sought in."""
+
+_CURRENT = (
+    select(deployments.c.id, deployments.c.environment, deployments.c.release_id,
+           deployments.c.finished_at, deployments.c.result, releases.c.app_set,
+           releases.c.name, releases.c.digest)
+    .join(releases, releases.c.id == deployments.c.release_id)
+    .where((deployments.c.environment == bindparam("environment"))
+           & (deployments.c.state == "healthy"))
+    .order_by(deployments.c.id.desc()))
+
+_ROLLBACKS = (select(rollbacks.c.deployment_id, rollbacks.c.from_release_id)
+              .where(rollbacks.c.environment == bindparam("environment"))
+              .order_by(rollbacks.c.id.desc()).limit(HISTORY))
+
+
+def current(conn: Connection, environments: Iterable[str]) -> dict[str, Any]:
+    """Per environment, its current deployment (with the release's set and name), if any."""
+    found = {}
+    for environment in dict.fromkeys(environments):
+        row = conn.execute(_CURRENT.limit(1), {"environment": environment}).first()
+        if row is not None:
+            found[environment] = row
+    return found
+
+
+def runs_in(conn: Connection, release_id: int, environments: Iterable[str]) -> list[str]:
+    """The environments (of those given) whose current deployment is of this release."""
+    return [env for env, row in current(conn, environments).items()
+            if row.release_id == release_id]
+
+
+def history(conn: Connection, environment: str) -> list[Any]:
+    """The environment's healthy deployments, newest first (bounded)."""
+    return list(conn.execute(_CURRENT.limit(HISTORY), {"environment": environment}))
+
+
+def _pairs(conn: Connection, environment: str,
+           healthy: list[Any]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    done = [(row.id, row.release_id) for row in healthy]
+    back = [(row.deployment_id, row.from_release_id)
+            for row in conn.execute(_ROLLBACKS, {"environment": environment})]
+    return done, back
+
+
+def rollback_target(conn: Connection, environment: str) -> tuple[Any | None, Any | None]:
+    """(what runs there now, where a default rollback goes): `history` rows or None."""
+    healthy = history(conn, environment)
+    if not healthy:
+        return None, None
+    target = default_target(*_pairs(conn, environment, healthy))
+    return healthy[0], next((row for row in healthy if row.release_id == target), None)
 
 
 def rollbacks_of(conn: Connection, release_id: int) -> list[dict[str, Any]]:
@@ -20,8 +83,3 @@ def rollbacks_of(conn: Connection, release_id: int) -> list[dict[str, Any]]:
     return [{"environment": r.environment, "to": f"{r.app_set}/{r.name}",
              "by": r.requested_by, "at": r.requested_at.isoformat(), "reason": r.reason,
              "state": r.state} for r in rows]
-
-
-def is_rollback(conn: Connection, deployment_id: int) -> Any | None:
-    return conn.execute(select(rollbacks).where(rollbacks.c.deployment_id == deployment_id)
-                        ).first()

@@ -10,18 +10,21 @@ hint, the use case is the check.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from infrastream.domain.approvals import check_can_approve
+from infrastream.domain.approvals import Refusal, check_can_approve
 from infrastream.domain.errors import Conflict, NotFound
 from infrastream.domain.roles import ROLL_BACK, Principal, deciders, promoters
 from infrastream.domain.stage_machine import StageState
-from infrastream.store.tables import check_runs, deployments, releases
+from infrastream.store.tables import check_runs
 
 from ..context import Services
 from ..promotions import _next_stage
+from ..records import release_content
+from ..records.deployments import current, rollback_target
 from ..records.releases import (
     ReleaseRef,
     approvals_of,
@@ -30,9 +33,6 @@ from ..records.releases import (
     release_track,
     stage_rows,
 )
-
-HISTORY = 50
-"""How many recent healthy deployments of an environment a rollback target is sought in."""
 
 
 def release_actions(services: Services, principal: Principal,
@@ -68,8 +68,8 @@ def release_actions(services: Services, principal: Principal,
                         rules=stage.approvals, approvals=given, initiator=waiting.requested_by,
                         initiator_may_approve=policy.initiator_may_approve,
                         digest=release.digest, request_id=waiting.request_id, now=now)
-                    if isinstance(verdict, str):
-                        actions["approveNote"] = actions["approveNote"] or verdict
+                    if isinstance(verdict, Refusal):
+                        actions["approveNote"] = actions["approveNote"] or verdict.reason
                     else:
                         actions["approveAs"].append(verdict.role)
                 # promotions.reject: a holder of a needed role, or a release manager
@@ -84,27 +84,10 @@ def release_actions(services: Services, principal: Principal,
 def _rollback_target(conn: Connection, release_id: int, environment: str
                      ) -> dict[str, str] | None:
     """Where `rollback(environment)` would go, if the release is what runs there now."""
-    history = conn.execute(
-        select(deployments.c.release_id, releases.c.app_set, releases.c.name)
-        .join(releases, releases.c.id == deployments.c.release_id)
-        .where((deployments.c.environment == environment) & (deployments.c.state == "healthy"))
-        .order_by(deployments.c.id.desc()).limit(HISTORY)).all()
-    if not history or history[0].release_id != release_id:
+    running, target = rollback_target(conn, environment)
+    if running is None or running.release_id != release_id or target is None:
         return None
-    earlier = next((h for h in history if h.release_id != release_id), None)
-    if earlier is None:
-        return None
-    return {"environment": environment, "to": f"{earlier.app_set}/{earlier.name}"}
-
-
-def _running(conn: Connection, environment: str) -> Any | None:
-    """The release whose deployment last succeeded in `environment` (indexed, newest first)."""
-    return conn.execute(
-        select(releases.c.id, releases.c.app_set, releases.c.name, releases.c.content,
-               deployments.c.finished_at)
-        .join(releases, releases.c.id == deployments.c.release_id)
-        .where((deployments.c.environment == environment) & (deployments.c.state == "healthy"))
-        .order_by(deployments.c.id.desc()).limit(1)).first()
+    return {"environment": environment, "to": f"{target.app_set}/{target.name}"}
 
 
 def production_diff(services: Services, ref: ReleaseRef) -> dict[str, Any]:
@@ -113,18 +96,19 @@ def production_diff(services: Services, ref: ReleaseRef) -> dict[str, Any]:
         release = find(conn, ref)
         stages = release_stages(release)
         environments = stages[-1].environments if stages else []
-        running = {env: _running(conn, env) for env in environments}
-    against = next((r for r in running.values() if r is not None), None)
+        running = current(conn, environments)
+        against = next(iter(running.values()), None)
+        old = release_content.load(conn, against.release_id, against.digest).versions \
+            if against is not None else {}
     new = release.content["versions"]
     result: dict[str, Any] = {
         "environments": list(environments),
         "against": f"{against.app_set}/{against.name}" if against is not None else None,
-        "same": against is not None and against.id == release.id,
+        "same": against is not None and against.release_id == release.id,
         "elsewhere": sorted({f"{r.app_set}/{r.name}" for r in running.values()
-                             if r is not None and against is not None and r.id != against.id}),
+                             if against is not None and r.release_id != against.release_id}),
         "apps": [],
     }
-    old = against.content["versions"] if against is not None else {}
     for app in sorted(set(new) | set(old)):
         before, after = old.get(app), new.get(app)
         if before is None:
@@ -140,7 +124,7 @@ def production_diff(services: Services, ref: ReleaseRef) -> dict[str, Any]:
     return result
 
 
-def _version(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def _version(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None
     return {"image": value["image"], "version": value["version"], "commit": value.get("commit")}

@@ -1,29 +1,42 @@
 """What a release looks like to people: per stage and environment what is deployed, running,
-waiting or failed, and why it waits, in one line ("waiting for: security 0/1").
+waiting or failed, why it waits (the readiness blockers, with their codes, and the one line
+"waiting for: security 0/1"), where it runs now, and whether it was rolled back.
 
 One read transaction and a fixed handful of queries per call, whatever the number of
-stages: the approvals of every stage come with the decisions, and the stages and
-manifests come parsed from `release_content`."""
+stages: the approvals of every stage come with the decisions, and the stages and manifests
+come parsed from `release_content`. Why a stage waits is `domain.readiness`; where the
+release runs is `records.deployments`: nothing here derives either.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from infrastream.domain.approvals import Approval, tally
-from infrastream.domain.forward_port import violations
+from infrastream.domain.approvals import Approval
+from infrastream.domain.readiness import (
+    Blocker,
+    Code,
+    StageFacts,
+    StageLine,
+    blockers,
+    next_stage,
+    ready_line,
+    release_summary,
+    waiting_line,
+)
 from infrastream.domain.stage_machine import StageState
-from infrastream.manifests import Stage, format_duration, parse_duration
+from infrastream.manifests import Stage
 from infrastream.store.clock import utc
-from infrastream.store.tables import approvals, check_runs, deployments, releases
+from infrastream.store.tables import approvals, check_runs, deployments
 
 from ..context import Services
 from ..records import release_content
-from ..records.deployments import rollbacks_of
-from ..records.freezes import freezes_holding
-from ..records.releases import ReleaseRef, active_fixes, find, stage_rows
+from ..records.deployments import current, rollbacks_of
+from ..records.releases import ReleaseRef, find, stage_rows
+from ..records.stage_facts import needs_fixes, read_context, stage_facts
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -35,7 +48,7 @@ def release_status(services: Services, ref: ReleaseRef) -> dict[str, Any]:
     now = services.now()
     with services.db.connect() as conn:
         release = find(conn, ref)
-        return _status(services, conn, release, now)
+        return status_of(services, conn, release, now)
 
 
 _DEPLOYMENTS = (select(deployments).where(deployments.c.release_id == bindparam("release_id"))
@@ -46,27 +59,42 @@ _DECISIONS = (select(approvals).where(approvals.c.stage_run_id.in_(
     bindparam("stage_run_ids", expanding=True))).order_by(approvals.c.id))
 
 
-def _status(services: Services, conn: Connection, release: Any,
-            now: datetime) -> dict[str, Any]:
+def status_of(services: Services, conn: Connection, release: Any,
+              now: datetime) -> dict[str, Any]:
+    """The status of a `releases` row (every view of a release's state starts here)."""
     content = release_content.of_row(release)
     stages = content.stages(release.lane)
     rows = stage_rows(conn, release.id)
     deps = conn.execute(_DEPLOYMENTS, {"release_id": release.id}).all()
     runs = conn.execute(_CHECK_RUNS, {"release_id": release.id}).all()
+    checks_by_key = {c.key: c for c in runs}
     decisions = conn.execute(_DECISIONS, {"stage_run_ids": [r.id for r in rows]}).all() \
         if rows else []
+    entering = [env for row in rows if StageState(row.state) is StageState.QUEUED
+                for env in stages[row.stage_index].environments]
+    context = read_context(
+        services, conn, environments=entering,
+        app_sets=[release.app_set] if release.state == "active"
+        and needs_fixes(release.lane, rows) else [])
+    environments = [env for stage in stages for env in stage.environments]
+    now_running = current(conn, environments)
     stage_views = []
+    lines = []
     for row in rows:
         stage = stages[row.stage_index]
+        given = [Approval(d.user, d.role, utc(d.at) or d.at, d.digest, d.request_id, d.comment)
+                 for d in decisions if d.stage_run_id == row.id and d.decision == "approve"]
+        facts = stage_facts(
+            release_id=release.id, release_state=release.state, lane=release.lane,
+            app_set=release.app_set, digest=release.digest, content=content, runs=rows,
+            index=row.stage_index, guard_overridden=release.guard_override is not None,
+            context=context, approvals=given, deployments=deps, checks=checks_by_key)
+        found = blockers(facts, now)
+        lines.append(StageLine(stage.display_name, facts.state, tuple(found)))
         mine = [d for d in deps if d.stage_index == row.stage_index and d.attempt == row.attempt]
         checks = [c for c in runs if c.stage_index == row.stage_index
                   and c.attempt == row.attempt]
-        given = [Approval(d.user, d.role, utc(d.at) or d.at, d.digest, d.request_id, d.comment)
-                 for d in decisions if d.stage_run_id == row.id and d.decision == "approve"]
-        current = tally(stage.approvals, given, digest=release.digest,
-                        request_id=row.request_id, now=now)
-        busy = _busy_elsewhere(conn, release.id, stage) if row.state == StageState.QUEUED else {}
-        view = {
+        stage_views.append({
             "index": row.stage_index,
             "name": stage.display_name,
             "state": row.state,
@@ -76,22 +104,29 @@ def _status(services: Services, conn: Connection, release: Any,
             "deployedAt": _iso(row.deployed_at),
             "finishedAt": _iso(row.finished_at),
             "reason": row.reason,
-            "environments": [_env_view(env, mine) for env in stage.environments],
+            "environments": [_env_view(env, mine, now_running, release.id)
+                             for env in stage.environments],
             "checks": [{"type": c.check_type, "environment": c.environment, "app": c.app,
                         "state": c.state, "summary": c.summary} for c in checks]
-            + _soak_view(stage, row, now),
+            + _soak_view(stage, facts, found),
             "approvals": [{"role": t.role, "required": t.required, "approvers": list(t.approvers)}
-                          for t in current.rules],
+                          for t in facts.tally(now).rules],
             "decisions": [{"user": d.user, "role": d.role, "decision": d.decision,
-                           "comment": d.comment, "at": _iso(d.at), "request": d.request_id}
+                           "comment": d.comment, "at": _iso(d.at), "request": d.request_id,
+                           "current": d.request_id == row.request_id}
                           for d in decisions if d.stage_run_id == row.id],
-        }
-        held = [f.describe() for f in freezes_holding(services, stage, release.lane, now, conn)] \
-            if row.state == StageState.AWAITING_APPROVAL and row.freeze_override is None else []
-        view["freezeOverride"] = row.freeze_override
-        view["waiting"] = _waiting(row, rows, stages, current.missing() + held, checks, busy,
-                                   now)
-        stage_views.append(view)
+            "freezeOverride": row.freeze_override,
+            "blockers": [b.to_json() for b in found],
+            "waiting": waiting_line(facts.state, found),
+        })
+    last_envs = stages[-1].environments if stages else []
+    runs_in = [env for env in environments if env in now_running
+               and now_running[env].release_id == release.id]
+    replaced = {env: f"{now_running[env].app_set}/{now_running[env].name}" for env in last_envs
+                if env in now_running and now_running[env].release_id != release.id}
+    following = next_stage(lines)
+    forward_port = [b.data["problem"] for line in lines for b in line.blockers
+                    if b.code is Code.FORWARD_PORT]
     return {
         "release": f"{release.app_set}/{release.name}",
         "applicationSet": release.app_set,
@@ -105,100 +140,45 @@ def _status(services: Services, conn: Connection, release: Any,
         "createdBy": release.created_by,
         "versions": content.raw["versions"],
         "hotfix": content.raw.get("hotfix"),
-        "forwardPort": _forward_port(conn, release),
+        "forwardPort": {"warnings": forward_port, "override": release.guard_override},
         "rolledBack": rollbacks_of(conn, release.id),
+        "runsIn": list(dict.fromkeys(runs_in)),
+        "abandoned": release.abandoned,
         "stages": stage_views,
-        "summary": summary_line(release.state, stage_views),
+        "next": None if following is None or release.state != "active" else {
+            "index": following, "stage": lines[following].name,
+            "line": ready_line(lines[following])},
+        "summary": release_summary(
+            release.state, lines, runs_in=[e for e in last_envs if e in runs_in],
+            replaced=replaced, abandoned=(release.abandoned or {}).get("reason", "")),
     }
 
 
-def _forward_port(conn: Connection, release: Any) -> dict[str, Any]:
-    warnings: list[str] = []
-    if release.lane == "release" and release.state == "active":
-        _production, fixes = active_fixes(conn, release.app_set)
-        warnings = violations(release.content["versions"], fixes)
-    return {"warnings": warnings, "override": release.guard_override}
-
-
-def _env_view(env: str, deps: list[Any]) -> dict[str, Any]:
+def _env_view(env: str, deps: list[Any], now_running: dict[str, Any],
+              release_id: int) -> dict[str, Any]:
     dep = next((d for d in deps if d.environment == env), None)
+    running = env in now_running and now_running[env].release_id == release_id
     if dep is None:
-        return {"name": env, "state": "not-deployed"}
+        return {"name": env, "state": "not-deployed", "runsHere": running}
     return {"name": env, "state": dep.state, "attempt": dep.attempt, "message": dep.message,
             "startedAt": _iso(dep.started_at), "finishedAt": _iso(dep.finished_at),
-            "apps": (dep.result or {}).get("apps", [])}
+            "apps": (dep.result or {}).get("apps", []), "runsHere": running}
 
 
-def _soak_view(stage: Stage, row: Any, now: datetime) -> list[dict[str, Any]]:
+def _soak_view(stage: Stage, facts: StageFacts, found: list[Blocker]) -> list[dict[str, Any]]:
+    """The stage's soak as a check line: its state, and the readiness blocker while it runs."""
     views = []
     for check in stage.checks:
         if check.type != "soak":
             continue
-        state, summary = "pending", f"soak {check.duration}"
-        deployed = utc(row.deployed_at)
-        if row.state == StageState.SUCCEEDED:
-            state = "passed"
-        elif deployed is not None and row.state == StageState.VERIFYING:
-            left = deployed + timedelta(seconds=parse_duration(check.duration)) - now
-            state = "passed" if left.total_seconds() <= 0 else "running"
-            summary = f"soak {format_duration(left.total_seconds())} left" if state == "running" \
-                else f"soaked {check.duration}"
+        left = next((b for b in found if b.code is Code.SOAK_REMAINING), None)
+        if facts.state is StageState.SUCCEEDED:
+            state, summary = "passed", f"soaked {check.duration}"
+        elif facts.state is StageState.VERIFYING:
+            state = "running" if left is not None else "passed"
+            summary = left.text if left is not None else f"soaked {check.duration}"
+        else:
+            state, summary = "pending", f"soak {check.duration}"
         views.append({"type": "soak", "environment": "+".join(stage.environments), "app": "*",
                       "state": state, "summary": summary})
     return views
-
-
-def _busy_elsewhere(conn: Connection, release_id: int, stage: Stage) -> dict[str, str]:
-    rows = conn.execute(select(deployments.c.environment, releases.c.app_set, releases.c.name)
-                        .join(releases, releases.c.id == deployments.c.release_id)
-                        .where(deployments.c.environment.in_(stage.environments)
-                               & (deployments.c.state == "deploying")
-                               & (deployments.c.release_id != release_id))).all()
-    return {r.environment: f"{r.app_set}/{r.name}" for r in rows}
-
-
-def _waiting(row: Any, rows: list[Any], stages: list[Stage], missing: list[str],
-             checks: list[Any], busy: dict[str, str], now: datetime) -> str:
-    state = StageState(row.state)
-    if state is StageState.AWAITING_APPROVAL:
-        parts = []
-        if row.stage_index > 0 and rows[row.stage_index - 1].state != StageState.SUCCEEDED:
-            previous = rows[row.stage_index - 1]
-            parts.append(f"{stages[previous.stage_index].display_name} to succeed "
-                         f"({previous.state})")
-        parts.extend(missing)
-        return "waiting for: " + ", ".join(parts) if parts else "cleared; starting"
-    if state is StageState.QUEUED:
-        if busy:
-            return "waiting for: " + ", ".join(f"{env} (busy with {rel})"
-                                                for env, rel in busy.items())
-        return "queued"
-    if state is StageState.DEPLOYING:
-        return "deploying to " + ", ".join(stages[row.stage_index].environments)
-    if state is StageState.VERIFYING:
-        running = [f"{c.check_type} {c.app}@{c.environment}" for c in checks
-                   if c.state == "running"]
-        soak = _soak_view(stages[row.stage_index], row, now)
-        parts = running + [s["summary"] for s in soak if s["state"] == "running"]
-        return "waiting for: " + ", ".join(parts) if parts else "checks passed"
-    if state in (StageState.FAILED, StageState.REJECTED):
-        return str(row.reason)
-    return ""
-
-
-def summary_line(state: str, stages: list[dict[str, Any]]) -> str:
-    if state == "completed":
-        return "completed: running in " + ", ".join(
-            e["name"] for e in stages[-1]["environments"]) if stages else "completed"
-    active = [s for s in stages if s["state"] not in ("pending", "succeeded")]
-    if active:
-        stage = active[-1]
-        return f"{stage['name']}: {stage['state']}" + (
-            f" — {stage['waiting']}" if stage["waiting"] else "")
-    done = [s for s in stages if s["state"] == "succeeded"]
-    if done and len(done) < len(stages):
-        following = stages[len(done)]
-        needs = ", ".join(f"{a['role']} × {a['required']}" for a in following["approvals"])
-        return (f"{done[-1]['name']}: succeeded — ready to promote to {following['name']}"
-                + (f" (needs {needs})" if needs else ""))
-    return "pending"

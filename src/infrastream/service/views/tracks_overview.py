@@ -21,23 +21,20 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from infrastream.domain.approvals import tally
 from infrastream.domain.freeze import frozen
 from infrastream.domain.stage_machine import StageState
-from infrastream.manifests import Bundle, Lane, Stage
+from infrastream.manifests import Bundle, Lane
 from infrastream.store.clock import utc
-from infrastream.store.tables import deployments, prerelease_runs, releases, stage_runs
+from infrastream.store.tables import deployments, prerelease_runs, releases
 
 from ..context import Services
 from ..drift import drift_report
 from ..records.manifests import current_bundle
-from ..records.releases import approvals_of, release_stages
+from .release_status import status_of
 
 LIVE_TTL = 15.0
 RECENT_PRERELEASES = 20
 LANE_TITLES = {Lane.PRE_RELEASE: "Pre-release", Lane.RELEASE: "Release", Lane.HOTFIX: "Hotfix"}
-_IN_FLIGHT = {StageState.AWAITING_APPROVAL, StageState.QUEUED, StageState.DEPLOYING,
-              StageState.VERIFYING, StageState.FAILED, StageState.REJECTED}
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -50,7 +47,7 @@ def tracks_overview(services: Services) -> list[dict[str, Any]]:
     bundle = current_bundle(services)
     with services.db.connect() as conn:
         cells = {env: _recorded(conn, env) for env in bundle.used_environments()}
-        queues = _queues(conn, now)
+        queues = _queues(services, conn, now)
         validating = _prereleases(conn)
     tracks = []
     for name, track in bundle.tracks.items():
@@ -128,52 +125,37 @@ def _cell(services: Services, bundle: Bundle, recorded: dict[str, Any], env: str
     return cell
 
 
-def _queues(conn: Connection, now: datetime) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
-    """Per (track, lane, stage): the active releases heading into or stuck at that stage."""
+def _queues(services: Services, conn: Connection,
+            now: datetime) -> dict[tuple[str, str, int], list[dict[str, Any]]]:
+    """Per (track, lane, stage): the active releases heading into or stuck at that stage,
+    each with the one line its status gives (the readiness blockers)."""
     active = conn.execute(select(releases).where(releases.c.state == "active")
                           .order_by(releases.c.id)).all()
-    if not active:
-        return {}
-    rows = conn.execute(select(stage_runs).where(stage_runs.c.release_id.in_(
-        [r.id for r in active])).order_by(stage_runs.c.release_id, stage_runs.c.stage_index)
-    ).all()
-    by_release: dict[int, list[Any]] = {}
-    for row in rows:
-        by_release.setdefault(row.release_id, []).append(row)
     queues: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for release in active:
-        runs = by_release.get(release.id, [])
-        stages = release_stages(release)
-        entry = _queue_entry(conn, release, runs, stages, now)
+        status = status_of(services, conn, release, now)
+        entry = _queue_entry(status)
         if entry is not None:
             index, item = entry
-            queues.setdefault((release.track, release.lane, index), []).append(item)
+            queues.setdefault((release.track, release.lane, index), []).append(
+                {**item, "incident": release.incident})
     return queues
 
 
-def _queue_entry(conn: Connection, release: Any, runs: list[Any], stages: list[Stage],
-                 now: datetime) -> tuple[int, dict[str, Any]] | None:
-    ref = f"{release.app_set}/{release.name}"
-    started = [r for r in runs if r.state != StageState.PENDING]
-    current = next((r for r in reversed(started) if StageState(r.state) in _IN_FLIGHT), None)
+def _queue_entry(status: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """Where a release stands in the overview: the stage it is in or heading into."""
+    upcoming = status["next"]
+    if upcoming is not None:
+        return upcoming["index"], {"release": status["release"], "state": "ready",
+                                   "line": upcoming["line"],
+                                   "blockers": status["stages"][upcoming["index"]]["blockers"]}
+    current = next((s for s in reversed(status["stages"])
+                    if s["state"] not in (StageState.PENDING, StageState.SUCCEEDED)), None)
     if current is None:
-        done = [r for r in started if r.state == StageState.SUCCEEDED]
-        following = len(done)
-        if not done or following >= len(runs):
-            return None
-        return following, {"release": ref, "state": "ready",
-                           "line": "ready to promote", "incident": release.incident}
-    state = StageState(current.state)
-    line = state.value.replace("-", " ")
-    if state is StageState.AWAITING_APPROVAL:
-        stage = stages[current.stage_index]
-        missing = tally(stage.approvals, approvals_of(conn, current.id), digest=release.digest,
-                        request_id=current.request_id, now=now).missing()
-        line = "waiting for: " + ", ".join(missing) if missing else "approved; starting"
-    elif state in (StageState.FAILED, StageState.REJECTED):
-        line = current.reason or state.value
-    return current.stage_index, {"release": ref, "state": state.value, "line": line,
-                                 "incident": release.incident}
+        return None
+    return current["index"], {"release": status["release"], "state": current["state"],
+                              "line": current["waiting"] or current["state"],
+                              "blockers": current["blockers"]}
 
 
 def _prereleases(conn: Connection) -> dict[str, dict[str, Any]]:

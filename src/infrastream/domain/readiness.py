@@ -1,0 +1,393 @@
+"""Why a stage of a release may not proceed: the one home of every wait reason.
+
+`blockers(facts, now)` takes the stored facts of one stage of one release (its state, the
+previous stage, the approvals given against the stage's rules, the freeze windows, the
+hotfixes in production, who else occupies its environments, its deployments and checks) and
+returns the ordered list of what holds it, each with a stable code, one line a person can
+read and the data behind it. The engine moves a stage on exactly when that list is empty
+(`next_event` says which way); the CLI, the API, the Portal, the inbox and the SCM statuses
+print the same list. No other module words a wait reason.
+
+    code             holds a stage while …
+    not-requested    nobody asked for it yet (pending; promote to request it)
+    previous-stage   the stage before it has not succeeded
+    approval-missing a sign-off rule is short of people (one blocker per rule)
+    frozen           a freeze window holds one of its environments (no override recorded)
+    forward-port     entering it would roll back a hotfix in production (no override)
+    env-busy         another release, a rollback, a pre-release run or a teardown occupies
+                     one of its environments (one blocker per environment)
+    deploying        a deployment of the stage is still running
+    check-running    a check of the stage is starting or running
+    soak-remaining   the stage's soak time has not run out
+    failed           the stage failed (promote again to retry)
+    rejected         a sign-off was refused (promote again to re-request)
+    abandoned        the release was abandoned
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from infrastream.manifests import Stage, format_duration, parse_duration
+from infrastream.manifests.freeze import FreezeWindow
+
+from .approvals import Approval, Tally, tally
+from .forward_port import Fix, violations
+from .freeze import Frozen, frozen
+from .stage_machine import StageEvent, StageState
+
+
+class Code(StrEnum):
+    NOT_REQUESTED = "not-requested"
+    PREVIOUS_STAGE = "previous-stage"
+    APPROVAL_MISSING = "approval-missing"
+    FROZEN = "frozen"
+    FORWARD_PORT = "forward-port"
+    ENV_BUSY = "env-busy"
+    DEPLOYING = "deploying"
+    CHECK_RUNNING = "check-running"
+    SOAK_REMAINING = "soak-remaining"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    ABANDONED = "abandoned"
+
+
+#: Codes that end a stage's run rather than hold it: only a person moves it on from there.
+FINAL = frozenset({Code.FAILED, Code.REJECTED, Code.ABANDONED})
+
+
+@dataclass(frozen=True)
+class Blocker:
+    code: Code
+    text: str
+    """One line a person can act on, e.g. `security 0/1` or `soak 4m left`."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code.value, "text": self.text, "data": dict(self.data)}
+
+
+class OccupantKind(StrEnum):
+    RELEASE = "release"
+    ROLLBACK = "rollback"
+    PRERELEASE = "prerelease"
+    TEARDOWN = "teardown"
+
+
+@dataclass(frozen=True)
+class Occupant:
+    """Something that runs in an environment right now: it holds the environment alone."""
+
+    kind: OccupantKind
+    environment: str
+    id: int
+    """The deployment, pre-release run or teardown id."""
+    release_id: int | None = None
+    release: str | None = None
+    """`set/name` of the release being deployed (a release deployment or a rollback)."""
+    app: str | None = None
+    ref: str | None = None
+    """The pull request a pre-release run validates."""
+
+    def describe(self) -> str:
+        if self.kind is OccupantKind.PRERELEASE:
+            return f"pre-release run {self.id} of {self.app} ({self.ref})"
+        if self.kind is OccupantKind.ROLLBACK:
+            return f"a rollback to {self.release}"
+        if self.kind is OccupantKind.TEARDOWN:
+            return "a teardown"
+        return f"{self.release}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "environment": self.environment, "id": self.id,
+                "release": self.release, "app": self.app, "ref": self.ref,
+                "text": self.describe()}
+
+
+def occupied(occupants: Sequence[Occupant], environments: Sequence[str], *,
+             release_id: int | None = None) -> dict[str, Occupant]:
+    """Per environment, who holds it other than the release `release_id` itself.
+
+    The occupancy rule: an environment runs one thing at a time (a release deployment, a
+    rollback, a pre-release run from its deploy until its restore, a teardown)."""
+    found: dict[str, Occupant] = {}
+    for occupant in occupants:
+        if occupant.environment not in environments or occupant.environment in found:
+            continue
+        if occupant.kind is OccupantKind.RELEASE and occupant.release_id == release_id:
+            continue
+        found[occupant.environment] = occupant
+    return found
+
+
+@dataclass(frozen=True)
+class DeploymentFact:
+    environment: str
+    state: str
+    """deploying, healthy or failed."""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CheckFact:
+    type: str
+    app: str
+    environment: str
+    state: str
+    """pending (not started yet), running, passed, failed or skipped."""
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class ForwardPort:
+    """The hotfixes in production a release lane's last stage must not roll back."""
+
+    versions: Mapping[str, Mapping[str, Any]]
+    """The release's versions (app → {id, image, version})."""
+    fixes: tuple[Fix, ...]
+    overridden: bool = False
+
+    def problems(self) -> list[str]:
+        return [] if self.overridden else violations(self.versions, list(self.fixes))
+
+
+@dataclass(frozen=True)
+class StageFacts:
+    """What is stored about one stage of one release, as readiness needs it."""
+
+    stage: Stage
+    index: int
+    state: StageState
+    release_id: int = 0
+    release_state: str = "active"
+    lane: str = "release"
+    reason: str = ""
+    """Why it failed or was rejected (stored with the transition)."""
+    digest: str = ""
+    request_id: int = 0
+    previous: tuple[str, StageState] | None = None
+    """The name and state of the stage before it (None for the first)."""
+    approvals: tuple[Approval, ...] = ()
+    freezes: tuple[FreezeWindow, ...] = ()
+    """The FreezeWindow manifests in force (current manifests)."""
+    freeze_override: bool = False
+    forward_port: ForwardPort | None = None
+    """Set for the last stage of the release lane only."""
+    occupants: tuple[Occupant, ...] = ()
+    deployments: tuple[DeploymentFact, ...] = ()
+    """The deployments of the current attempt."""
+    checks: tuple[CheckFact, ...] = ()
+    """The planned checks of the current attempt, with their state."""
+    deployed_at: datetime | None = None
+
+    def tally(self, now: datetime) -> Tally:
+        return tally(self.stage.approvals, self.approvals, digest=self.digest,
+                     request_id=self.request_id, now=now)
+
+    def frozen(self, now: datetime) -> list[Frozen]:
+        found = [frozen(self.freezes, env, self.lane, now) for env in self.stage.environments]
+        return [f for f in found if f is not None]
+
+    def soak(self) -> int:
+        return max((parse_duration(c.duration) for c in self.stage.checks if c.type == "soak"),
+                   default=0)
+
+    def soak_remaining(self, now: datetime) -> float:
+        """Seconds of soak left once deployed (the whole soak before that)."""
+        if self.deployed_at is None:
+            return float(self.soak())
+        return (self.deployed_at + timedelta(seconds=self.soak()) - now).total_seconds()
+
+
+# -- the rule -------------------------------------------------------------------------------
+
+def blockers(facts: StageFacts, now: datetime) -> list[Blocker]:
+    """Everything that holds the stage now, in the order a person should deal with it."""
+    state = facts.state
+    if facts.release_state == "abandoned" and not state.terminal:
+        return [Blocker(Code.ABANDONED, "the release was abandoned")]
+    if state is StageState.FAILED:
+        return [Blocker(Code.FAILED, facts.reason or "the stage failed")]
+    if state is StageState.REJECTED:
+        return [Blocker(Code.REJECTED, facts.reason or "the promotion was rejected")]
+    if state is StageState.SUCCEEDED or facts.release_state != "active":
+        return []
+    if state is StageState.PENDING:
+        return _entry(facts, now, requested=False)
+    if state is StageState.AWAITING_APPROVAL:
+        return _entry(facts, now, requested=True)
+    if state is StageState.QUEUED:
+        return _guards(facts, now) + _busy(facts)
+    if state is StageState.DEPLOYING:
+        return _deploying(facts)
+    return _verifying(facts, now)
+
+
+def next_event(facts: StageFacts, now: datetime) -> StageEvent | None:
+    """What the engine does with the stage now: None while anything holds it (or when only a
+    person can move it on), else the event of the step it takes."""
+    if facts.release_state != "active" or blockers(facts, now):
+        return None
+    state = facts.state
+    if state is StageState.AWAITING_APPROVAL:
+        return StageEvent.APPROVALS_MET
+    if state is StageState.QUEUED:
+        return StageEvent.ENV_FREE
+    if state is StageState.DEPLOYING:
+        healthy = all(d.state == "healthy" for d in facts.deployments)
+        return StageEvent.DEPLOYED if healthy else StageEvent.DEPLOY_FAILED
+    if state is StageState.VERIFYING:
+        failed = any(c.state == "failed" for c in facts.checks)
+        return StageEvent.CHECKS_FAILED if failed else StageEvent.CHECKS_PASSED
+    return None
+
+
+def _entry(facts: StageFacts, now: datetime, *, requested: bool) -> list[Blocker]:
+    found: list[Blocker] = []
+    if facts.previous is not None and facts.previous[1] is not StageState.SUCCEEDED:
+        name, previous = facts.previous
+        found.append(Blocker(Code.PREVIOUS_STAGE, f"{name} to succeed ({previous.value})",
+                             {"stage": name, "state": previous.value}))
+    if not requested:
+        needs = [rule_text(r.role, r.count) for r in facts.stage.approvals]
+        text = f"a release manager to promote to {facts.stage.display_name}"
+        found.append(Blocker(Code.NOT_REQUESTED, text + (f" (needs {', '.join(needs)})"
+                                                         if needs else ""),
+                             {"stage": facts.stage.display_name, "needs": needs}))
+    else:
+        for rule in facts.tally(now).rules:
+            if not rule.satisfied:
+                found.append(Blocker(Code.APPROVAL_MISSING, rule.describe(), {
+                    "role": rule.role, "required": rule.required,
+                    "approvers": list(rule.approvers), "expired": rule.expired}))
+    return found + _guards(facts, now)
+
+
+def _guards(facts: StageFacts, now: datetime) -> list[Blocker]:
+    """Freeze windows and the forward-port guard: they hold a stage until it has entered."""
+    found: list[Blocker] = []
+    if not facts.freeze_override:
+        for freeze in facts.frozen(now):
+            found.append(Blocker(Code.FROZEN, freeze.describe(), {
+                "window": freeze.window, "until": freeze.until.isoformat(),
+                "overrideRole": freeze.override_role}))
+    if facts.forward_port is not None:
+        for problem in facts.forward_port.problems():
+            found.append(Blocker(Code.FORWARD_PORT, f"forward-port: {problem}",
+                                 {"problem": problem}))
+    return found
+
+
+def _busy(facts: StageFacts) -> list[Blocker]:
+    holders = occupied(facts.occupants, facts.stage.environments, release_id=facts.release_id)
+    return [Blocker(Code.ENV_BUSY, f"{env} (busy with {holder.describe()})",
+                    {"environment": env, "occupant": holder.to_json()})
+            for env, holder in holders.items()]
+
+
+def _deploying(facts: StageFacts) -> list[Blocker]:
+    done = {d.environment: d for d in facts.deployments if d.state != "deploying"}
+    found: list[Blocker] = []
+    for env in facts.stage.environments:
+        if env in done:
+            continue
+        running = next((d for d in facts.deployments if d.environment == env), None)
+        note = f": {running.message}" if running is not None and running.message else ""
+        found.append(Blocker(Code.DEPLOYING, f"deploying to {env}{note}",
+                             {"environment": env}))
+    return found
+
+
+def _verifying(facts: StageFacts, now: datetime) -> list[Blocker]:
+    if any(c.state == "failed" for c in facts.checks):
+        return []  # a failed check fails the stage at once
+    found = [Blocker(Code.CHECK_RUNNING, f"{c.type} {c.app}@{c.environment}",
+                     {"type": c.type, "app": c.app, "environment": c.environment,
+                      "state": c.state})
+             for c in facts.checks if c.state in ("pending", "running")]
+    remaining = facts.soak_remaining(now)
+    if remaining > 0:
+        found.append(Blocker(Code.SOAK_REMAINING, f"soak {format_duration(remaining)} left",
+                             {"seconds": round(remaining, 3)}))
+    return found
+
+
+# -- how it reads -----------------------------------------------------------------------------
+
+def rule_text(role: str, count: int) -> str:
+    return f"{role} × {count}" if count > 1 else role
+
+
+def waiting_line(state: StageState, found: Sequence[Blocker]) -> str:
+    """The one line a stage shows: `waiting for: security 0/1, soak 4m left`."""
+    final = [b for b in found if b.code in FINAL]
+    if final:
+        return final[0].text
+    if found:
+        return "waiting for: " + ", ".join(b.text for b in found)
+    return {StageState.AWAITING_APPROVAL: "cleared; starting", StageState.QUEUED: "starting",
+            StageState.DEPLOYING: "deployed; checking health",
+            StageState.VERIFYING: "checks passed"}.get(state, "")
+
+
+@dataclass(frozen=True)
+class StageLine:
+    """What the release summary needs of each stage."""
+
+    name: str
+    state: StageState
+    blockers: tuple[Blocker, ...]
+
+
+def release_summary(release_state: str, stages: Sequence[StageLine], *,
+                    runs_in: Sequence[str], replaced: Mapping[str, str] | None = None,
+                    abandoned: str = "") -> str:
+    """The one line a release shows: where it is, and what it waits for.
+
+    `runs_in` is where it runs now (derived from each environment's current deployment);
+    `replaced` says, for the environments of its last stage it no longer runs in, what runs
+    there instead.
+    """
+    if release_state == "abandoned":
+        return "abandoned" + (f": {abandoned}" if abandoned else "")
+    if release_state == "completed":
+        if runs_in:
+            return "completed: running in " + ", ".join(runs_in)
+        elsewhere = "; ".join(f"{env} runs {other}" for env, other in (replaced or {}).items())
+        return "completed; no longer running" + (f" ({elsewhere})" if elsewhere else "")
+    current = [s for s in stages if s.state not in (StageState.PENDING, StageState.SUCCEEDED)]
+    if current:
+        stage = current[-1]
+        line = waiting_line(stage.state, stage.blockers)
+        return f"{stage.name}: {stage.state.value}" + (f" — {line}" if line else "")
+    following = next_stage(stages)
+    if following is not None:
+        return f"{stages[following - 1].name}: succeeded — " + ready_line(stages[following])
+    return "pending"
+
+
+def next_stage(stages: Sequence[StageLine]) -> int | None:
+    """The index of the stage a promotion would request next, when the release sits between
+    stages (every earlier stage succeeded, nothing in flight); else None."""
+    done = 0
+    while done < len(stages) and stages[done].state is StageState.SUCCEEDED:
+        done += 1
+    if 0 < done < len(stages) and stages[done].state is StageState.PENDING:
+        return done
+    return None
+
+
+def ready_line(following: StageLine) -> str:
+    """What a release between stages says about the next one: ready, and what it needs, or
+    what would refuse it (a freeze window, the forward-port guard)."""
+    requested = [b for b in following.blockers if b.code is Code.NOT_REQUESTED]
+    others = [b.text for b in following.blockers if b.code is not Code.NOT_REQUESTED]
+    if others:
+        return f"promoting to {following.name} is held by: {', '.join(others)}"
+    needs = requested[0].data.get("needs", []) if requested else []
+    return f"ready to promote to {following.name}" + (f" (needs {', '.join(needs)})"
+                                                       if needs else "")
