@@ -157,11 +157,14 @@ def rollout_state(deployment: dict[str, Any]) -> tuple[Health, str]:
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     messages = "; ".join(f"{c.get('type')}: {c.get('message')}" for c in conditions.values()
                          if c.get("status") == "False" and c.get("message"))
+    if int(status.get("observedGeneration") or 0) < generation:
+        # kubectl's order: a condition is about the generation the controller last saw, so
+        # it says nothing until the controller has seen this one (a rollback after a failed
+        # rollout still carries the old "progress deadline exceeded" until then).
+        return Health.PROGRESSING, f"waiting for the controller to see generation {generation}"
     progressing = conditions.get("Progressing") or {}
     if progressing.get("reason") == "ProgressDeadlineExceeded":
         return Health.DEGRADED, messages or "progress deadline exceeded"
-    if int(status.get("observedGeneration") or 0) < generation:
-        return Health.PROGRESSING, f"waiting for the controller to see generation {generation}"
     updated = int(status.get("updatedReplicas") or 0)
     current = int(status.get("replicas") or 0)
     available = int(status.get("availableReplicas") or 0)
