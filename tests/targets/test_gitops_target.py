@@ -119,7 +119,12 @@ def test_a_release_becomes_one_commit_naming_release_digest_environment_and_prom
     for line in ("Release: shop/v1", f"Digest: sha256:{1:064x}", "Environment: staging",
                  "Promoted-by: rita", "api 1.0.0, web 2.0.0"):
         assert line in message
-    assert files(remote) == ["envs/staging/api.yaml", "envs/staging/web.yaml"]
+    assert files(remote) == ["envs/staging/api.yaml", "envs/staging/infrastream-release.yaml",
+                             "envs/staging/web.yaml"]
+    record = tree_file(remote, "envs/staging/infrastream-release.yaml")
+    assert record["data"] == {"environment": "staging", "release": "shop/v1",
+                              "digest": f"sha256:{1:064x}", "api.release": "shop/v1",
+                              "web.release": "shop/v1"}
     deployment = tree_file(remote, "envs/staging/web.yaml")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
         "registry.example.com/shop/web:2.0.0")
@@ -153,7 +158,8 @@ def test_the_branch_and_directory_come_from_the_environment(target, remote, pers
     target.deploy(release(env, 1, app("api", "1.0.0")))
 
     listed = git(remote, "ls-tree", "-r", "--name-only", "production").splitlines()
-    assert listed == ["clusters/eu/shop/api.yaml"]  # a new branch starts empty
+    assert listed == ["clusters/eu/shop/api.yaml",  # a new branch starts empty
+                      "clusters/eu/shop/infrastream-release.yaml"]
     assert commits(remote) == ["Start the repository"]  # main untouched
 
 
@@ -177,7 +183,8 @@ def test_pruning_removes_apps_that_left_the_release_but_keeps_hand_written_files
     assert "envs/staging/web.yaml" in files(remote)
 
     target.deploy(release(env, 3, app("api", "1.1.0"), prune=True))
-    assert files(remote) == ["envs/staging/api.yaml", "envs/staging/kustomization.yaml"]
+    assert files(remote) == ["envs/staging/api.yaml", "envs/staging/infrastream-release.yaml",
+                             "envs/staging/kustomization.yaml"]
 
 
 def test_a_rollback_restores_the_previous_tree_exactly(target, remote, person):

@@ -65,7 +65,7 @@ def test_a_rollback_after_a_failed_rollout_waits_for_the_controller_instead_of_f
             "contexts": [{"name": "emulator", "context": {
                 "cluster": "emulated", "user": "deployer"}}]}))
         monkeypatch.setenv("KUBECONFIG", str(config))
-        target = KubernetesTarget(tmp_path, poll_interval=0.02)
+        target = KubernetesTarget(tmp_path)
         assert target.deploy(release(1, "1.0.0")).healthy
 
         cluster.controller = stuck
