@@ -372,3 +372,34 @@ def test_a_path_outside_the_repository_is_refused(target, remote, person):
 
 def test_the_registry_serves_the_gitops_target(tmp_path):
     assert isinstance(TargetRegistry(tmp_path).get_target("gitops"), GitOpsTarget)
+
+
+def test_a_release_that_changes_one_app_of_three_changes_exactly_that_apps_file(
+        target, remote, person):
+    env = environment(remote)
+    target.deploy(release(env, 1, app("api", "1.0.0"), app("web", "1.0.0"),
+                          app("worker", "1.0.0")))
+    first = head(remote)
+
+    target.deploy(release(env, 2, app("api", "1.0.0"), app("web", "1.1.0"),
+                          app("worker", "1.0.0")))
+
+    changed = git(remote, "diff", "--name-only", first, "main").splitlines()
+    app_files = [f for f in changed if not f.endswith("/infrastream-release.yaml")]
+    assert app_files == ["envs/staging/web.yaml"]
+    assert changed == ["envs/staging/infrastream-release.yaml", "envs/staging/web.yaml"]
+    record = tree_file(remote, "envs/staging/infrastream-release.yaml")["data"]
+    assert (record["release"], record["api.release"], record["web.release"]) == (
+        "shop/v2", "shop/v2", "shop/v2")
+    assert "Release: shop/v2" in git(remote, "log", "-1", "--format=%B", "main")
+
+
+def test_a_deploy_of_one_app_keeps_the_record_of_the_others(target, remote, person):
+    env = environment(remote)
+    target.deploy(release(env, 1, app("api", "1.0.0"), app("web", "1.0.0")))
+
+    target.deploy(DeployRequest(key="pr-7", release="pr/pull/17", digest="", environment=env,
+                                apps=(app("api", "pr-17"),), workdir=Path("."), actor="ci"))
+
+    statuses = {s.app: s for s in target.status(env)}
+    assert (statuses["api"].release, statuses["web"].release) == ("pr/pull/17", "shop/v1")
