@@ -135,8 +135,6 @@ class KubernetesEmulator:
     requests: list[tuple[str, str]] = field(default_factory=list)
     applies: list[dict[str, str]] = field(default_factory=list)
     """Query parameters of every apply request."""
-    bodies: list[bytes] = field(default_factory=list)
-    """Every request body received (tests check what never reaches the cluster)."""
     faults: list[Fault] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     resource_version: int = 100
@@ -212,7 +210,6 @@ class KubernetesEmulator:
                body: bytes, authorization: str, agent: str) -> tuple[int, dict[str, Any]]:
         with self.lock:
             self.requests.append((method, path))
-            self.bodies.append(body)
             self._check(method, path, authorization)
             key, resource, status = self._route(path)
             if key[2] == "" and method == "GET":

@@ -82,8 +82,8 @@ class KubernetesTarget:
     def teardown(self, environment: Environment) -> None:
         run(self._teardown(environment))
 
-    def api(self, context: str | None) -> KubeApi:
-        """A session with the cluster of `context` (shared with the gitops target)."""
+    def _api(self, context: str | None) -> KubeApi:
+        """A session with the cluster of `context`."""
         return KubeApi(self._resolve(context), timeout=self.request_timeout)
 
     async def _deploy(self, request: DeployRequest) -> DeployResult:
@@ -94,7 +94,7 @@ class KubernetesTarget:
             app, request.environment, app_set=app_set, namespace=namespace)]
         secrets = [s for s in (render_secret(app, name, app_set=app_set, namespace=namespace)
                                for app in request.apps) if s is not None]
-        async with self.api(settings.context) as api:
+        async with self._api(settings.context) as api:
             changed = [*await apply_all(api, objects), *await apply_all(api, secrets)]
             pruned = await self._prune(api, request, namespace) if request.prune else []
             changed += await self._record(api, request, namespace)
@@ -109,7 +109,7 @@ class KubernetesTarget:
     async def _status(self, environment: Environment) -> tuple[AppStatus, ...]:
         settings = _settings(environment)
         namespace, name = settings.namespace, environment.metadata.name
-        async with self.api(settings.context) as api:
+        async with self._api(settings.context) as api:
             deployments = await ours(api, "Deployment", namespace, name)
             services = {s["metadata"]["name"]: s for s in await ours(
                 api, "Service", namespace, name)}
@@ -130,7 +130,7 @@ class KubernetesTarget:
     async def _teardown(self, environment: Environment) -> None:
         settings = _settings(environment)
         name = environment.metadata.name
-        async with self.api(settings.context) as api:
+        async with self._api(settings.context) as api:
             for kind in KINDS:
                 for obj in await ours(api, kind, settings.namespace, name):
                     await api.delete(kind, settings.namespace, obj["metadata"]["name"])
