@@ -128,8 +128,8 @@ def test_a_release_goes_through_local_gitops_and_kubernetes_and_drift_is_seen(
     (first,) = _commits(remote)
     assert "shop/v1" in first and "staging" in first
     files = git(remote, "ls-tree", "-r", "--name-only", "main").splitlines()
-    assert sorted(files) == ["envs/staging/api.yaml", "envs/staging/web.yaml",
-                             "envs/staging/worker.yaml"]
+    assert sorted(files) == ["envs/staging/api.yaml", "envs/staging/infrastream-release.yaml",
+                             "envs/staging/web.yaml", "envs/staging/worker.yaml"]
     for name in files:
         for obj in yaml.safe_load_all(git(remote, "show", f"main:{name}")):
             kubernetes_validate.validate(obj, "1.30.0", strict=True)

@@ -61,3 +61,26 @@ def test_a_secret_reaches_the_process_but_no_log_audit_entry_or_listing(story, t
 def _apps(state: dict) -> dict:
     apps = state.get("apps", state)
     return {name: entry for name, entry in apps.items() if isinstance(entry, dict)}
+
+
+def test_secret_set_is_refused_for_a_gitops_environment_without_a_route_and_says_how(
+        tmp_path, database_url):
+    story = Story.begin(tmp_path, database_url)
+    try:
+        envs = story.repo / "manifests" / "environments.yaml"
+        bare = tmp_path / "gitops.git"
+        envs.write_text(envs.read_text().replace(
+            "  tier: staging\n  target:\n    type: local",
+            f"  tier: staging\n  target:\n    type: gitops\n    repo: {bare}"))
+        story.apply_manifests()
+        with pytest.raises(Invalid) as refused:
+            secrets.set_secret(story.services, PLATFORM, "staging", "api", "DB_PASSWORD", VALUE)
+        assert "has no route for secret values" in refused.value.reason
+        assert "secrets: {cluster:" in refused.value.reason
+        assert secrets.list_secrets(story.services, "staging") == []
+        assert VALUE not in refused.value.reason
+        kept = secrets.set_secret(story.services, PLATFORM, "development", "api", "DB_PASSWORD",
+                                  VALUE)
+        assert "next deployment" in kept["delivery"]
+    finally:
+        story.services.db.dispose()

@@ -119,7 +119,12 @@ def test_a_release_becomes_one_commit_naming_release_digest_environment_and_prom
     for line in ("Release: shop/v1", f"Digest: sha256:{1:064x}", "Environment: staging",
                  "Promoted-by: rita", "api 1.0.0, web 2.0.0"):
         assert line in message
-    assert files(remote) == ["envs/staging/api.yaml", "envs/staging/web.yaml"]
+    assert files(remote) == ["envs/staging/api.yaml", "envs/staging/infrastream-release.yaml",
+                             "envs/staging/web.yaml"]
+    record = tree_file(remote, "envs/staging/infrastream-release.yaml")
+    assert record["data"] == {"environment": "staging", "release": "shop/v1",
+                              "digest": f"sha256:{1:064x}", "api.release": "shop/v1",
+                              "web.release": "shop/v1"}
     deployment = tree_file(remote, "envs/staging/web.yaml")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
         "registry.example.com/shop/web:2.0.0")
@@ -153,7 +158,8 @@ def test_the_branch_and_directory_come_from_the_environment(target, remote, pers
     target.deploy(release(env, 1, app("api", "1.0.0")))
 
     listed = git(remote, "ls-tree", "-r", "--name-only", "production").splitlines()
-    assert listed == ["clusters/eu/shop/api.yaml"]  # a new branch starts empty
+    assert listed == ["clusters/eu/shop/api.yaml",  # a new branch starts empty
+                      "clusters/eu/shop/infrastream-release.yaml"]
     assert commits(remote) == ["Start the repository"]  # main untouched
 
 
@@ -177,7 +183,8 @@ def test_pruning_removes_apps_that_left_the_release_but_keeps_hand_written_files
     assert "envs/staging/web.yaml" in files(remote)
 
     target.deploy(release(env, 3, app("api", "1.1.0"), prune=True))
-    assert files(remote) == ["envs/staging/api.yaml", "envs/staging/kustomization.yaml"]
+    assert files(remote) == ["envs/staging/api.yaml", "envs/staging/infrastream-release.yaml",
+                             "envs/staging/kustomization.yaml"]
 
 
 def test_a_rollback_restores_the_previous_tree_exactly(target, remote, person):
@@ -365,3 +372,34 @@ def test_a_path_outside_the_repository_is_refused(target, remote, person):
 
 def test_the_registry_serves_the_gitops_target(tmp_path):
     assert isinstance(TargetRegistry(tmp_path).get_target("gitops"), GitOpsTarget)
+
+
+def test_a_release_that_changes_one_app_of_three_changes_exactly_that_apps_file(
+        target, remote, person):
+    env = environment(remote)
+    target.deploy(release(env, 1, app("api", "1.0.0"), app("web", "1.0.0"),
+                          app("worker", "1.0.0")))
+    first = head(remote)
+
+    target.deploy(release(env, 2, app("api", "1.0.0"), app("web", "1.1.0"),
+                          app("worker", "1.0.0")))
+
+    changed = git(remote, "diff", "--name-only", first, "main").splitlines()
+    app_files = [f for f in changed if not f.endswith("/infrastream-release.yaml")]
+    assert app_files == ["envs/staging/web.yaml"]
+    assert changed == ["envs/staging/infrastream-release.yaml", "envs/staging/web.yaml"]
+    record = tree_file(remote, "envs/staging/infrastream-release.yaml")["data"]
+    assert (record["release"], record["api.release"], record["web.release"]) == (
+        "shop/v2", "shop/v2", "shop/v2")
+    assert "Release: shop/v2" in git(remote, "log", "-1", "--format=%B", "main")
+
+
+def test_a_deploy_of_one_app_keeps_the_record_of_the_others(target, remote, person):
+    env = environment(remote)
+    target.deploy(release(env, 1, app("api", "1.0.0"), app("web", "1.0.0")))
+
+    target.deploy(DeployRequest(key="pr-7", release="pr/pull/17", digest="", environment=env,
+                                apps=(app("api", "pr-17"),), workdir=Path("."), actor="ci"))
+
+    statuses = {s.app: s for s in target.status(env)}
+    assert (statuses["api"].release, statuses["web"].release) == ("pr/pull/17", "shop/v1")

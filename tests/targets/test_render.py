@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from infrastream.manifests import ApplicationSpec
+from infrastream.manifests import ApplicationSpec, Environment
 from infrastream.targets.base import AppDeployment
 from infrastream.targets.render import (
     describe_deployment,
@@ -37,9 +37,14 @@ def app(version: str = "1.4.0", name: str = "api", **changes: Any) -> AppDeploym
                          secret_names=frozenset({"DB_PASSWORD"}))
 
 
-def render(deployment: AppDeployment | None = None, **kwargs: Any) -> list[dict[str, Any]]:
-    options = {"environment": "staging", "release": "shop/v3", "digest": "sha256:abc", **kwargs}
-    return render_app(deployment or app(), **options)
+STAGING = Environment.model_validate({
+    "apiVersion": "lowops.manifests.v1", "kind": "Environment", "metadata": {"name": "staging"},
+    "spec": {"target": {"type": "gitops", "repo": "git@example.com:shop/gitops.git"}}})
+
+
+def render(deployment: AppDeployment | None = None, environment: Environment = STAGING,
+           **kwargs: Any) -> list[dict[str, Any]]:
+    return render_app(deployment or app(), environment, app_set="shop", **kwargs)
 
 
 def container(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -136,16 +141,14 @@ def test_probes_call_the_health_check_and_its_timeout_bounds_the_rollout():
     assert other_port["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 9090}
 
 
-def test_labels_and_annotations_name_the_app_set_release_digest_and_environment():
+def test_labels_and_annotations_name_the_app_set_and_environment_but_not_the_release():
     for obj in render():
         metadata = obj["metadata"]
         assert metadata["labels"] == {
             "app.kubernetes.io/name": "api", "app.kubernetes.io/instance": "api-staging",
             "app.kubernetes.io/version": "1.4.0", "app.kubernetes.io/part-of": "shop",
             "app.kubernetes.io/managed-by": "infrastream"}
-        assert metadata["annotations"] == {
-            "infrastream.dev/release": "shop/v3", "infrastream.dev/digest": "sha256:abc",
-            "infrastream.dev/environment": "staging"}
+        assert metadata["annotations"] == {"infrastream.dev/environment": "staging"}
         assert "namespace" not in metadata
 
 
@@ -177,7 +180,6 @@ def test_what_was_rendered_can_be_read_back_from_the_yaml():
     deployed = describe_deployment(documents[0])
 
     assert deployed is not None
-    assert (deployed.app, deployed.version, deployed.image, deployed.release, deployed.digest,
-            deployed.environment) == ("api", "1.4.0", "registry.example.com/shop/api:1.4.0",
-                                      "shop/v3", "sha256:abc", "staging")
+    assert (deployed.app, deployed.version, deployed.image, deployed.environment) == (
+        "api", "1.4.0", "registry.example.com/shop/api:1.4.0", "staging")
     assert describe_deployment(documents[1]) is None

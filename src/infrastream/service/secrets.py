@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select
 
 from infrastream.domain.errors import Invalid, NotFound
 from infrastream.domain.roles import MANAGE_SECRETS, Principal
+from infrastream.manifests.environment import secret_route
 from infrastream.store.tables import secrets
 
 from .auditing import trail as audit
@@ -34,6 +35,9 @@ def set_secret(services: Services, principal: Principal, environment: str, app: 
                       + (", ".join(sorted(declared)) or "none") + ")")
     if not value:
         raise Invalid("a secret value cannot be empty")
+    delivery = secret_route(bundle.environment(environment))
+    if not delivery.accepts_values:
+        raise Invalid(f"secret values cannot reach `{environment}` this way: {delivery.how}")
     ciphertext = fernet(services.data_dir).encrypt(value.encode()).decode()
     now = services.now()
     with services.transaction() as conn:
@@ -47,7 +51,9 @@ def set_secret(services: Services, principal: Principal, environment: str, app: 
                      object_type="secret", object_id=f"{environment}/{app}/{name}",
                      after={"changed": bool(existed), "value": "<redacted>"})
     return {"environment": environment, "application": app, "name": name,
-            "updatedAt": now.isoformat(), "updatedBy": principal.name}
+            "updatedAt": now.isoformat(), "updatedBy": principal.name,
+            "delivery": f"{delivery.how}: the running application gets the new value at its "
+                        "next deployment"}
 
 
 def list_secrets(services: Services, environment: str | None = None) -> list[dict[str, Any]]:

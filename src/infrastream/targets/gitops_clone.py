@@ -26,6 +26,7 @@ from .render import MANAGED_BY, MANAGER
 _RACE = re.compile(r"non-fast-forward|fetch first|\[rejected\]|cannot lock ref|"
                    r"failed to update ref|stale info|but expected", re.IGNORECASE)
 _NO_BRANCH = re.compile(r"couldn't find remote ref", re.IGNORECASE)
+_COMMIT = re.compile(r"[0-9a-f]{7,64}")
 
 
 class WorkingClone:
@@ -149,6 +150,25 @@ class WorkingClone:
                 "as this deployment (rebase conflict); look at the repository and deploy again")
         ahead = self.git("rev-list", "--count", f"{self.remote_ref}..HEAD").strip()
         return ahead != "0"
+
+    def read_yaml(self, path: str, name: str) -> dict[str, object] | None:
+        """The first document of the checked-out file `name` under `path`, if it is a map."""
+        try:
+            text = (self.directory(path) / name).read_text(encoding="utf-8")
+            document = next(iter(yaml.safe_load_all(text)), None)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None
+        return document if isinstance(document, dict) else None
+
+    def contains(self, revision: str, commit: str) -> bool | None:
+        """Whether `revision` is `commit` or descends from it; None when this clone does
+        not know `revision` (fetch and ask again)."""
+        if revision == commit:
+            return True
+        if not _COMMIT.fullmatch(revision):
+            return False
+        outcome = self.git.attempt("merge-base", "--is-ancestor", commit, revision)
+        return {0: True, 1: False}.get(outcome.code)
 
     def remote_files(self, path: str) -> dict[str, str]:
         """`{file name: text}` of the YAML files directly under `path` on the remote branch."""

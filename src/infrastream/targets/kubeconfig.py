@@ -1,76 +1,50 @@
-"""Where a cluster is and how to log in to it: a kubeconfig context or the pod's own account.
+"""Which cluster a target talks to, and as whom: a kubeconfig context or the pod's account.
 
-A small reader of what platform teams actually put in a kubeconfig (server, CA, bearer
-token or token file, client certificate, `insecure-skip-tls-verify`), and of the in-cluster
-service account Kubernetes mounts into every pod. Exec plugins and auth providers are not
-run: a server should not shell out to cloud CLIs, so those contexts are refused with a hint.
-Files of several `KUBECONFIG` paths merge as kubectl merges them (the first name wins), and
-relative file names resolve against the kubeconfig that mentions them.
+lightkube does the logging in: bearer tokens, token files, client certificates, CAs, and
+exec plugins that print an ExecCredential (how EKS, GKE, AKS and OIDC logins work). This
+module only chooses the entry the way kubectl does, which lightkube leaves to its caller:
+several `KUBECONFIG` files merge (the first entry of a name wins), file names and exec
+commands written relative to a kubeconfig resolve against that file, and a target without
+a `context` (or with `in-cluster`) uses the service account Kubernetes mounts into the
+pod, whose token file is re-read as it rotates. Every problem is a PermanentError that
+says what to fix; nothing is read before a target needs it.
+
+One compatibility step: lightkube runs exec plugins of `client.authentication.k8s.io`
+v1alpha1 and v1beta1 only, while current kubeconfigs may say v1. The request and the
+token in the reply are the same in all three, so a v1 entry is run as v1beta1.
 """
 
 from __future__ import annotations
 
-import base64
 import os
-import ssl
-import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
+from lightkube.config.kubeconfig import KubeConfig, SingleConfig
+from lightkube.config.models import Cluster, User
 
 from infrastream.domain.errors import PermanentError
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+IN_CLUSTER = "in-cluster"
+_EXEC_V1 = "client.authentication.k8s.io/v1"
+_EXEC_V1BETA1 = "client.authentication.k8s.io/v1beta1"
+_FILES = {"clusters": ("certificate-authority",),
+          "users": ("client-certificate", "client-key", "tokenFile")}
 
 
-@dataclass(frozen=True)
-class ClusterConfig:
-    """How to reach one API server. Secrets stay in memory or in the files they came from."""
-
-    server: str
-    token: str | None = None
-    token_file: Path | None = None
-    """Read at every connection: projected service-account tokens rotate."""
-    ca_file: Path | None = None
-    ca_pem: str | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    cert_pem: str | None = None
-    key_pem: str | None = None
-    insecure: bool = False
-
-    def bearer_token(self) -> str | None:
-        if self.token_file is not None:
-            try:
-                return self.token_file.read_text().strip()
-            except OSError as exc:
-                raise PermanentError(
-                    f"cannot read the token file {self.token_file}: {exc}") from exc
-        return self.token
-
-    def verify(self) -> ssl.SSLContext | bool:
-        """What httpx should verify the server with (and present as the client)."""
-        if self.insecure:
-            return False
-        if not self.server.startswith("https://"):
-            return False  # plain HTTP (e.g. `kubectl proxy`): no TLS, so nothing to verify
-        try:
-            context = ssl.create_default_context(
-                cafile=str(self.ca_file) if self.ca_file else None, cadata=self.ca_pem)
-            if self.cert_file is not None:
-                context.load_cert_chain(self.cert_file, self.key_file)
-            elif self.cert_pem is not None:
-                _load_pem_chain(context, self.cert_pem, self.key_pem)
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise PermanentError(f"bad TLS settings for {self.server}: {exc}") from exc
-        return context
+def resolve(context: str | None, environ: Mapping[str, str] | None = None) -> SingleConfig:
+    """A target's `context`, or the in-cluster account when it names none (or `in-cluster`)."""
+    if context is None or context == IN_CLUSTER:
+        return in_cluster(environ)
+    return from_kubeconfig(context, kubeconfig_paths(environ))
 
 
 def in_cluster(environ: Mapping[str, str] | None = None,
-               account: Path = SERVICE_ACCOUNT) -> ClusterConfig:
+               account: Path = SERVICE_ACCOUNT) -> SingleConfig:
     """The API server and service account of the pod Infrastream runs in."""
     env = os.environ if environ is None else environ
     host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
@@ -79,8 +53,11 @@ def in_cluster(environ: Mapping[str, str] | None = None,
                              f"account token in {account}); set `context` in the target")
     host = f"[{host}]" if ":" in host else host
     ca = account / "ca.crt"
-    return ClusterConfig(server=f"https://{host}:{port}", token_file=account / "token",
-                         ca_file=ca if ca.is_file() else None)
+    config = KubeConfig.from_one(
+        cluster=Cluster(server=f"https://{host}:{port}",
+                        certificate_auth=str(ca) if ca.is_file() else None),
+        user=User(token_file=str(account / "token")), context_name=IN_CLUSTER)
+    return _single(config, IN_CLUSTER)
 
 
 def kubeconfig_paths(environ: Mapping[str, str] | None = None) -> list[Path]:
@@ -90,10 +67,9 @@ def kubeconfig_paths(environ: Mapping[str, str] | None = None) -> list[Path]:
     return listed or [Path("~/.kube/config").expanduser()]
 
 
-def from_kubeconfig(context: str, paths: Sequence[Path]) -> ClusterConfig:
+def from_kubeconfig(context: str, paths: Sequence[Path]) -> SingleConfig:
     """The cluster and user of `context`, from the merged kubeconfig files `paths`."""
-    sections: dict[str, dict[str, tuple[Path, dict[str, Any]]]] = {
-        "contexts": {}, "clusters": {}, "users": {}}
+    merged: dict[str, dict[str, dict[str, Any]]] = {"clusters": {}, "users": {}, "contexts": {}}
     for path in paths:
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
@@ -101,71 +77,57 @@ def from_kubeconfig(context: str, paths: Sequence[Path]) -> ClusterConfig:
             continue
         except (OSError, yaml.YAMLError) as exc:
             raise PermanentError(f"cannot read kubeconfig {path}: {exc}") from exc
-        for section, entries in sections.items():
+        for section, entries in merged.items():
             for entry in loaded.get(section) or []:
-                entries.setdefault(str(entry.get("name")), (path.parent, entry.get(section[:-1])
-                                                            or {}))
-    if context not in sections["contexts"]:
-        known = ", ".join(sorted(sections["contexts"])) or "none"
+                name = str(entry.get("name"))
+                if name not in entries and isinstance(entry, dict):
+                    entries[name] = _absolute(section, entry, path.parent)
+    if context not in merged["contexts"]:
+        known = ", ".join(sorted(merged["contexts"])) or "none"
         where = ", ".join(str(p) for p in paths)
         raise PermanentError(f"kubeconfig context `{context}` not found in {where} "
                              f"(contexts: {known})")
-    _, ctx = sections["contexts"][context]
-    base, cluster = _entry(sections["clusters"], ctx.get("cluster"), "cluster", context)
-    user_base, user = _entry(sections["users"], ctx.get("user"), "user", context) if ctx.get(
-        "user") else (base, {})
-    if "exec" in user or "auth-provider" in user:
-        raise PermanentError(f"kubeconfig user of context `{context}` logs in through an exec "
-                             "plugin or auth provider, which Infrastream does not run; give it "
-                             "a token, token file or client certificate")
+    ctx = merged["contexts"][context].get("context") or {}
+    for section, key in (("clusters", "cluster"), ("users", "user")):
+        if key == "cluster" or ctx.get(key) is not None:
+            if ctx.get(key) not in merged[section]:
+                raise PermanentError(f"kubeconfig context `{context}` names {key} "
+                                     f"`{ctx.get(key)}`, which no kubeconfig declares")
+    cluster = merged["clusters"][ctx["cluster"]].get("cluster") or {}
     if not cluster.get("server"):
         raise PermanentError(f"kubeconfig cluster of context `{context}` has no server")
-    return ClusterConfig(
-        server=str(cluster["server"]).rstrip("/"),
-        token=user.get("token"),
-        token_file=_file(user_base, user.get("tokenFile")),
-        ca_file=_file(base, cluster.get("certificate-authority")),
-        ca_pem=_data(cluster.get("certificate-authority-data")),
-        cert_file=_file(user_base, user.get("client-certificate")),
-        key_file=_file(user_base, user.get("client-key")),
-        cert_pem=_data(user.get("client-certificate-data")),
-        key_pem=_data(user.get("client-key-data")),
-        insecure=bool(cluster.get("insecure-skip-tls-verify", False)))
+    user = merged["users"][ctx["user"]].get("user") or {} if ctx.get("user") else {}
+    if "auth-provider" in user:
+        raise PermanentError(f"kubeconfig user of context `{context}` logs in through an "
+                             "auth provider, which kubectl removed in 1.26; use its exec "
+                             "plugin (e.g. kubelogin, gke-gcloud-auth-plugin) instead")
+    try:
+        config = KubeConfig.from_dict(
+            {section: list(entries.values()) for section, entries in merged.items()})
+    except (msgspec.ValidationError, KeyError, TypeError) as exc:
+        raise PermanentError(f"kubeconfig context `{context}` is malformed: {exc}") from exc
+    return _single(config, context)
 
 
-IN_CLUSTER = "in-cluster"
+def _absolute(section: str, entry: dict[str, Any], base: Path) -> dict[str, Any]:
+    """`entry` with the files and exec command it names relative to `base` made absolute."""
+    body = dict(entry.get(section[:-1]) or {})
+    for key in _FILES.get(section, ()):
+        if body.get(key):
+            body[key] = str(base / Path(str(body[key])).expanduser())
+    plugin = body.get("exec")
+    if isinstance(plugin, dict):
+        plugin = dict(plugin)
+        command = str(plugin.get("command", ""))
+        if "/" in command and not Path(command).is_absolute():
+            plugin["command"] = str(base / command)
+        if plugin.get("apiVersion") == _EXEC_V1:
+            plugin["apiVersion"] = _EXEC_V1BETA1
+        body["exec"] = plugin
+    return {**entry, section[:-1]: body}
 
 
-def resolve(context: str | None, environ: Mapping[str, str] | None = None) -> ClusterConfig:
-    """A target's `context`, or the in-cluster account when it names none (or `in-cluster`)."""
-    if context is None or context == IN_CLUSTER:
-        return in_cluster(environ)
-    return from_kubeconfig(context, kubeconfig_paths(environ))
-
-
-def _entry(entries: dict[str, tuple[Path, dict[str, Any]]], name: Any, what: str,
-           context: str) -> tuple[Path, dict[str, Any]]:
-    if name not in entries:
-        raise PermanentError(f"kubeconfig context `{context}` names {what} `{name}`, "
-                             "which no kubeconfig declares")
-    return entries[name]
-
-
-def _file(base: Path, name: Any) -> Path | None:
-    return None if not name else (base / Path(str(name)).expanduser())
-
-
-def _data(encoded: Any) -> str | None:
-    return None if not encoded else base64.b64decode(str(encoded)).decode()
-
-
-def _load_pem_chain(context: ssl.SSLContext, cert: str, key: str | None) -> None:
-    """`load_cert_chain` reads files only: hand it private ones, removed at once."""
-    with tempfile.TemporaryDirectory(prefix="infrastream-tls-") as directory:
-        cert_path = Path(directory) / "client.crt"
-        cert_path.write_text(cert)
-        key_path = None
-        if key is not None:
-            key_path = Path(directory) / "client.key"
-            key_path.write_text(key)
-        context.load_cert_chain(cert_path, key_path)
+def _single(config: KubeConfig, context: str) -> SingleConfig:
+    chosen = config.get(context)
+    assert chosen is not None  # `get` returns None only for a missing default context
+    return chosen

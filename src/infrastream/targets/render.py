@@ -3,13 +3,19 @@
 The `gitops` target commits these objects to a repository and the `kubernetes` target
 applies them to a cluster, so both deploy exactly the same thing and drift detection can
 read either back with `describe_deployment`. Rendering is pure and deterministic: the same
-application, environment and release always give the same objects and the same YAML bytes,
-which is what makes a redeploy a no-op and a rollback restore the previous tree exactly.
-For that reason nothing that varies between two deployments of one release (the deploy
-key, the person who promoted, the time) is rendered; those go into the commit message.
+application build and spec in the same environment always give the same objects and the
+same YAML bytes, which is what makes a redeploy a no-op and a rollback restore the previous
+tree exactly. For that reason nothing that varies between two deployments (the release,
+its digest, the deploy key, the person who promoted, the time) is rendered into an
+application's objects: a release that leaves an application alone leaves its file alone,
+so Argo CD or Flux has nothing to roll. The release lives in one environment-level object
+(`release_record`) and in the commit message.
 
-Secret variables are rendered as references (`valueFrom.secretKeyRef`) to a Secret named
-`<app>-secrets` that the platform team provisions; their values are never read here.
+Pods get the application's workload settings as the environment overrides them, with a
+security context that satisfies the Pod Security Standards' `restricted` profile unless
+the manifests say otherwise. Secret variables are rendered as references
+(`valueFrom.secretKeyRef`) to the Secret `<app>-secrets`, whose values never pass here
+(see `render_secrets` for how that Secret is made).
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
-from infrastream.manifests import parse_duration
+from infrastream.launch import injected_variables
+from infrastream.manifests import ApplicationSpec, Environment, parse_duration
 
 from .base import AppDeployment
 
@@ -37,6 +45,7 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 RELEASE = "infrastream.dev/release"
 DIGEST = "infrastream.dev/digest"
 ENVIRONMENT = "infrastream.dev/environment"
+COMPONENT = "app.kubernetes.io/component"
 HEADER = "# Rendered by Infrastream: edits here are replaced by the next deployment.\n"
 
 _LABEL_VALUE = re.compile(r"[^A-Za-z0-9._-]")
@@ -53,24 +62,39 @@ def secret_name(app: str) -> str:
     return f"{app}-secrets"
 
 
-def render_app(app: AppDeployment, *, environment: str, release: str, digest: str,
+def render_app(app: AppDeployment, environment: Environment, *, app_set: str,
                namespace: str | None = None) -> list[dict[str, Any]]:
-    """The Deployment (and the Service, when the application has a port) of `app`."""
-    selector = {NAME: app.app, INSTANCE: label_value(f"{app.app}-{environment}")}
-    labels = {**selector, VERSION: label_value(app.version), PART_OF: app_set_of(release),
-              MANAGED_BY: MANAGER}
-    annotations = {RELEASE: release, DIGEST: digest, ENVIRONMENT: environment}
-    metadata: dict[str, Any] = {"name": app.app, "labels": labels, "annotations": annotations}
-    if namespace is not None:
-        metadata["namespace"] = namespace
-    objects = [_deployment(app, environment, metadata, selector, labels)]
-    if app.spec.port is not None:
+    """The Deployment (and the Service, when the application has a port) of `app`, with the
+    environment's workload overrides applied. Nothing release-wide is in them (see
+    `render_release_record`), so they change only when the build or the spec does."""
+    name = environment.metadata.name
+    spec = environment.workload(app.app, app.spec)
+    metadata, selector, labels = metadata_of(app.app, name, app_set, app.version, namespace)
+    objects = [_deployment(app, spec, name, metadata, selector, labels)]
+    if spec.port is not None:
         objects.append({
             "apiVersion": "v1", "kind": "Service", "metadata": metadata,
             "spec": {"type": "ClusterIP", "selector": selector, "ports": [
-                {"name": "http", "port": app.spec.port, "targetPort": "http",
+                {"name": "http", "port": spec.port, "targetPort": "http",
                  "protocol": "TCP"}]},
         })
+    return independent(objects)
+
+
+def metadata_of(app: str, environment: str, app_set: str, version: str | None,
+              namespace: str | None) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    selector = {NAME: app, INSTANCE: label_value(f"{app}-{environment}")}
+    labels = {**selector, PART_OF: app_set, MANAGED_BY: MANAGER}
+    if version is not None:
+        labels[VERSION] = label_value(version)
+    metadata: dict[str, Any] = {"name": app, "labels": labels,
+                                "annotations": {ENVIRONMENT: environment}}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return metadata, selector, labels
+
+
+def independent(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     independent: list[dict[str, Any]] = json.loads(json.dumps(objects))
     return independent  # nothing shared: deepcopy would keep the sharing
 
@@ -128,17 +152,27 @@ def describe_deployment(obj: Mapping[str, Any]) -> DeployedApp | None:
                        digest=annotations.get(DIGEST), environment=annotations.get(ENVIRONMENT))
 
 
-def _deployment(app: AppDeployment, environment: str, metadata: dict[str, Any],
-                selector: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
-    spec = app.spec
+def _deployment(app: AppDeployment, spec: ApplicationSpec, environment: str,
+                metadata: dict[str, Any], selector: dict[str, str],
+                labels: dict[str, str]) -> dict[str, Any]:
     container: dict[str, Any] = {"name": app.app, "image": app.image,
-                                 "env": _variables(app, environment)}
+                                 "env": _variables(app, environment),
+                                 "securityContext": _dump(spec.security_context)}
+    if spec.resources is not None and _dump(spec.resources):
+        container["resources"] = _dump(spec.resources)
     if spec.port is not None:
         container["ports"] = [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}]
+    pod: dict[str, Any] = {"containers": [container]}
+    if spec.service_account_name is not None:
+        pod["serviceAccountName"] = spec.service_account_name
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(sorted(spec.node_selector.items()))
+    if spec.tolerations:
+        pod["tolerations"] = [_dump(t) for t in spec.tolerations]
     deployment_spec: dict[str, Any] = {
         "replicas": spec.replicas,
         "selector": {"matchLabels": selector},
-        "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        "template": {"metadata": {"labels": labels}, "spec": pod},
     }
     check = spec.health_check
     if check is not None:
@@ -159,6 +193,16 @@ def _deployment(app: AppDeployment, environment: str, metadata: dict[str, Any],
             "spec": deployment_spec}
 
 
+def _dump(model: BaseModel) -> dict[str, Any]:
+    """A manifest model as Kubernetes spells it: camelCase, no empty or unset parts."""
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if v not in (None, [], {})}
+        return value
+    dumped: dict[str, Any] = clean(model.model_dump(by_alias=True, exclude_none=True))
+    return dumped
+
+
 def _variables(app: AppDeployment, environment: str) -> list[dict[str, Any]]:
     """The container's variables: what Infrastream provides, then the declared ones in order.
 
@@ -166,8 +210,8 @@ def _variables(app: AppDeployment, environment: str) -> list[dict[str, Any]]:
     that reached `app.env` by another way can never end up in Git or in the cluster.
     """
     declared = {v.name for v in app.spec.env}
-    provided = {"INFRASTREAM_APP": app.app, "INFRASTREAM_VERSION": app.version,
-                "INFRASTREAM_ENVIRONMENT": environment}
+    # the release is on the environment's release record, not here: see launch.RELEASE_SCOPED
+    provided = injected_variables(app.app, app.version, "", environment, release_scoped=False)
     if app.spec.port is not None:
         provided["PORT"] = str(app.spec.port)
     variables: list[dict[str, Any]] = [
