@@ -16,8 +16,11 @@ reason a person can act on. Nothing else changes a stage's state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+from .errors import Conflict
 
 
 class StageState(StrEnum):
@@ -123,3 +126,23 @@ def decide(state: StageState, event: StageEvent) -> Verdict:
         if state in rule.from_states:
             return Accepted(rule.name, rule.to_state)
     return Rejected(f"cannot {event.value.replace('-', ' ')}: {_WHY[state]}")
+
+
+def request_target(states: Sequence[StageState], names: Sequence[str], release: str) -> int:
+    """The stage a promotion request of a release targets: the first stage when nothing
+    started, the failed or rejected stage to retry it, else the one after the current stage.
+    Raises Conflict (with the reason) when a request makes no sense now."""
+    started = [index for index, state in enumerate(states) if state is not StageState.PENDING]
+    if not started:
+        return 0
+    current = started[-1]
+    state = states[current]
+    if state in (StageState.FAILED, StageState.REJECTED):
+        return current
+    if state in (StageState.AWAITING_APPROVAL, StageState.QUEUED):
+        raise Conflict(f"a promotion to {names[current]} is already in progress ({state.value})")
+    if current + 1 >= len(states):
+        if state is StageState.SUCCEEDED:
+            raise Conflict(f"release {release} already completed its last stage")
+        raise Conflict(f"{names[current]} is the last stage; it is {state.value}")
+    return current + 1

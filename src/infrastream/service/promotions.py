@@ -19,7 +19,13 @@ from infrastream.domain.errors import Conflict, Forbidden, InfrastreamError, Inv
 from infrastream.domain.forward_port import violations
 from infrastream.domain.freeze import Frozen
 from infrastream.domain.roles import PROMOTE, Principal, deciders, promoters
-from infrastream.domain.stage_machine import Accepted, StageEvent, StageState, decide
+from infrastream.domain.stage_machine import (
+    Accepted,
+    StageEvent,
+    StageState,
+    decide,
+    request_target,
+)
 from infrastream.manifests import Lane, Stage
 from infrastream.store.tables import approvals, releases, stage_runs
 
@@ -57,28 +63,16 @@ def transition(conn: Connection, row: Any, event: StageEvent, now: Any, **values
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     row: Any
     stage: Stage
 
 
-def _next_stage(release: Any, rows: list[Any], stages: list[Stage]) -> _Target:
-    started = [r for r in rows if r.state != StageState.PENDING]
-    current = started[-1] if started else None
-    if current is None:
-        return _Target(rows[0], stages[0])
-    state = StageState(current.state)
-    name = stages[current.stage_index].display_name
-    if state in (StageState.FAILED, StageState.REJECTED):
-        return _Target(current, stages[current.stage_index])
-    if state in (StageState.AWAITING_APPROVAL, StageState.QUEUED):
-        raise Conflict(f"a promotion to {name} is already in progress ({state.value})")
-    if current.stage_index + 1 >= len(rows):
-        if state is StageState.SUCCEEDED:
-            raise Conflict(f"release {release.app_set}/{release.name} already completed its "
-                           "last stage")
-        raise Conflict(f"{name} is the last stage; it is {state.value}")
-    return _Target(rows[current.stage_index + 1], stages[current.stage_index + 1])
+def next_stage(release: Any, rows: list[Any], stages: list[Stage]) -> Target:
+    """The stage run a promotion request of `release` targets (`request_target`'s rule)."""
+    index = request_target([StageState(r.state) for r in rows],
+                           [s.display_name for s in stages], f"{release.app_set}/{release.name}")
+    return Target(rows[index], stages[index])
 
 
 def _freeze_override(principal: Principal, holding: list[Frozen],
@@ -117,7 +111,7 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
             return _override_request(services, conn, principal, ref, release, waiting, now,
                                      forward_port=override_reason,
                                      freeze=freeze_override_reason)
-        target = _next_stage(release, rows, release_stages(release))
+        target = next_stage(release, rows, release_stages(release))
         if target.row.stage_index == len(rows) - 1:
             _guard(conn, principal, ref, release, override_reason, now)
         holding = freezes_holding(services, target.stage, release.lane, now, conn)

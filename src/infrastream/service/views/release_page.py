@@ -22,7 +22,7 @@ from infrastream.domain.stage_machine import StageState
 from infrastream.store.tables import check_runs
 
 from ..context import Services
-from ..promotions import _next_stage
+from ..promotions import next_stage
 from ..records import release_content
 from ..records.deployments import current, rollback_target
 from ..records.releases import (
@@ -48,7 +48,7 @@ def release_actions(services: Services, principal: Principal,
         if release.state == "active":
             if principal.holds(promoters(release.lane)):
                 try:
-                    target = _next_stage(release, rows, stages)
+                    target = next_stage(release, rows, stages)
                 except Conflict:
                     target = None
                 if target is not None:
