@@ -33,6 +33,8 @@ RATE_LIMIT_DELAY = 60.0
 """Seconds to wait after a rate limit that says nothing about when it ends (GitHub's
 guidance for secondary rate limits: at least a minute)."""
 MAX_PAGES = 100
+MIN_SCRUBBED = 4
+"""Shorter secret values are not replaced in texts: they would turn every word into `***`."""
 
 
 class RestClient:
@@ -139,7 +141,7 @@ class RestClient:
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets():
-            if secret:
+            if len(secret) >= MIN_SCRUBBED:
                 text = text.replace(secret, "***")
         return text
 
