@@ -189,8 +189,8 @@ class FakeGitLab(FakeHttpApi):
 
     def _project_reply(self, project: FakeProject) -> dict[str, Any]:
         return {"id": project.id, "path_with_namespace": project.path,
-                "web_url": f"{self.root_url}/{project.path}", "default_branch": project.default_branch,
-                **project.settings}
+                "web_url": f"{self.root_url}/{project.path}",
+                "default_branch": project.default_branch, **project.settings}
 
     def _get_project(self, project: FakeProject, p: dict[str, str], request: Request) -> Reply:
         return Reply(200, self._project_reply(project))
