@@ -226,6 +226,7 @@ class FakeHttpApi:
         server.daemon_threads = True
         self._port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name=f"fake-{self._port}",
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                                        name=f"fake-{self._port}",
                                         daemon=True)
         self._thread.start()
