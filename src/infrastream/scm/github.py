@@ -25,12 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from infrastream.domain.errors import PermanentError
 
-from . import github_webhooks
+from . import github_rulesets, github_webhooks
 from .events import Delivery
 from .github_app import GitHubApp
 from .rest import RestClient
 from .statuses import (
     DEFAULT_CONTEXT,
+    Annotation,
     CommitStatus,
     Protection,
     ProtectionOutcome,
@@ -179,8 +180,9 @@ class GitHubProvider:
                       context: str = DEFAULT_CONTEXT) -> Protection:
         repo = _repo(repository)
         headers = self._auth(repository)
-        name = f"infrastream: {context} on {branch}"
-        wanted = self._ruleset(name, branch, context)
+        name = github_rulesets.name_for(context, branch)
+        wanted = github_rulesets.wanted(name, branch, context,
+                                        self._app.app_id if self._app is not None else None)
         listing = self._rest.request("GET", f"/repos/{repo}/rulesets",
                                      params={"per_page": 100, "includes_parents": "false"},
                                      headers=headers, accept=(403, 404))
@@ -196,7 +198,7 @@ class GitHubProvider:
                               f"ruleset {name!r} now requires {context} on {branch}",
                               settings_url=self._settings_url(repository))
         current = self._rest.json("GET", f"/repos/{repo}/rulesets/{ours['id']}", headers=headers)
-        if _same_ruleset(current, wanted):
+        if github_rulesets.satisfies(current, wanted):
             return Protection(ProtectionOutcome.ALREADY,
                               f"{context} is already required on {branch} (ruleset {name!r})",
                               settings_url=self._settings_url(repository))
@@ -208,38 +210,15 @@ class GitHubProvider:
                           f"ruleset {name!r} was restored: it requires {context} on {branch}",
                           settings_url=self._settings_url(repository))
 
-    def _ruleset(self, name: str, branch: str, context: str) -> dict[str, Any]:
-        check: dict[str, Any] = {"context": context}
-        if self._app is not None:
-            check["integration_id"] = self._app.app_id
-        return {
-            "name": name, "target": "branch", "enforcement": "active",
-            "conditions": {"ref_name": {"include": [f"refs/heads/{branch}"], "exclude": []}},
-            "rules": [{"type": "required_status_checks", "parameters": {
-                "required_status_checks": [check],
-                "strict_required_status_checks_policy": False}}],
-        }
-
     def _needs_person(self, repository: str, branch: str, context: str, name: str,
                       response: httpx.Response) -> Protection:
         url = self._settings_url(repository)
         said = self._rest.message_of(response) or str(response.status_code)
-        steps = "\n".join([
-            f"The token may not change the rules of {repository} (GitHub said: {said}).",
-            "A repository admin can require the check by hand:",
-            f"  1. Open {url} and choose New ruleset > New branch ruleset.",
-            f"  2. Name it {name!r} and set Enforcement status to Active.",
-            f"  3. Under Target branches choose Add target > Include by pattern: {branch}",
-            "  4. Tick Require status checks to pass, choose Add checks and add: " + context,
-            "  5. Save with Create.",
-            "Classic branch protection works as well (Settings > Branches > Add rule: "
-            f"{branch}, Require status checks to pass before merging: {context}).",
-            "Or give the token the Administration: write permission (classic: `repo` as an "
-            "admin) and run `infrastream scm protect` again.",
-        ])
         return Protection(ProtectionOutcome.NEEDS_PERSON,
                           f"not allowed to require {context} on {repository}:{branch}",
-                          instructions=steps, settings_url=url)
+                          instructions=github_rulesets.manual_steps(
+                              repository, branch, context, name, said, url),
+                          settings_url=url)
 
     def _settings_url(self, repository: str) -> str:
         return f"{self.config.web_url}/{repository}/settings/rules"
@@ -274,7 +253,7 @@ def _check_body(status: CommitStatus) -> dict[str, Any]:
     return body
 
 
-def _annotation(a: Any) -> dict[str, Any]:
+def _annotation(a: Annotation) -> dict[str, Any]:
     out: dict[str, Any] = {"path": a.path, "start_line": a.start_line,
                            "end_line": a.end_line or a.start_line,
                            "annotation_level": a.level.value, "message": a.message}
@@ -285,22 +264,6 @@ def _annotation(a: Any) -> dict[str, Any]:
     if a.title:
         out["title"] = a.title
     return out
-
-
-def _same_ruleset(current: Any, wanted: dict[str, Any]) -> bool:
-    if not isinstance(current, dict) or current.get("enforcement") != "active":
-        return False
-    include = (current.get("conditions") or {}).get("ref_name", {}).get("include") or []
-    if wanted["conditions"]["ref_name"]["include"][0] not in include:
-        return False
-    want = wanted["rules"][0]["parameters"]["required_status_checks"][0]
-    for rule in current.get("rules") or []:
-        if rule.get("type") == "required_status_checks":
-            checks = (rule.get("parameters") or {}).get("required_status_checks") or []
-            if any(c.get("context") == want["context"] and
-                   c.get("integration_id") == want.get("integration_id") for c in checks):
-                return True
-    return False
 
 
 def _repo(repository: str) -> str:
