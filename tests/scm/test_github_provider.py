@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -233,3 +234,34 @@ def test_an_unknown_repository_is_a_permanent_error(
         github: FakeGitHub, provider: GitHubProvider) -> None:
     with pytest.raises(PermanentError, match="404: Not Found"):
         provider.report_status("octo-org/gone", SHA, CommitStatus(StatusState.PENDING, "queued"))
+
+
+def test_a_github_that_accepts_but_never_answers_times_out_as_a_transient_error() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        host, port = silent.getsockname()
+        client = GitHubProvider(GitHubConfig(base_url=f"http://{host}:{port}", token="ghp_x" * 4,
+                                             webhook_secret=WEBHOOK_SECRET, timeout=0.3))
+        with pytest.raises(TransientError, match="did not answer") as slow:
+            client.report_status(REPOSITORY, SHA, CommitStatus(StatusState.PENDING, "queued"))
+    assert slow.value.delay is not None and slow.value.delay > 0
+
+
+def test_the_fake_refuses_an_app_jwt_signed_with_another_key(github: FakeGitHub) -> None:
+    impostor_key = github.enable_app(app_id=4242)
+    github.enable_app(app_id=4242)  # the App gets a new key pair: the old one is an impostor's
+    impostor = provider_for(github, token=None, app_id=4242, private_key=impostor_key,
+                            installation_id=77)
+    with pytest.raises(PermanentError, match="401: Bad credentials"):
+        impostor.report_status(REPOSITORY, SHA, CommitStatus(StatusState.PENDING, "queued"))
+    assert github.check_runs(REPOSITORY, SHA) == []
+
+
+def test_check_runs_cannot_be_written_with_a_plain_token(github: FakeGitHub) -> None:
+    with httpx.Client(base_url=github.base_url, headers={
+            "Authorization": f"Bearer {github.token}", "User-Agent": "contract-test"}) as raw:
+        answer = raw.post(f"/repos/{REPOSITORY}/check-runs",
+                          json={"name": "infrastream/pre-release", "head_sha": SHA})
+    assert answer.status_code == 403
+    assert answer.json()["message"] == "You must authenticate via a GitHub App."
