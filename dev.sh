@@ -43,6 +43,22 @@ ensure_postgres() {
   fi
 }
 
+ensure_npm() {
+  # Test data from the npm registry (tests/npm/package.json): real GitHub webhook payloads
+  # and GitHub's official REST description. Reinstalled when the lock file changes.
+  local dir="$ROOT/tests/npm" stamp="$ROOT/tests/npm/node_modules/.installed" want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [[ -d "$dir/node_modules" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return 0
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "dev.sh: npm is required for the test data in tests/npm (install Node.js 20+ and npm)" >&2
+    exit 2
+  fi
+  npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+}
+
 ensure_chromium() {
   # The portal's browser tests drive Debian's Chromium (never a downloaded browser). CI runs
   # as root and installs it; without root a missing Chromium only skips those tests.
@@ -62,6 +78,7 @@ case "$job" in
     ;;
   test)
     ensure_venv
+    ensure_npm
     ensure_postgres
     ensure_chromium
     echo "== ruff"; "$VENV/bin/ruff" check src tests bench
