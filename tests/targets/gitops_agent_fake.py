@@ -37,6 +37,8 @@ class AgentController:
     outcome: Outcome = "healthy"
     synced: list[str] = field(default_factory=list)
     """Every commit the controller reported, in order."""
+    synced_at: list[float] = field(default_factory=list)
+    """When (time.time()) it reported each of them."""
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -76,6 +78,7 @@ class AgentController:
                 self.cluster.write_status(self._plural(), self.namespace, self.name,
                                           self._status(head))
                 self.synced.append(head)
+                self.synced_at.append(time.time())
 
     def _plural(self) -> str:
         return "applications" if self.kind == "argocd" else "kustomizations"
