@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
 from .fields import Duration, ManifestModel
@@ -19,7 +19,7 @@ from .metadata import Metadata
 class HealthCheck(ManifestModel):
     path: str = "/healthz"
     """HTTP path that answers 2xx when the application is healthy."""
-    port: int | None = Field(None, ge=1, le=65535)
+    port: StrictInt | None = Field(None, ge=1, le=65535)
     """Port to call, when it is not the application's `port`."""
     timeout: Duration = "60s"
     """How long a fresh deployment may take to become healthy."""
@@ -31,7 +31,7 @@ class EnvVar(ManifestModel):
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", min_length=1)
     value: str | None = None
-    secret: bool = False
+    secret: StrictBool = False
 
     @model_validator(mode="after")
     def _no_secret_value(self) -> EnvVar:
@@ -65,9 +65,9 @@ def _env_rules(variables: list[EnvVar]) -> list[EnvVar]:
 class ApplicationSpec(ManifestModel):
     image: str = Field(min_length=1)
     """Container image repository, without tag: the release supplies the version."""
-    port: int | None = Field(None, ge=1, le=65535)
+    port: StrictInt | None = Field(None, ge=1, le=65535)
     """Port the application listens on (the local target assigns a free one instead)."""
-    replicas: int = Field(1, ge=0, le=1000)
+    replicas: StrictInt = Field(1, ge=0, le=1000)
     health_check: HealthCheck | None = None
     env: Annotated[list[EnvVar], AfterValidator(_env_rules)] = Field(default_factory=list)
     integration_tests: CommandSpec | None = None
