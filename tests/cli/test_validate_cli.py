@@ -375,3 +375,49 @@ def test_a_usage_error_exits_2_with_a_message(cli, args):
     result = cli(*args)  # an exception escaping main() is the traceback a user would see
     assert result.code == 2
     assert result.err.strip()
+
+
+HOSTILE = {
+    "deep.yaml": ENVIRONMENT.format(name="deep") + "  labels: " + "[" * 600 + "]" * 600 + "\n",
+    "digits.yaml": ENVIRONMENT.format(name="digits") + "  labels: {build: " + "9" * 5000 + "}\n",
+    "laughs.yaml": ENVIRONMENT.format(name="laughs") + "  annotations:\n    a: &a lol\n" + "".join(
+        f"    {chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 9) + "]\n"
+        for i in range(9)),
+    "expiry.yaml": LONELY_TRACK.replace("[qa]", "[qa]\n      approvals:\n"
+                                        "        - {role: qa, expiresAfter: 9999999999"
+                                        "9999999999h}"),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        pytest.param("deep.yaml", "deep.yaml:5:73: error[too-deep] values are nested deeper "
+                     "than 64 levels; the rest of the file is not read", id="600 levels deep"),
+        pytest.param("digits.yaml", "digits.yaml:5:19: error[too-large] the integer "
+                     "`99999999999999999999…` is larger than a manifest can hold",
+                     id="a 5000-digit integer"),
+        pytest.param("laughs.yaml", "laughs.yaml:", id="a billion laughs"),
+        pytest.param("expiry.yaml", "expiry.yaml:9:36: error[invalid-duration] spec."
+                     "releaseStages[0].approvals[0].expiresAfter: `99999999999999999999h` is "
+                     "longer than the maximum of 365d", id="an expiry of 10^20 hours"),
+    ],
+)
+def test_a_real_process_reports_hostile_manifests_as_diagnostics(process, tmp_path, name,
+                                                                 expected):
+    path = write(tmp_path / name, HOSTILE[name])
+    result = process("validate", path.name)
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 1
+    (first,) = error_lines(result.stderr)
+    assert first.startswith(expected), first
+    lines = result.stderr.splitlines()
+    assert lines[lines.index(first) + 1].startswith("  hint: ")
+    assert re.fullmatch(r"error: the manifests are invalid: 1 manifest\(s\), 1 error\(s\), "
+                        r"\d warning\(s\)", lines[-1])
+
+    as_json = process("validate", path.name, "-o", "json")
+    assert as_json.returncode == 1 and "Traceback" not in as_json.stderr
+    (error,) = json.loads(as_json.stdout)["errors"]
+    assert first.startswith(f"{error['source']}:{error['line']}:{error['column']}: "
+                            f"error[{error['code']}]")

@@ -9,6 +9,7 @@ every diagnostic must be located inside the text and carry a known code and a me
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -110,6 +111,45 @@ def _mutate_text(draw: st.DrawFn, text: str) -> str:
     else:
         del lines[line]
     return "".join(lines)
+
+
+def _laughs(levels: int) -> str:
+    """A flow mapping whose `levels` anchors each repeat the previous one 9 times."""
+    parts = ["a0: &a0 lol"] + [
+        f"a{n}: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]" for n in range(1, levels + 1)
+    ]
+    return "{" + ", ".join(parts) + "}"
+
+
+#: Values an attacker or a broken generator writes, and the code each must give.
+hostile = st.one_of(
+    st.integers(65, 3000).map(lambda n: ("[" * n + "]" * n, "too-deep")),
+    st.integers(65, 3000).map(lambda n: ("{a: " * n + "1" + "}" * n, "too-deep")),
+    st.tuples(st.sampled_from(["", "-", "+", "!!int "]), st.integers(20, 6000)).map(
+        lambda t: (t[0] + "9" * t[1], "too-large")),
+    st.integers(17, 5000).map(lambda n: ("0x" + "f" * n, "too-large")),
+    st.integers(65_537, 70_000).map(lambda n: ("x" * n, "too-large")),
+    st.integers(6, 9).map(lambda n: (_laughs(n), "too-large")),
+)
+
+
+@FUZZ
+@given(st.data())
+def test_a_hostile_value_anywhere_is_reported_with_its_code(data: st.DataObject) -> None:
+    texts = dict(EXAMPLES)
+    target = data.draw(st.sampled_from(sorted(texts)))
+    lines = texts[target].splitlines(keepends=True)
+    slots = [i for i, line in enumerate(lines)  # `key: value` lines, the value a plain one
+             if re.fullmatch(r"\s*(- )?[A-Za-z]+: [^#\s{\[&*!|>][^#]*", line.rstrip("\n"))]
+    at = data.draw(st.sampled_from(slots))
+    value, code = data.draw(hostile)
+    key = lines[at].split(": ", 1)[0]
+    lines[at] = f"{key}: {value}\n"
+    texts[target] = "".join(lines)
+    result = load_texts(texts.items())
+    _assert_well_formed(result.diagnostics, texts)
+    assert code in {d.code for d in result.diagnostics if d.source == target}
+    assert not result.ok
 
 
 def _assert_well_formed(diagnostics: list[Diagnostic], texts: dict[str, str]) -> None:

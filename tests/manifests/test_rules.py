@@ -272,7 +272,7 @@ CASES = [
                     - role: qa
                       count: 0
             """),
-        False, "invalid-count", 10, 18, Severity.ERROR, "use a count of 1 or more",
+        False, "invalid-count", 10, 18, Severity.ERROR, "use a count from 1 to 100",
         id="an approval count of zero is an invalid count",
     ),
     pytest.param(
@@ -287,7 +287,7 @@ CASES = [
                   approvals:
                     - {role: qa, count: -2}
             """),
-        False, "invalid-count", 9, 29, Severity.ERROR, "use a count of 1 or more",
+        False, "invalid-count", 9, 29, Severity.ERROR, "use a count from 1 to 100",
         id="a negative approval count is an invalid count",
     ),
     pytest.param(
@@ -520,6 +520,32 @@ CASES = [
         True, "secret-with-value", 7, 7, Severity.ERROR, None,
         id="a secret variable with its value in the manifest is refused",
     ),
+    pytest.param(
+        doc("""
+            apiVersion: lowops.manifests.v1
+            kind: Environment
+            metadata:
+              name: development
+              labels: """) + "[" * 70 + "]" * 70 + "\n",
+        False, "too-deep", 5, 73, Severity.ERROR, None,
+        id="values nested 72 levels deep are too deep at the 65th level",
+    ),
+    pytest.param(
+        doc("""
+            apiVersion: lowops.manifests.v1
+            kind: ReleaseTrack
+            metadata:
+              name: shop-track
+            spec:
+              releaseStages:
+                - environments: [production]
+                  approvals:
+                    - {role: qa, count: 123456789012345678901234567890}
+            """),
+        False, "too-large", 9, 29, Severity.ERROR,
+        "integers in manifests lie between -9223372036854775808 and 9223372036854775807",
+        id="an integer beyond 64 bits is too large at the value",
+    ),
 ]
 
 
@@ -548,6 +574,7 @@ DOCUMENTED_CODES = [
     "empty-stage", "track-without-stages", "duplicate-environment", "duplicate-name",
     "missing-parent", "unknown-parent", "wrong-parent-kind", "empty-application-set",
     "undeclared-environment", "unused-track", "duplicate-env-var", "secret-with-value",
+    "too-deep", "too-large",
 ]
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
 from .fields import Duration, ManifestModel
@@ -26,7 +26,7 @@ from .metadata import Metadata
 class HealthCheck(ManifestModel):
     path: str = "/healthz"
     """HTTP path that answers 2xx when the application is healthy."""
-    port: int | None = Field(None, ge=1, le=65535)
+    port: StrictInt | None = Field(None, ge=1, le=65535)
     """Port to call, when it is not the application's `port`."""
     timeout: Duration = "60s"
     """How long a fresh deployment may take to become healthy."""
@@ -38,7 +38,7 @@ class EnvVar(ManifestModel):
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", min_length=1)
     value: str | None = None
-    secret: bool = False
+    secret: StrictBool = False
 
     @model_validator(mode="after")
     def _no_secret_value(self) -> EnvVar:
@@ -90,14 +90,14 @@ class SecurityContext(ManifestModel):
     """The container's security settings. Every default is what the Pod Security
     Standards' `restricted` profile requires; a field given here replaces its default."""
 
-    run_as_non_root: bool = True
+    run_as_non_root: StrictBool = True
     """Refuse to start an image whose user is root."""
-    run_as_user: int | None = Field(None, ge=0)
+    run_as_user: StrictInt | None = Field(None, ge=0)
     """User id to run as, when the image does not name a non-root one (0 is refused by
     `restricted`)."""
-    run_as_group: int | None = Field(None, ge=0)
-    read_only_root_filesystem: bool | None = None
-    allow_privilege_escalation: bool = False
+    run_as_group: StrictInt | None = Field(None, ge=0)
+    read_only_root_filesystem: StrictBool | None = None
+    allow_privilege_escalation: StrictBool = False
     """Whether a process may gain more privileges than its parent (setuid binaries)."""
     capabilities: Capabilities = Field(default_factory=Capabilities)
     seccomp_profile: SeccompProfile = Field(default_factory=SeccompProfile)
@@ -112,7 +112,7 @@ class Toleration(ManifestModel):
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     """Taint effect to tolerate; omitted: all effects."""
-    toleration_seconds: int | None = None
+    toleration_seconds: StrictInt | None = None
     """For `NoExecute`: how long a Pod stays after the taint appears."""
 
 
@@ -143,9 +143,9 @@ def _env_rules(variables: list[EnvVar]) -> list[EnvVar]:
 class ApplicationSpec(ManifestModel):
     image: str = Field(min_length=1)
     """Container image repository, without tag: the release supplies the version."""
-    port: int | None = Field(None, ge=1, le=65535)
+    port: StrictInt | None = Field(None, ge=1, le=65535)
     """Port the application listens on (the local target assigns a free one instead)."""
-    replicas: int = Field(1, ge=0, le=1000)
+    replicas: StrictInt = Field(1, ge=0, le=1000)
     """Number of Pods (gitops and kubernetes targets)."""
     resources: Resources | None = None
     """Requests and limits of the container; omitted: none (the namespace's LimitRange
@@ -170,7 +170,7 @@ class WorkloadOverride(ManifestModel):
     """Workload settings an Environment sets for an application. Each field given replaces
     the application's own value as a whole; omitted fields keep it."""
 
-    replicas: int | None = Field(None, ge=0, le=1000)
+    replicas: StrictInt | None = Field(None, ge=0, le=1000)
     resources: Resources | None = None
     security_context: SecurityContext | None = None
     service_account_name: ServiceAccountName | None = None

@@ -92,6 +92,10 @@ def load_texts(sources: Iterable[tuple[str, str]], *, cross_check: bool = True) 
         diagnostics.extend(problems)
         for document in documents:
             count += 1
+            if document.refused:  # its limit is reported; it still counts as existing
+                if (identity := identify(document)) is not None:
+                    invalid.append(identity)
+                continue
             manifest, problems = read_manifest(document)
             diagnostics.extend(problems)
             if manifest is not None:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from .limits import MAX_APPROVALS, MAX_DEPTH, MAX_DURATION_TEXT, MAX_SCALAR_LENGTH, MAX_VALUES
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -34,8 +36,9 @@ CODES: dict[str, str] = {
     "wrong-type": "a field has a value of the wrong type",
     "invalid-value": "a field's value is not one of those allowed",
     "invalid-name": "a name is not a DNS-1123 label",
-    "invalid-duration": "a duration is not like 30s, 10m, 1h30m or 2d",
-    "invalid-count": "an approval count is zero or negative",
+    "invalid-duration": "a duration is not like 30s, 10m, 1h30m or 2d, or is longer than "
+                        f"{MAX_DURATION_TEXT}",
+    "invalid-count": f"an approval count is below 1 or above {MAX_APPROVALS}",
     "unknown-type": "a check or target type that does not exist",
     "empty-stage": "a stage lists no environments",
     "track-without-stages": "a ReleaseTrack defines no stage in any lane",
@@ -50,6 +53,9 @@ CODES: dict[str, str] = {
     "duplicate-env-var": "an Application declares the same environment variable twice",
     "secret-with-value": "a secret environment variable carries its value in the manifest",
     "no-manifests": "no manifest was found in the given input",
+    "too-deep": f"values are nested deeper than {MAX_DEPTH} levels",
+    "too-large": f"a scalar over {MAX_SCALAR_LENGTH:,} characters, an integer beyond 64 bits, or "
+                 f"a document of more than {MAX_VALUES:,} values (aliases expanded)",
 }
 
 

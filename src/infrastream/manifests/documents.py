@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 from .diagnostics import Diagnostic, Severity, did_you_mean
 from .fields import API_VERSION
 from .kinds import KINDS, Manifest
+from .limits import MAX_APPROVALS, MAX_DURATION_TEXT, shown
 from .yaml_source import RawDocument
 
 _TYPE_ERRORS = {
@@ -92,7 +93,8 @@ def read_manifest(document: RawDocument) -> tuple[LoadedManifest | None, list[Di
                                 f"add `apiVersion: {API_VERSION}`"))
         else:
             problems.append(_at(document, ("apiVersion",), "unknown-api-version",
-                                f"unknown apiVersion `{api_version}`", f"use `{API_VERSION}`"))
+                                f"unknown apiVersion `{shown(str(api_version))}`",
+                                f"use `{API_VERSION}`"))
     kind = data.get("kind")
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
@@ -100,7 +102,8 @@ def read_manifest(document: RawDocument) -> tuple[LoadedManifest | None, list[Di
             problems.append(_at(document, (), "missing-field", "missing field `kind`",
                                 "add `kind:` with one of: " + ", ".join(KINDS)))
         else:
-            problems.append(_at(document, ("kind",), "unknown-kind", f"unknown kind `{kind}`",
+            problems.append(_at(document, ("kind",), "unknown-kind",
+                                f"unknown kind `{shown(str(kind))}`",
                                 did_you_mean(str(kind), KINDS)))
         return None, problems
     if problems:  # wrong apiVersion: still report field problems of the kind it claims to be
@@ -123,7 +126,7 @@ def _translate(document: RawDocument, model: type[BaseModel], error: ErrorDetail
         name = str(loc[-1])
         allowed = _fields_at(model, loc[:-1])
         where = _display(document.data, loc[:-1])
-        return _at(document, loc, "unknown-field", f"unknown field `{name}` in {where}",
+        return _at(document, loc, "unknown-field", f"unknown field `{shown(name)}` in {where}",
                    did_you_mean(name, allowed), key=True)
     if kind == "missing":
         return _at(document, loc[:-1], "missing-field",
@@ -132,8 +135,9 @@ def _translate(document: RawDocument, model: type[BaseModel], error: ErrorDetail
     if kind in _OWN_CODES:
         hints = {
             "invalid-name": "for example `payments-api`",
-            "invalid-duration": "write it like `30s`, `10m`, `1h30m` or `2d`",
-            "invalid-count": "use a count of 1 or more",
+            "invalid-duration": "write it like `30s`, `10m`, `1h30m` or `2d`, at most "
+                                f"`{MAX_DURATION_TEXT}`",
+            "invalid-count": f"use a count from 1 to {MAX_APPROVALS}",
             "empty-stage": "name at least one environment, or remove the stage",
             "duplicate-env-var": "keep one of the two declarations",
             "secret-with-value": "remove `value:` and set it with `infrastream secret set`; "
@@ -144,7 +148,8 @@ def _translate(document: RawDocument, model: type[BaseModel], error: ErrorDetail
         ctx = error.get("ctx") or {}
         tag = str(ctx.get("tag", ""))
         expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
-        return _at(document, (*loc, "type"), "unknown-type", f"{field}: unknown type `{tag}`",
+        return _at(document, (*loc, "type"), "unknown-type",
+                   f"{field}: unknown type `{shown(tag)}`",
                    did_you_mean(tag, expected))
     if kind == "union_tag_not_found":
         return _at(document, loc, "missing-field", f"missing required field `type` in {field}",
@@ -165,6 +170,10 @@ def _type_hint(kind: str) -> str:
         return "use a mapping of `key: value` lines"
     if kind in {"string_type"}:
         return "quote the value to make it a string"
+    if kind in {"int_type", "int_parsing", "int_from_float"}:
+        return "write a whole number, without quotes"
+    if kind in {"bool_type", "bool_parsing"}:
+        return "write `true` or `false`, without quotes"
     return ""
 
 
@@ -233,8 +242,10 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, int | float):
-        return f"number `{value}`"
-    return f"`{value}`"
+        return f"number `{shown(str(value))}`"
+    if isinstance(value, str):
+        return f"the text `{shown(value)}`"
+    return f"`{shown(str(value))}`"
 
 
 def _at(document: RawDocument, path: tuple[int | str, ...], code: str, message: str,

@@ -1,26 +1,37 @@
-"""Field types shared by every manifest kind: names, durations, roles, the base model.
+"""Field types shared by every manifest kind: names, durations, counts, roles, the base model.
 
 Each type validates with its own error code (`invalid-name`, `invalid-duration`,
 `invalid-count`) so the diagnostic a user sees names the rule that was broken instead of a
-generic "pattern mismatch".
+generic "pattern mismatch". Numbers and switches are strict (pydantic's `StrictInt` and
+`StrictBool` in the models): `count: '3'` is a `wrong-type`, never quietly the number 3.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
+from .limits import MAX_APPROVALS, MAX_DURATION, MAX_DURATION_TEXT, shown
 
 API_VERSION = "lowops.manifests.v1"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _DURATION_UNITS = (86400, 3600, 60, 1)
-#: What parse_duration accepts, for editors: at least one part, and not all of them zero.
-_DURATION_SCHEMA_PATTERN = r"^(?=\d)(?!(?:0+[dhms])+$)(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+#: The most significant digits each unit can have within the maximum: 3d, 4h, 6m, 8s.
+_DURATION_DIGITS = tuple(len(str(MAX_DURATION // unit)) for unit in _DURATION_UNITS)
+#: What parse_duration accepts, for editors: at least one part, not all of them zero, and no
+#: part with more digits than the maximum has (the sum of the parts a pattern cannot check:
+#: the description states the maximum).
+_DURATION_SCHEMA_PATTERN = "^(?=\\d)(?!(?:0+[dhms])+$)" + "".join(
+    f"(0*\\d{{1,{digits}}}{unit})?" for digits, unit in zip(_DURATION_DIGITS, "dhms", strict=True)
+) + "$"
+DURATION_DESCRIPTION = (f"A duration such as `30s`, `10m`, `1h30m` or `2d`, at most "
+                        f"`{MAX_DURATION_TEXT}`.")
 
 
 class ManifestModel(BaseModel):
@@ -45,20 +56,30 @@ def _dns_label(value: str) -> str:
             "invalid-name",
             "`{value}` is not a valid name: use at most 63 lowercase letters, digits and `-`, "
             "starting and ending with a letter or digit",
-            {"value": value},
+            {"value": shown(value)},
         )
     return value
 
 
 def parse_duration(text: str) -> int:
-    """`1h30m` → 5400 seconds. Raises ValueError for anything else (including `0s`)."""
+    """`1h30m` → 5400 seconds, at most `MAX_DURATION` (365 days, which every date the engine
+    computes from now can add). Raises ValueError, saying why, for anything else: text that
+    is no duration, `0s`, and longer durations."""
     match = _DURATION.fullmatch(text) if text else None
     if not match or not any(match.groups()):
-        raise ValueError(text)
-    groups = zip(match.groups(), _DURATION_UNITS, strict=True)
-    seconds = sum(int(g) * unit for g, unit in groups if g)
+        raise ValueError(f"`{shown(text)}` is not a duration")
+    seconds = 0
+    for group, unit, digits in zip(match.groups(), _DURATION_UNITS, _DURATION_DIGITS,
+                                   strict=True):
+        significant = (group or "").lstrip("0")
+        if len(significant) > digits:  # too long, and never converted: it could be any size
+            seconds = MAX_DURATION + 1
+            break
+        seconds += int(significant or 0) * unit
+    if seconds > MAX_DURATION:
+        raise ValueError(f"`{shown(text)}` is longer than the maximum of {MAX_DURATION_TEXT}")
     if seconds <= 0:
-        raise ValueError(text)
+        raise ValueError(f"`{shown(text)}` is not a duration")
     return seconds
 
 
@@ -78,21 +99,25 @@ def format_duration(seconds: float) -> str:
 def _duration(value: str) -> str:
     try:
         parse_duration(value)
-    except ValueError:
-        raise PydanticCustomError(
-            "invalid-duration",
-            "`{value}` is not a duration",
-            {"value": value},
-        ) from None
+    except ValueError as exc:
+        raise PydanticCustomError("invalid-duration", "{reason}", {"reason": str(exc)}) from None
     return value
 
 
 def _count(value: int) -> int:
-    if value < 1:
+    if not 1 <= value <= MAX_APPROVALS:
         raise PydanticCustomError(
-            "invalid-count", "approval count must be at least 1, got {value}", {"value": value}
+            "invalid-count", "an approval count must be between 1 and {most}, got {value}",
+            {"value": value, "most": MAX_APPROVALS},
         )
     return value
+
+
+def _describe_duration(schema: dict[str, Any]) -> None:
+    """The JSON Schema of a duration field: its own description, then the duration rule."""
+    own = schema.get("description")
+    schema["description"] = f"{own} {DURATION_DESCRIPTION}" if own else DURATION_DESCRIPTION
+    schema["pattern"] = _DURATION_SCHEMA_PATTERN
 
 
 Name = Annotated[
@@ -105,11 +130,17 @@ Name = Annotated[
 Duration = Annotated[
     str,
     AfterValidator(_duration),
-    Field(json_schema_extra={"pattern": _DURATION_SCHEMA_PATTERN}, examples=["10m"]),
+    Field(json_schema_extra=_describe_duration, examples=["10m"]),
 ]
-"""A duration such as `30s`, `10m`, `1h30m` or `2d`."""
+"""A duration such as `30s`, `10m`, `1h30m` or `2d`, at most `365d`."""
 
-Count = Annotated[int, AfterValidator(_count), Field(json_schema_extra={"minimum": 1})]
+Count = Annotated[
+    int,
+    Strict(),
+    AfterValidator(_count),
+    Field(json_schema_extra={"minimum": 1, "maximum": MAX_APPROVALS}),
+]
+"""How many distinct people must sign off: 1 to 100."""
 
 Role = Annotated[str, Field(min_length=1, max_length=63, examples=["qa", "security"])]
 """A role slug, free-form (the demo scaffolds developer, release-manager, qa, product, …)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StrictBool, StrictInt
 from pydantic_core import PydanticCustomError
 
 from .fields import Count, Duration, ManifestModel, Name, Role
@@ -49,7 +49,7 @@ class HttpCheck(ManifestModel):
     type: Literal["http"]
     path: str | None = None
     """Path to call instead of the Application's healthCheck path."""
-    expect_status: int = Field(200, ge=100, le=599)
+    expect_status: StrictInt = Field(200, ge=100, le=599)
     """HTTP status that counts as passing."""
     timeout: Duration = "30s"
     """How long to keep retrying before the check fails."""
@@ -98,7 +98,7 @@ class Stage(ManifestModel):
 class ApprovalPolicy(ManifestModel):
     """Governance switches that apply to every approval rule of the track."""
 
-    initiator_may_approve: bool = False
+    initiator_may_approve: StrictBool = False
     """Whether the person who requested a promotion may approve it (four-eyes off)."""
 
 
@@ -110,7 +110,7 @@ class ReleaseTrackSpec(ManifestModel):
     hotfix_stages: list[Stage] | None = None
     """Accelerated path for emergency fixes, with its own approvers."""
     policy: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
-    pre_release_restore: bool = True
+    pre_release_restore: StrictBool = True
     """After validating a pull-request build, put the pre-release environment back on the
     version it ran before."""
 

@@ -10,19 +10,24 @@ positions: no node tree is kept. Building straight from the C parser's events sk
 composer's per-node work (node objects, marks, resolver calls) and leaves nothing behind for
 the garbage collector to traverse again and again. Only when a problem has to be located are
 the documents of its source composed into PyYAML's node trees (marks on every scalar, mapping
-and sequence), once, from the text kept for that purpose, and reduced to the positions.
+and sequence), once, from the text kept for that purpose, and reduced to the positions
+(`raw_document.py`).
 
 The data is what composing and building node by node gives: anchors and aliases expand to
 the anchored value (an alias shares the anchored value, and repeats the problems found in
 it), and the same inputs are reported: custom tags, merge keys, duplicate and non-scalar
 keys, and YAML errors with the composer's messages.
+
+The limits of `limits.py` are enforced here, while the data is built: a scalar too long or an
+integer beyond 64 bits refuses its document (the next documents are still read); nesting too
+deep or a document too large once its aliases are expanded stops reading the source there, as
+a syntax error does, before any recursion or expansion could exhaust the process.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -35,14 +40,19 @@ from yaml.events import (
     SequenceStartEvent,
     StreamEndEvent,
 )
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import ScalarNode
 
 from .diagnostics import Diagnostic, Severity
-
-try:  # the C loader is much faster; fall back to the pure-Python one where libyaml is missing
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on the PyYAML build
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+from .limits import (
+    MAX_DEPTH,
+    MAX_INTEGER,
+    MAX_SCALAR_LENGTH,
+    MAX_VALUES,
+    MIN_INTEGER,
+    shown,
+)
+from .raw_document import Loader as _Loader
+from .raw_document import Position, RawDocument, Stream
 
 _STR = "tag:yaml.org,2002:str"
 _SEQ = "tag:yaml.org,2002:seq"
@@ -55,127 +65,8 @@ _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MERGE = "tag:yaml.org,2002:merge"
 _constructor = yaml.constructor.SafeConstructor()
 _DECIMAL = re.compile(r"[1-9][0-9]*|0")
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    line: int  # 1-based
-    column: int  # 1-based
-
-
-class _Stream:
-    """The text of one source, and where its values are, worked out when first asked for.
-
-    The documents are composed into PyYAML's node trees (which carry the marks) and reduced
-    to `_Tree`s: the line and column of every node and key, in a few small containers that
-    neither take much memory nor give the garbage collector much to traverse.
-    """
-
-    __slots__ = ("_trees", "text")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._trees: list[_Tree | None] | None = None
-
-    def tree(self, index: int) -> _Tree:
-        if self._trees is None:  # the first position asked for: every document, once
-            trees: list[_Tree | None] = []
-            loader = _Loader(self.text)
-            try:
-                while loader.check_node():
-                    node = loader.get_node()
-                    trees.append(None if node is None else _tree(node, {}))
-            except yaml.YAMLError:
-                pass  # the documents that have data all come before the error
-            finally:
-                loader.dispose()
-            self._trees = trees
-        tree = self._trees[index]
-        assert tree is not None, "a document without data has no position"
-        return tree
-
-    def node(self, index: int) -> Node:
-        loader = _Loader(self.text)
-        try:
-            for _ in range(index + 1):
-                loader.check_node()
-                node = loader.get_node()
-        finally:
-            loader.dispose()
-        assert node is not None, "a document without data has no node"
-        return node
-
-
-#: Where a node is: [line, column, children] (1-based) for a collection, a tuple for a
-#: scalar. A mapping's children are {key text: (key line, key column, value tree)} (the first
-#: of repeated keys; keys that are not scalars are never looked up), a sequence's a tuple of
-#: trees. Aliases share the anchored tree, so a tree may contain itself.
-_Tree = Any
-
-
-def _tree(node: Node, done: dict[int, _Tree]) -> _Tree:
-    tree = done.get(id(node))
-    if tree is not None:
-        return tree
-    mark = node.start_mark
-    if isinstance(node, ScalarNode):
-        tree = (mark.line + 1, mark.column + 1, None)
-        done[id(node)] = tree
-        return tree
-    tree = [mark.line + 1, mark.column + 1, None]
-    done[id(node)] = tree  # before the children: an alias inside the node refers to it
-    if isinstance(node, MappingNode):
-        children: dict[str, tuple[int, int, _Tree]] = {}
-        for key_node, value_node in node.value:
-            if isinstance(key_node, ScalarNode) and key_node.value not in children:
-                key_mark = key_node.start_mark
-                children[key_node.value] = (key_mark.line + 1, key_mark.column + 1,
-                                            _tree(value_node, done))
-        tree[2] = children
-    else:
-        tree[2] = tuple(_tree(item, done) for item in node.value)
-    return tree
-
-
-@dataclass(frozen=True, slots=True)
-class RawDocument:
-    """One YAML document of a source: its plain data, and the text to locate values in."""
-
-    source: str
-    index: int
-    data: Any
-    stream: _Stream = field(repr=False, compare=False)
-
-    @property
-    def node(self) -> Node:
-        """The document's node tree, with every value's marks (composed at each call)."""
-        return self.stream.node(self.index)
-
-    @property
-    def position(self) -> Position:
-        tree = self.stream.tree(self.index)
-        return Position(tree[0], tree[1])
-
-    def locate(self, path: Sequence[str | int], *, key: bool = False) -> Position:
-        """Where the value at `path` is (or its key, with `key=True`).
-
-        Parts of the path that the tree does not contain (the tag of a tagged union, a
-        missing field) are skipped, so the answer is the deepest existing ancestor.
-        """
-        tree = self.stream.tree(self.index)
-        key_at: tuple[int, int, _Tree] | None = None
-        for part in path:
-            children = tree[2]
-            if isinstance(children, dict):
-                entry = children.get(str(part))
-                if entry is not None:
-                    key_at, tree = entry, entry[2]
-            elif isinstance(children, tuple) and isinstance(part, int):
-                if 0 <= part < len(children):
-                    key_at, tree = None, children[part]
-        if key and key_at is not None:
-            return Position(key_at[0], key_at[1])
-        return Position(tree[0], tree[1])
+_SAFE_DECIMAL_DIGITS = 18  # any decimal integer this long fits in 64 bits
+_MAX_INTEGER_DIGITS = len(str(MAX_INTEGER))
 
 
 def _implicit_resolvers() -> dict[str, tuple[tuple[str, re.Pattern[str]], ...]]:
@@ -195,16 +86,25 @@ _MISSING = object()
 class _Anchor:
     """An anchored node: its value once built, and the problems found while building it."""
 
-    __slots__ = ("mark", "problems", "tag", "value")
+    __slots__ = ("mark", "problems", "tag", "value", "weight")
 
     def __init__(self, mark: Any, tag: str) -> None:
         self.mark = mark
         self.tag = tag
         self.value: Any = _BUSY
         self.problems: list[Diagnostic] = []
+        self.weight = 0  # the values inside it, which each alias of it repeats
 
 
 _BUSY = object()  # the value of an anchor whose node is still being built
+
+
+class _Stop(Exception):
+    """A limit that stops reading the source where it was found."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
 
 
 class _Builder:
@@ -213,20 +113,76 @@ class _Builder:
     Problems go to `sink`, which is swapped for the subtrees whose problems are kept for
     later (anchored nodes, repeated at every alias) or dropped (the values of keys that are
     reported and skipped: a node tree is still read to its end, and its anchors recorded).
+    A broken limit goes to `refusals` instead, which no subtree swaps: wherever it is, it
+    refuses the document. `depth` and `values` measure the document being built.
     """
 
-    __slots__ = ("anchors", "get_event", "known", "sink", "source")
+    __slots__ = ("anchors", "depth", "get_event", "known", "refusals", "sink", "source",
+                 "values")
 
     def __init__(self, source: str, get_event: Callable[[], Any]) -> None:
         self.source = source
         self.get_event = get_event
         self.anchors: dict[str, _Anchor] = {}
         self.sink: list[Diagnostic] = []
+        self.refusals: list[Diagnostic] = []
         self.known: dict[str, Any] = {}  # plain scalar text → its value (keys repeat a lot)
+        self.depth = 0
+        self.values = 0
+
+    def start_document(self) -> None:
+        self.sink, self.refusals, self.anchors = [], [], {}
+        self.depth = self.values = 0
+
+    def diagnostic(self, mark: Any, code: str, message: str, hint: str) -> Diagnostic:
+        return Diagnostic(self.source, mark.line + 1, mark.column + 1, Severity.ERROR, code,
+                          message, hint)
 
     def problem(self, mark: Any, code: str, message: str, hint: str = "") -> None:
-        self.sink.append(Diagnostic(self.source, mark.line + 1, mark.column + 1,
-                                    Severity.ERROR, code, message, hint))
+        self.sink.append(self.diagnostic(mark, code, message, hint))
+
+    # -- limits --
+
+    def too_deep(self, mark: Any) -> None:
+        raise _Stop(_too_deep(self.source, mark.line + 1, mark.column + 1))
+
+    def count(self, values: int, mark: Any) -> None:
+        """Add `values` to the document's count (an alias adds those it repeats)."""
+        self.values += values
+        if self.values > MAX_VALUES:
+            raise _Stop(self.diagnostic(
+                mark, "too-large",
+                f"the document holds more than {MAX_VALUES} values (an alias counts as the "
+                "values it repeats); the rest of the file is not read",
+                "split it into several manifests, or use fewer aliases of large values"))
+
+    def too_long(self, event: Any) -> None:
+        self.refusals.append(self.diagnostic(
+            event.start_mark, "too-large",
+            f"a value of {len(event.value)} characters is longer than a manifest can hold",
+            f"a value holds at most {MAX_SCALAR_LENGTH} characters"))
+
+    def integer(self, event: Any) -> Any:
+        """The value of an integer scalar, refused (and kept as text) beyond 64 bits."""
+        text: str = event.value
+        digits = text.replace("_", "").lstrip("+-")
+        if digits.startswith("0") or len(digits.split(":", 1)[0]) <= _MAX_INTEGER_DIGITS:
+            # hexadecimal, octal and binary convert at any length (Python limits decimal)
+            node = ScalarNode(_INT, text, event.start_mark, event.end_mark)
+            try:
+                number = _constructor.construct_yaml_int(node)
+            except (ValueError, IndexError):  # explicitly tagged text that is no number
+                self.problem(event.start_mark, "invalid-value",
+                             f"`{shown(text)}` is not a valid !!int", "fix the value, or remove "
+                             "the tag")
+                return text
+            if MIN_INTEGER <= number <= MAX_INTEGER:
+                return number
+        self.refusals.append(self.diagnostic(
+            event.start_mark, "too-large",
+            f"the integer `{shown(text, 20)}` is larger than a manifest can hold",
+            f"integers in manifests lie between {MIN_INTEGER} and {MAX_INTEGER}"))
+        return text
 
     # -- scalars --
 
@@ -248,29 +204,33 @@ class _Builder:
             if value is not _MISSING:
                 return value
             tag = self.tag(event)
+            refused = len(self.refusals)
             value = self.construct(tag, event)
-            if tag in _SHAREABLE:
+            if tag in _SHAREABLE and len(self.refusals) == refused:  # a refusal is repeated
                 self.known[event.value] = value
             return value
         return self.construct(self.tag(event), event)
 
     def construct(self, tag: str, event: Any) -> Any:
         value = event.value
+        if len(value) > MAX_SCALAR_LENGTH:
+            self.too_long(event)
+            return value
         if tag in (_STR, _TIMESTAMP):
             return value  # a timestamp keeps its text; models parse dates and times themselves
         if tag == _NULL:
             return None
-        if tag == _INT and _DECIMAL.fullmatch(value):
-            return int(value)
+        if tag == _INT:
+            if len(value) <= _SAFE_DECIMAL_DIGITS and _DECIMAL.fullmatch(value):
+                return int(value)
+            return self.integer(event)
         if tag == _BOOL:
             result = _constructor.bool_values.get(value.lower())
             if result is not None:
                 return result
-        elif tag in (_INT, _FLOAT):
+        elif tag == _FLOAT:
             node = ScalarNode(tag, value, event.start_mark, event.end_mark)
             try:
-                if tag == _INT:
-                    return _constructor.construct_yaml_int(node)
                 return _constructor.construct_yaml_float(node)
             except (ValueError, IndexError):  # explicitly tagged text that is no number
                 pass
@@ -280,7 +240,7 @@ class _Builder:
                          "remove the tag; manifests use plain YAML values")
             return value
         self.problem(event.start_mark, "invalid-value",
-                     f"`{value}` is not a valid !!{tag.rsplit(':', 1)[-1]}",
+                     f"`{shown(value)}` is not a valid !!{tag.rsplit(':', 1)[-1]}",
                      "fix the value, or remove the tag")
         return value
 
@@ -293,9 +253,9 @@ class _Builder:
             if kind is ScalarEvent:
                 return self.scalar(event)
             if kind is MappingStartEvent:
-                return self.mapping()
+                return self.mapping(event)
             if kind is SequenceStartEvent:
-                return self.sequence()
+                return self.sequence(event)
         return self.node(event)[0]
 
     def node(self, event: Any) -> tuple[Any, Any, str]:
@@ -311,6 +271,7 @@ class _Builder:
                              f"alias `*{event.anchor}` is inside the node it refers to",
                              "recursive data cannot be a manifest; write the values out")
                 return None, event.start_mark, _NULL
+            self.count(anchor.weight, event.start_mark)
             self.sink.extend(anchor.problems)
             return anchor.value, anchor.mark, anchor.tag
         name = event.anchor
@@ -326,7 +287,9 @@ class _Builder:
         if kind is not ScalarEvent:  # a collection's anchor is usable inside it
             self.anchors[name] = anchor
         outer, self.sink = self.sink, anchor.problems
+        before = self.values
         value = self.plain(event, tag)
+        anchor.weight = self.values - before
         self.sink = outer
         anchor.value = value
         self.anchors[name] = anchor
@@ -338,8 +301,8 @@ class _Builder:
         if kind is ScalarEvent:
             return self.construct(tag, event)
         if kind is MappingStartEvent:
-            return self.mapping()
-        return self.sequence()
+            return self.mapping(event)
+        return self.sequence(event)
 
     def skip(self, event: Any) -> None:
         """Read the node that starts with `event` to its end, dropping its problems."""
@@ -347,7 +310,10 @@ class _Builder:
         self.node(event)
         self.sink = outer
 
-    def sequence(self) -> list[Any]:
+    def sequence(self, start: Any) -> list[Any]:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.too_deep(start.start_mark)
         items: list[Any] = []
         append = items.append
         get_event = self.get_event
@@ -357,11 +323,16 @@ class _Builder:
             if kind is ScalarEvent and event.anchor is None:
                 append(self.scalar(event))
             elif kind is SequenceEndEvent:
+                self.depth -= 1
+                self.count(len(items), start.start_mark)
                 return items
             else:
                 append(self.value(event))
 
-    def mapping(self) -> dict[Any, Any]:
+    def mapping(self, start: Any) -> dict[Any, Any]:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.too_deep(start.start_mark)
         result: dict[Any, Any] = {}
         seen: dict[Any, Any] = {}
         get_event = self.get_event
@@ -369,6 +340,8 @@ class _Builder:
             event = get_event()
             kind = event.__class__
             if kind is MappingEndEvent:
+                self.depth -= 1
+                self.count(len(result), start.start_mark)
                 return result
             if kind is ScalarEvent and event.anchor is None:
                 mark = event.start_mark
@@ -433,7 +406,7 @@ def parse_documents(source: str, text: str) -> tuple[list[RawDocument], list[Dia
     """Parse every document of a YAML text. Never raises for bad input."""
     documents: list[RawDocument] = []
     problems: list[Diagnostic] = []
-    stream = _Stream(text)
+    stream = Stream(text)
     loader = _Loader(text)
     builder = _Builder(source, loader.get_event)
     get_event = loader.get_event
@@ -441,24 +414,32 @@ def parse_documents(source: str, text: str) -> tuple[list[RawDocument], list[Dia
     try:
         get_event()  # the start of the stream
         while get_event().__class__ is not StreamEndEvent:  # the start of a document
-            builder.sink = []
+            builder.start_document()
             data = builder.value(get_event())
             get_event()  # the end of the document
             problems.extend(builder.sink)
-            builder.anchors = {}
+            problems.extend(builder.refusals)
             if data is not None:
-                documents.append(RawDocument(source, index, data, stream))
+                documents.append(RawDocument(source, index, data, stream,
+                                             refused=bool(builder.refusals)))
             index += 1
+    except _Stop as stop:
+        problems.append(stop.diagnostic)
+        documents.append(RawDocument(source, index, None, stream, refused=True))
+        stream.readable = index
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
             message = f"{exc.problem} ({exc.context})"
-        problems.append(
-            Diagnostic(source, line, column, Severity.ERROR, "yaml-syntax", message,
-                       "check indentation, quoting and `:` separators near this position")
-        )
+        if "maximum nesting depth" in message:  # libyaml's own limit, met while looking ahead
+            problems.append(_too_deep(source, line, column))
+        else:
+            problems.append(
+                Diagnostic(source, line, column, Severity.ERROR, "yaml-syntax", message,
+                           "check indentation, quoting and `:` separators near this position")
+            )
     except yaml.YAMLError as exc:  # reader errors: control characters and similar
         line, column = _reader_position(exc, text)
         problems.append(
@@ -468,6 +449,14 @@ def parse_documents(source: str, text: str) -> tuple[list[RawDocument], list[Dia
     finally:
         loader.dispose()
     return documents, problems
+
+
+def _too_deep(source: str, line: int, column: int) -> Diagnostic:
+    return Diagnostic(
+        source, line, column, Severity.ERROR, "too-deep",
+        f"values are nested deeper than {MAX_DEPTH} levels; the rest of the file is not read",
+        f"manifests are a few levels deep; a document holds at most {MAX_DEPTH} levels of "
+        "mappings and lists")
 
 
 def _reader_position(exc: yaml.YAMLError, text: str) -> tuple[int, int]:
