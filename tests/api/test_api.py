@@ -161,7 +161,7 @@ def test_refused_requests_are_problems_that_say_why_and_change_nothing(people):
     colour = next(d for d in body["diagnostics"] if d["code"] == "unknown-field")
     assert (colour["source"], colour["line"], colour["column"]) == ("broken.yaml", 8, 3)
     forbidden = problem(track_by_developer, 403)
-    assert "ci-bot may not apply" in forbidden["detail"]
+    assert "ci-bot may not change" in forbidden["detail"]
     assert "platform" in forbidden["detail"]
     assert pat.get("/api/v1/manifests").json() == []
 

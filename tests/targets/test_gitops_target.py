@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from infrastream.domain.errors import PermanentError, TransientError
+from infrastream.git_cli import mask
 from infrastream.manifests import ApplicationSpec, Environment
 from infrastream.targets.base import AppDeployment, DeployRequest, Health
-from infrastream.targets.git_cli import mask
 from infrastream.targets.gitops import GitOpsTarget
 from infrastream.targets.gitops_clone import WorkingClone
 from infrastream.targets.registry import TargetRegistry

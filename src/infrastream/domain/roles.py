@@ -42,6 +42,9 @@ START_HOTFIX = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
 ROLL_BACK = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
 MANAGE_SECRETS = frozenset({Role.PLATFORM, Role.ADMIN})
 MANAGE_USERS = frozenset({Role.ADMIN})
+"""Manage users, tokens and teams."""
+MANAGE_SOURCES = frozenset({Role.PLATFORM})
+"""Add, sync and remove manifest sources (the Git repositories manifests come from)."""
 
 
 def promoters(lane: str) -> frozenset[str]:

@@ -10,6 +10,7 @@ from .diagnostics import CODES, Diagnostic, Severity
 from .environment import Environment, Tier
 from .fields import API_VERSION, format_duration, parse_duration
 from .kinds import KINDS, Manifest
+from .stored import assemble, from_body, load_with_stored, stored_source
 from .track import ApprovalRule, Lane, ReleaseTrack, Stage
 
 __all__ = [
@@ -31,8 +32,12 @@ __all__ = [
     "Severity",
     "Stage",
     "Tier",
+    "assemble",
     "check_bundle",
     "format_duration",
+    "from_body",
     "load_texts",
+    "load_with_stored",
     "parse_duration",
+    "stored_source",
 ]

@@ -16,12 +16,12 @@ from typing import TypeVar
 
 from .application import Application, ApplicationSet
 from .diagnostics import Diagnostic, Severity, did_you_mean
-from .documents import Identity, LoadedManifest, identify, read_manifest
+from .documents import Identity, LoadedManifest, Locatable, identify, read_manifest
 from .environment import Environment, default_environment
 from .freeze import FreezeWindow
 from .kinds import KINDS, PARENT_KIND, Manifest
 from .track import Lane, ReleaseTrack
-from .yaml_source import RawDocument, parse_documents
+from .yaml_source import parse_documents
 
 M = TypeVar("M", ReleaseTrack, ApplicationSet, Application, Environment, FreezeWindow)
 
@@ -83,6 +83,21 @@ def load_texts(sources: Iterable[tuple[str, str]], *, cross_check: bool = True) 
     With `cross_check=False` only each document is checked on its own (for a partial set of
     manifests that will be checked together with others later).
     """
+    result, loaded, invalid = load_documents(sources)
+    bundle, problems = check_bundle(loaded, invalid)
+    diagnostics = list(result.diagnostics)
+    if cross_check:
+        diagnostics.extend(problems)
+    else:  # still refuse a name defined twice in the input itself
+        diagnostics.extend(p for p in problems if p.code == "duplicate-name")
+    return LoadResult(bundle, diagnostics, result.documents)
+
+
+def load_documents(sources: Iterable[tuple[str, str]]
+                   ) -> tuple[LoadResult, list[LoadedManifest], list[Identity]]:
+    """Every document of `sources` parsed and validated on its own: the problems (in a
+    LoadResult with an empty bundle), the valid manifests and what the invalid ones still
+    say about themselves."""
     diagnostics: list[Diagnostic] = []
     loaded: list[LoadedManifest] = []
     invalid: list[Identity] = []
@@ -102,12 +117,7 @@ def load_texts(sources: Iterable[tuple[str, str]], *, cross_check: bool = True) 
                 loaded.append(manifest)
             elif (identity := identify(document)) is not None:
                 invalid.append(identity)
-    bundle, problems = check_bundle(loaded, invalid)
-    if cross_check:
-        diagnostics.extend(problems)
-    else:  # still refuse a name defined twice in the input itself
-        diagnostics.extend(p for p in problems if p.code == "duplicate-name")
-    return LoadResult(bundle, diagnostics, count)
+    return LoadResult(Bundle(), diagnostics, count), loaded, invalid
 
 
 def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
@@ -239,14 +249,14 @@ def _parent_name(manifest: ApplicationSet | Application) -> str | None:
     return parent.name if parent else None
 
 
-def _error(document: RawDocument, path: tuple[str | int, ...], code: str, message: str,
+def _error(document: Locatable, path: tuple[str | int, ...], code: str, message: str,
            hint: str = "") -> Diagnostic:
     position = document.locate(path)
     return Diagnostic(document.source, position.line, position.column, Severity.ERROR, code,
                       message, hint)
 
 
-def _warning(document: RawDocument, path: tuple[str | int, ...], code: str, message: str,
+def _warning(document: Locatable, path: tuple[str | int, ...], code: str, message: str,
              hint: str = "") -> Diagnostic:
     position = document.locate(path)
     return Diagnostic(document.source, position.line, position.column, Severity.WARNING, code,

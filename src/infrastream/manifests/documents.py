@@ -7,8 +7,9 @@ field) and adds the hints.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -17,6 +18,7 @@ from .diagnostics import Diagnostic, Severity, did_you_mean
 from .fields import API_VERSION
 from .kinds import KINDS, Manifest
 from .limits import MAX_APPROVALS, MAX_DURATION_TEXT, shown
+from .raw_document import Position
 from .yaml_source import RawDocument
 
 _TYPE_ERRORS = {
@@ -33,12 +35,21 @@ _OWN_CODES = {"invalid-name", "invalid-duration", "invalid-count", "empty-stage"
               "duplicate-env-var", "secret-with-value"}
 
 
+class Locatable(Protocol):
+    """What a manifest was read from, as far as reporting a problem at it needs."""
+
+    @property
+    def source(self) -> str: ...
+
+    def locate(self, path: Sequence[str | int], *, key: bool = False) -> Position: ...
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedManifest:
     """A validated manifest and the document it was read from (for locating later problems)."""
 
     manifest: Manifest
-    document: RawDocument
+    document: Locatable
 
     @property
     def kind(self) -> str:

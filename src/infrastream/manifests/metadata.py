@@ -22,6 +22,10 @@ class Metadata(ManifestModel):
     """Unique name among the manifests of the same kind (a DNS-1123 label)."""
     parent: ParentRef | None = None
     """The parent manifest (required for Application and ApplicationSet)."""
+    team: Name | None = None
+    """The team that owns it (`infrastream team`): only the team's members among the kind's
+    owners may change it, and the team reviews its pull requests (CODEOWNERS). Omitted: any
+    holder of the kind's owner role may."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Free-form key/value labels."""
     annotations: dict[str, str] = Field(default_factory=dict)

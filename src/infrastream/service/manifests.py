@@ -1,104 +1,128 @@
-"""Manifests in the control plane: `apply` stores a new revision, `get` reads them back.
+"""Manifests in the control plane: `apply` stores a new revision, `delete` removes one
+object, `get` and `history` read them back.
 
 Apply works like `kubectl apply`: the applied manifests replace those of the same kind and
 name, the others stay. The merged whole is validated before anything is written (stored
-manifests take part as synthetic sources named `stored:Kind/name`), so an Application can be
-applied alone when its set already exists, and nothing is stored if any error is found.
-Each kind can only be applied by its owners (DESIGN §2).
+manifests take part as they are stored, reported as `stored:Kind/name`), so an Application
+can be applied alone when its set already exists, and nothing is stored if any error is
+found. `dry_run` answers what would change, with each object before and after
+(`infrastream diff`). Who may change what is `domain.ownership` (kind owners, and team
+members for a team's manifests); objects a manifest source owns are changed in its
+repository, never here.
 """
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-import yaml
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, select
 
-from infrastream.domain.errors import Invalid, NotFound
-from infrastream.domain.roles import KIND_OWNERS, Principal, Role
-from infrastream.manifests import Diagnostic, load_texts
+from infrastream.domain.errors import Forbidden, Invalid, NotFound
+from infrastream.domain.ownership import refusal
+from infrastream.domain.roles import Principal
+from infrastream.manifests import KINDS, Diagnostic, load_texts, load_with_stored
 from infrastream.manifests.diagnostics import sort_key
-from infrastream.store.inserted import inserted_id
-from infrastream.store.tables import manifest_objects, manifest_revisions
+from infrastream.store.tables import manifest_history, manifest_objects, manifest_revisions
 
-from .auditing import trail as audit
 from .context import Services
-from .permissions import require
-from .records.manifests import current_revision, stored_source
+from .records.manifests import current_revision
+from .records.teams import teams_of
+from .revisions import Plan, owner_label, plan, result, write
+
+
+def diagnostics_json(items: list[Diagnostic]) -> list[dict[str, Any]]:
+    return [d.to_json() for d in sorted(items, key=sort_key)]
+
+
+def check_may_change(conn: Connection, principal: Principal, planned: Plan) -> None:
+    """Refuse (Forbidden, every reason at once) the changes `principal` may not make."""
+    member_of = teams_of(conn, principal.name)
+    problems = []
+    for change in planned.changes:
+        if change["change"] == "unchanged":
+            continue
+        teams = {_team(change["before"]), _team(change["after"])}
+        reason = refusal(principal, change["kind"], change["name"], teams, member_of)
+        if reason:
+            problems.append(reason)
+    if problems:
+        raise Forbidden("; ".join(problems), problems=problems)
+
+
+def _team(body: dict[str, Any] | None) -> str | None:
+    team = ((body or {}).get("metadata") or {}).get("team")
+    return str(team) if team else None
 
 
 def apply(services: Services, principal: Principal, sources: list[tuple[str, str]],
-          source_root: str | None = None) -> dict[str, Any]:
+          source_root: str | None = None, *, dry_run: bool = False) -> dict[str, Any]:
     """Validate and store manifests. Raises Invalid (with every diagnostic) on any error."""
     applied = load_texts(sources, cross_check=False)
     if not applied.ok:
         raise Invalid("the manifests are invalid; nothing was applied",
-                      diagnostics=_diagnostics(applied.diagnostics))
-    objects = [(m.kind, m.metadata.name, m) for m in applied.bundle.manifests()]
+                      diagnostics=diagnostics_json(applied.diagnostics))
+    objects = list(applied.bundle.manifests())
     if not objects:
         raise Invalid("no manifest found in the input; nothing was applied")
-    for kind, name, _ in objects:
-        owners = KIND_OWNERS[kind] | {Role.ADMIN}
-        require(principal, frozenset(owners), f"apply {kind} `{name}`")
-    now = services.now()
     with services.transaction() as conn:
-        stored = {(r.kind, r.name): r for r in conn.execute(select(manifest_objects))}
-        merged_sources = list(sources) + [
-            (stored_source(kind, name), yaml.safe_dump(row.body, sort_keys=False))
-            for (kind, name), row in stored.items()
-            if not any(k == kind and n == name for k, n, _ in objects)
-        ]
-        merged = load_texts(merged_sources)
+        planned = plan(conn, objects, [], owner=None)
+        check_may_change(conn, principal, planned)
+        merged = load_with_stored(sources, planned.kept())
         if not merged.ok:
             raise Invalid("the manifests are invalid together with those already applied; "
-                          "nothing was applied", diagnostics=_diagnostics(merged.diagnostics))
-        changes: list[dict[str, str]] = []
-        bodies = {(k, n): m.model_dump(mode="json", by_alias=True) for k, n, m in objects}
-        if all(stored.get(key) is not None and stored[key].body == body
-               for key, body in bodies.items()):
-            return {"revision": current_revision(conn),
-                    "changes": [{"kind": k, "name": n, "change": "unchanged"}
-                                for k, n in bodies],
-                    "warnings": [d.to_json() for d in merged.diagnostics if not d.is_error]}
-        revision_id = inserted_id(conn.execute(insert(manifest_revisions).values(
-            created_at=now, created_by=principal.name, source_root=source_root,
-            sources=[{"source": s, "sha256": hashlib.sha256(t.encode()).hexdigest()}
-                     for s, t in sources],
-            summary=[],
-        )))
-        for kind, name, _manifest in objects:
-            body = bodies[(kind, name)]
-            previous = stored.get((kind, name))
-            if previous is not None and previous.body == body:
-                changes.append({"kind": kind, "name": name, "change": "unchanged"})
-                continue
-            values = {"revision_id": revision_id, "body": body, "source": f"{kind}/{name}",
-                      "source_root": source_root}
-            if previous is None:
-                conn.execute(insert(manifest_objects).values(kind=kind, name=name, **values))
-                changes.append({"kind": kind, "name": name, "change": "created"})
-            else:
-                conn.execute(update(manifest_objects).where(
-                    (manifest_objects.c.kind == kind) & (manifest_objects.c.name == name)
-                ).values(**values))
-                changes.append({"kind": kind, "name": name, "change": "configured"})
-            audit.record(conn, at=now, actor=principal.name, action="manifest.apply",
-                         object_type=kind, object_id=name,
-                         before=previous.body if previous is not None else None, after=body)
-        conn.execute(update(manifest_revisions).where(manifest_revisions.c.id == revision_id)
-                     .values(summary=changes))
-    return {"revision": revision_id, "changes": changes,
-            "warnings": [d.to_json() for d in merged.diagnostics if not d.is_error]}
+                          "nothing was applied", diagnostics=diagnostics_json(
+                              merged.diagnostics))
+        warnings = [d.to_json() for d in merged.diagnostics if not d.is_error]
+        if dry_run:
+            return {**result(planned, current_revision(conn), warnings), "dryRun": True,
+                    "objects": [_diff(c) for c in planned.changes]}
+        if not planned.changed:
+            return result(planned, current_revision(conn), warnings)
+        revision = write(conn, planned, at=services.now(), actor=principal.name, owner=None,
+                         source_root=source_root, sources=sources)
+    return result(planned, revision, warnings)
 
 
-def _diagnostics(items: list[Diagnostic]) -> list[dict[str, Any]]:
-    return [d.to_json() for d in sorted(items, key=sort_key)]
+def _diff(change: dict[str, Any]) -> dict[str, Any]:
+    return {k: change[k] for k in ("kind", "name", "change", "before", "after")}
+
+
+def delete_manifest(services: Services, principal: Principal, kind: str,
+                    name: str) -> dict[str, Any]:
+    """Delete one object applied with `apply` (a source's objects go with their file)."""
+    if kind not in KINDS:
+        raise Invalid(f"`{kind}` is not a manifest kind (" + ", ".join(KINDS) + ")")
+    with services.transaction() as conn:
+        planned = _deletion(conn, kind, name)
+        check_may_change(conn, principal, planned)
+        revision = write(conn, planned, at=services.now(), actor=principal.name, owner=None,
+                         source_root=None)
+    return result(planned, revision, [])
+
+
+def _deletion(conn: Connection, kind: str, name: str) -> Plan:
+    found = conn.execute(select(manifest_objects.c.owner).where(
+        (manifest_objects.c.kind == kind) & (manifest_objects.c.name == name))).first()
+    if found is None:
+        raise NotFound(f"{kind} `{name}` does not exist")
+    if found.owner is not None:
+        raise Forbidden(f"{kind} `{name}` is managed by {owner_label(found.owner)}: delete it "
+                        "from that repository")
+    planned = plan(conn, [], [(kind, name)], owner=None)
+    remaining = load_with_stored([], planned.remaining())
+    if not remaining.ok:
+        raise Invalid(f"deleting {kind} `{name}` would leave the manifests invalid; nothing "
+                      "was deleted", diagnostics=diagnostics_json(remaining.diagnostics))
+    return planned
 
 
 def get_objects(services: Services, kind: str | None = None,
                 name: str | None = None) -> list[dict[str, Any]]:
-    query = select(manifest_objects).order_by(manifest_objects.c.kind, manifest_objects.c.name)
+    query = (select(manifest_objects, manifest_revisions.c.commit,
+                    manifest_revisions.c.author, manifest_revisions.c.created_by,
+                    manifest_revisions.c.created_at)
+             .join(manifest_revisions, manifest_revisions.c.id == manifest_objects.c.revision_id)
+             .order_by(manifest_objects.c.kind, manifest_objects.c.name))
     if kind:
         query = query.where(manifest_objects.c.kind == kind)
     if name:
@@ -107,5 +131,25 @@ def get_objects(services: Services, kind: str | None = None,
         rows = conn.execute(query).all()
     if name and not rows:
         raise NotFound(f"{kind or 'manifest'} `{name}` does not exist")
-    return [{"kind": r.kind, "name": r.name, "revision": r.revision_id, "manifest": r.body}
-            for r in rows]
+    return [{"kind": r.kind, "name": r.name, "revision": r.revision_id, "manifest": r.body,
+             "managedBy": (r.owner and f"source/{r.owner}") or "apply",
+             "commit": r.commit, "author": r.author or r.created_by,
+             "changedAt": r.created_at.isoformat()} for r in rows]
+
+
+def history(services: Services, kind: str, name: str) -> list[dict[str, Any]]:
+    """Every change of one object, newest first, deletions included."""
+    query = (select(manifest_history, manifest_revisions.c.created_at,
+                    manifest_revisions.c.created_by, manifest_revisions.c.commit,
+                    manifest_revisions.c.author, manifest_revisions.c.manifest_source)
+             .join(manifest_revisions, manifest_revisions.c.id == manifest_history.c.revision_id)
+             .where((manifest_history.c.kind == kind) & (manifest_history.c.name == name))
+             .order_by(manifest_history.c.id.desc()))
+    with services.db.connect() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        raise NotFound(f"{kind} `{name}` has no history")
+    return [{"revision": r.revision_id, "change": r.change, "manifest": r.body,
+             "at": r.created_at.isoformat(), "by": r.created_by, "source": r.manifest_source,
+             "commit": r.commit, "author": r.author} for r in rows]
+

@@ -63,6 +63,9 @@ manifest_revisions = Table(
     Column("source_root", Text, nullable=True),
     Column("sources", JSON, nullable=False),
     Column("summary", JSON, nullable=False),
+    Column("manifest_source", String(63), nullable=True),
+    Column("commit", String(64), nullable=True),
+    Column("author", String(200), nullable=True),
 )
 
 manifest_objects = Table(
@@ -73,6 +76,53 @@ manifest_objects = Table(
     Column("body", JSON, nullable=False),
     Column("source", Text, nullable=False),
     Column("source_root", Text, nullable=True),
+    Column("owner", String(63), nullable=True),
+)
+
+manifest_history = Table(
+    "manifest_history", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("revision_id", ForeignKey("manifest_revisions.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(63), nullable=False),
+    Column("change", String(16), nullable=False),
+    Column("body", JSON, nullable=True),
+)
+Index("ix_manifest_history_object", manifest_history.c.kind, manifest_history.c.name,
+      manifest_history.c.id)
+
+manifest_sources = Table(
+    "manifest_sources", metadata,
+    Column("name", String(63), primary_key=True),
+    Column("repository", Text, nullable=False),
+    Column("branch", String(255), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("scm", String(63), nullable=True),
+    Column("interval", Integer, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("created_by", String(63), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("commit", String(64), nullable=True),
+    Column("applied_commit", String(64), nullable=True),
+    Column("applied_revision", Id, nullable=True),
+    Column("synced_at", Time, nullable=True),
+    Column("message", Text, nullable=False),
+    Column("diagnostics", JSON, nullable=False),
+)
+
+teams = Table(
+    "teams", metadata,
+    Column("name", String(63), primary_key=True),
+    Column("description", String(200), nullable=False),
+    Column("handles", JSON, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("created_by", String(63), nullable=False),
+)
+
+team_members = Table(
+    "team_members", metadata,
+    Column("team", ForeignKey("teams.name", ondelete="CASCADE"), primary_key=True),
+    Column("user", String(63), primary_key=True),
 )
 
 app_versions = Table(

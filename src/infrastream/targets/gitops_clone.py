@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from infrastream.domain.errors import PermanentError
+from infrastream.git_cli import Git, Outcome, classify
 
-from .git_cli import Git, Outcome, classify
 from .render import MANAGED_BY, MANAGER
 
 _RACE = re.compile(r"non-fast-forward|fetch first|\[rejected\]|cannot lock ref|"

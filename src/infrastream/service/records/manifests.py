@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import threading
 
-import yaml
 from sqlalchemy import Connection, func, select
 
-from infrastream.manifests import Bundle, load_texts
+from infrastream.manifests import Bundle, Manifest, assemble, from_body
 from infrastream.store.tables import manifest_objects, manifest_revisions
 
 from ..context import Services
@@ -21,11 +20,8 @@ _cache_lock = threading.Lock()
 _cache: dict[tuple[int, str], Bundle] = {}
 
 
-def stored_source(kind: str, name: str) -> str:
-    """The synthetic source name a stored manifest is validated under."""
-    return f"stored:{kind}/{name}"
-
-
+_STORED = (select(manifest_objects.c.kind, manifest_objects.c.body)
+           .order_by(manifest_objects.c.kind, manifest_objects.c.name))
 _REVISION = select(func.coalesce(func.max(manifest_revisions.c.id), 0))
 
 
@@ -44,13 +40,16 @@ def current_bundle(services: Services, conn: Connection | None = None) -> Bundle
         cached = _cache.get(key)
     if cached is not None:
         return cached
-    rows = conn.execute(select(manifest_objects)).all()
-    result = load_texts([(stored_source(r.kind, r.name), yaml.safe_dump(r.body))
-                         for r in rows])
+    bundle = assemble(stored_manifests(conn))
     with _cache_lock:
         _cache.clear()
-        _cache[key] = result.bundle
-    return result.bundle
+        _cache[key] = bundle
+    return bundle
+
+
+def stored_manifests(conn: Connection) -> list[Manifest]:
+    """Every manifest the control plane holds now, read back from its stored body."""
+    return [from_body(r.kind, r.body) for r in conn.execute(_STORED)]
 
 
 def source_root(services: Services, kind: str, name: str) -> str | None:

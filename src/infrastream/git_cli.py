@@ -1,4 +1,5 @@
-"""The git command line, run for the `gitops` target, with its failures sorted for the engine.
+"""The git command line, run for the `gitops` target and manifest sources, with its failures
+sorted for the engine.
 
 The git CLI is used rather than a library because it is what platform teams already trust
 with their credentials (credential helpers, SSH agents, `insteadOf` rules all keep working)
