@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from infrastream.service import sources
 from infrastream.service.auditing import signing
 from infrastream.service.context import Services, open_services
 from infrastream.service.engine.loop import Engine
@@ -25,6 +26,7 @@ from infrastream.service.identity import BOOTSTRAP_FILE, bootstrap_admin
 from .app import create_app
 
 CHECKPOINT_SECONDS = 60.0
+SOURCE_POLL_SECONDS = 5.0
 
 
 Extension = Callable[[FastAPI, Services], None]
@@ -53,6 +55,8 @@ def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
     stop = threading.Event()
     threading.Thread(target=_checkpoints, args=(services, stop), daemon=True,
                      name="audit-checkpoints").start()
+    threading.Thread(target=_source_fetches, args=(services, stop), daemon=True,
+                     name="manifest-sources").start()
     app = create_app(services)
     if extend is not None:
         extend(app, services)
@@ -78,3 +82,14 @@ def _checkpoints(services: Services, stop: threading.Event,
             signing.checkpoint(services)
         except Exception:  # a failed checkpoint is retried next time; serving goes on
             logging.getLogger("infrastream.audit").exception("audit checkpoint failed")
+
+
+def _source_fetches(services: Services, stop: threading.Event,
+                    every: float = SOURCE_POLL_SECONDS) -> None:
+    """Fetch every manifest source whose interval has passed, and apply its new commits."""
+    while not stop.wait(every):
+        try:
+            for name in sources.due(services):
+                sources.sync_source(services, name)
+        except Exception:  # a failed fetch is recorded on the source; the loop goes on
+            logging.getLogger("infrastream.sources").exception("manifest source sync failed")

@@ -7,6 +7,7 @@ diagnostics come back with the file names given here. Get and describe read them
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,15 +21,18 @@ from .manifest_files import InputError, read_sources
 from .output import CliError, Output, OutputOption, console, emit, err_console
 from .render import print_table
 
-KINDS = ("ReleaseTrack", "ApplicationSet", "Application", "Environment")
+KINDS = ("ReleaseTrack", "ApplicationSet", "Application", "Environment", "FreezeWindow")
 KIND_ALIASES = {
     **{alias: "ReleaseTrack" for alias in ("releasetrack", "releasetracks", "track", "tracks")},
     **{alias: "ApplicationSet" for alias in ("applicationset", "applicationsets", "appset",
                                              "appsets")},
     **{alias: "Application" for alias in ("application", "applications", "app", "apps")},
     **{alias: "Environment" for alias in ("environment", "environments", "env", "envs")},
+    **{alias: "FreezeWindow" for alias in ("freezewindow", "freezewindows", "freeze",
+                                           "freezes")},
 }
-_CHANGE_STYLES = {"created": "green", "configured": "yellow", "unchanged": "dim"}
+_CHANGE_STYLES = {"created": "green", "configured": "yellow", "unchanged": "dim",
+                  "deleted": "red"}
 
 
 def canonical_kind(text: str, *, allow_all: bool = False) -> str | None:
@@ -98,8 +102,9 @@ def get(
     else:
         objects = client.get("/manifests", {"kind": canonical})
     if output is Output.TABLE:
-        print_table(["KIND", "NAME", "REVISION"],
-                    [[o["kind"], o["name"], o["revision"]] for o in objects],
+        print_table(["KIND", "NAME", "REVISION", "MANAGED BY", "COMMIT", "AUTHOR"],
+                    [[o["kind"], o["name"], o["revision"], o.get("managedBy"),
+                      (o.get("commit") or "-")[:12], o.get("author")] for o in objects],
                     empty=f"no {canonical or 'manifest'} applied")
     elif name:
         emit(objects[0]["manifest"], output)
@@ -133,3 +138,67 @@ def _emit_yaml_stream(documents: list[Any], *, separators: bool = True) -> None:
     text = yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True,
                               explicit_start=separators and len(documents) > 1)
     typer.echo(text.rstrip())
+
+
+def _read(paths: list[str]) -> list[tuple[str, str]]:
+    try:
+        sources, problems = read_sources(paths)
+    except InputError as exc:
+        raise CliError(str(exc), exit_code=2) from None
+    if problems:
+        print_diagnostics([p.to_json() for p in problems])
+        raise CliError("some files are not UTF-8 text")
+    return sources
+
+
+def diff(
+    paths: list[str] = typer.Argument(..., help="Files or directories of manifests; - is stdin."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Show what applying these manifests would change (like `kubectl diff`): a unified diff
+    per object. Exits 1 when something would change, 0 when nothing would."""
+    sources = _read(paths)
+    result = connect(server, token).post("/manifests/diff", {
+        "sources": [{"source": s, "text": t} for s, t in sources]})
+    if output is not Output.TABLE:
+        emit(result, output)
+    else:
+        print_diagnostics(result.get("warnings"))
+        for item in result.get("objects", []):
+            if item["change"] == "unchanged":
+                continue
+            label = f"{item['kind']}/{item['name']}"
+            lines = difflib.unified_diff(_yaml(item.get("before")), _yaml(item.get("after")),
+                                         f"live/{label}", f"merged/{label}")
+            console.print("".join(lines), end="", markup=False, highlight=False)
+    if any(i["change"] != "unchanged" for i in result.get("objects", [])):
+        raise typer.Exit(1)
+
+
+def _yaml(body: Any) -> list[str]:
+    if body is None:
+        return []
+    return yaml.safe_dump(body, sort_keys=False).splitlines(keepends=True)
+
+
+def delete(
+    kind: str = typer.Argument(..., help="Kind (track, appset, app, env, freeze)."),
+    name: str = typer.Argument(...),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Delete a manifest applied with `apply`, unless something still needs it (a set with
+    an active release, an environment a track uses, a track with sets)."""
+    canonical = canonical_kind(kind)
+    result = connect(server, token).request(
+        "DELETE", f"/manifests/{canonical}/{quote(name, safe='')}")
+    if output is not Output.TABLE:
+        emit(result, output)
+        return
+    for change in result.get("changes", []):
+        console.print(Text.assemble(f"{change['kind']}/{change['name']} ",
+                                    (change["change"], _CHANGE_STYLES["deleted"])))
+    err_console.print(f"revision {result.get('revision')}", style="dim", markup=False)

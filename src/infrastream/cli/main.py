@@ -8,7 +8,7 @@ import typer
 
 from infrastream import __version__
 
-from .apply_cmd import apply, describe, get
+from .apply_cmd import apply, delete, describe, diff, get
 from .audit_cmd import audit_app
 from .demo_cmd import demo
 from .env_cmd import env_app, status
@@ -22,6 +22,8 @@ from .release_cmd import release_app
 from .schema_cmd import schema
 from .secret_cmd import secret_app
 from .serve_cmd import serve
+from .source_cmd import codeowners, source_app
+from .team_cmd import team_app
 from .user_cmd import user_app
 from .validate_cmd import validate
 from .version_cmd import version_app
@@ -60,8 +62,13 @@ app.command()(whoami)
 app.command()(apply)
 app.command()(get)
 app.command()(describe)
+app.command()(diff)
+app.command()(delete)
+app.command()(codeowners)
 app.command()(status)
 app.add_typer(user_app, name="user")
+app.add_typer(team_app, name="team")
+app.add_typer(source_app, name="source")
 app.add_typer(version_app, name="version")
 app.add_typer(release_app, name="release")
 app.add_typer(env_app, name="env")

@@ -71,6 +71,8 @@ class LoadResult:
     bundle: Bundle
     diagnostics: list[Diagnostic]
     documents: int
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(kind, name) → the source (file) each manifest read from text came from."""
 
     @property
     def ok(self) -> bool:
@@ -90,7 +92,12 @@ def load_texts(sources: Iterable[tuple[str, str]], *, cross_check: bool = True) 
         diagnostics.extend(problems)
     else:  # still refuse a name defined twice in the input itself
         diagnostics.extend(p for p in problems if p.code == "duplicate-name")
-    return LoadResult(bundle, diagnostics, result.documents)
+    return LoadResult(bundle, diagnostics, result.documents, origins(loaded))
+
+
+def origins(loaded: Iterable[LoadedManifest]) -> dict[tuple[str, str], str]:
+    """Where each manifest was read from, by (kind, name)."""
+    return {(str(item.kind), item.name): item.document.source for item in loaded}
 
 
 def load_documents(sources: Iterable[tuple[str, str]]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .bundle import Bundle, LoadResult, check_bundle, load_documents
+from .bundle import Bundle, LoadResult, check_bundle, load_documents, origins
 from .documents import LoadedManifest
 from .kinds import KINDS, Manifest
 from .raw_document import Position
@@ -58,4 +58,4 @@ def load_with_stored(sources: Iterable[tuple[str, str]],
     kept = [LoadedManifest(m, StoredDocument(stored_source(m.kind, m.metadata.name)))
             for m in stored if (m.kind, m.metadata.name) not in given]
     bundle, problems = check_bundle(loaded + kept, invalid)
-    return LoadResult(bundle, result.diagnostics + problems, result.documents)
+    return LoadResult(bundle, result.diagnostics + problems, result.documents, origins(loaded))

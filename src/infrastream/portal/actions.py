@@ -28,7 +28,7 @@ router = APIRouter()
 Form = Annotated[dict[str, str], Depends(form_fields)]
 
 
-def _forged(request: Request, me: Viewer) -> Response:
+def forged(request: Request, me: Viewer) -> Response:
     return page(request, me, "error.html", code=403, title="Form refused",
                 detail="This form was not sent by a portal page of your current session "
                 "(its security token is missing or stale), so nothing was done. Reload the "
@@ -39,7 +39,7 @@ def _forged(request: Request, me: Viewer) -> Response:
 def sign_in(request: Request, form: Form) -> Response:
     services, me = current(request)
     if not me.csrf_ok(form.get("csrf")):
-        return _forged(request, me)
+        return forged(request, me)
     token = form.get("token", "")
     demo_user = form.get("demo_user")
     if demo_user:
@@ -60,7 +60,7 @@ def sign_in(request: Request, form: Form) -> Response:
 def sign_out(request: Request, form: Form) -> Response:
     _services, me = current(request)
     if not me.csrf_ok(form.get("csrf")):
-        return _forged(request, me)
+        return forged(request, me)
     me.sign_out()
     me.remember("ok", "Signed out.")
     return redirect(request, me, "/sign-in")
@@ -74,7 +74,7 @@ def _act(request: Request, form: dict[str, str], ref: ReleaseRef,
         return found
     me = found.viewer
     if not me.csrf_ok(form.get("csrf")):
-        return _forged(request, me)
+        return forged(request, me)
     try:
         message = action(found.services, found.principal)
     except InfrastreamError as exc:

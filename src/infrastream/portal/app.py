@@ -23,7 +23,7 @@ from infrastream.domain.errors import InfrastreamError
 from infrastream.service import sessions
 from infrastream.service.context import Services
 
-from . import actions, pages
+from . import actions, manifests_page, pages
 from .access import PortalState
 from .errors import on_http_error, on_service_error
 
@@ -43,6 +43,7 @@ def create_portal(services: Services, *,
     portal.mount("/static", StaticFiles(directory=STATIC), name="static")
     portal.include_router(pages.router)
     portal.include_router(actions.router)
+    portal.include_router(manifests_page.router)
     return portal
 
 

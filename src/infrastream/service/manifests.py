@@ -79,7 +79,7 @@ def apply(services: Services, principal: Principal, sources: list[tuple[str, str
         if not planned.changed:
             return result(planned, current_revision(conn), warnings)
         revision = write(conn, planned, at=services.now(), actor=principal.name, owner=None,
-                         source_root=source_root, sources=sources)
+                         source_root=source_root, sources=sources, origins=merged.origins)
     return result(planned, revision, warnings)
 
 

@@ -123,8 +123,11 @@ def plan(conn: Connection, puts: Sequence[Manifest], deletes: Sequence[tuple[str
 
 def write(conn: Connection, planned: Plan, *, at: datetime, actor: str, owner: str | None,
           source_root: str | None, sources: Sequence[tuple[str, str]] = (),
+          origins: Mapping[tuple[str, str], str] | None = None,
           meta: Mapping[str, Any] | None = None) -> int:
-    """Store the revision; its id. Call only when `planned.changed`."""
+    """Store the revision; its id. Call only when `planned.changed`. `origins` names the
+    file each object came from (kept as the object's `source`)."""
+    origins = origins or {}
     meta = dict(meta or {})
     summary = [{k: c[k] for k in ("kind", "name", "change")} for c in planned.changes]
     revision_id = inserted_id(conn.execute(insert(manifest_revisions).values(
@@ -139,7 +142,8 @@ def write(conn: Connection, planned: Plan, *, at: datetime, actor: str, owner: s
         if what == "unchanged":
             continue
         values = {"revision_id": revision_id, "body": change["after"],
-                  "source": f"{kind}/{name}", "source_root": source_root, "owner": owner}
+                  "source": origins.get((kind, name), f"{kind}/{name}"),
+                  "source_root": source_root, "owner": owner}
         if what == "created":
             created.append({"kind": kind, "name": name, **values})
         elif what == "configured":

@@ -239,7 +239,7 @@ def _apply_tree(conn: Connection, row: Any, files: list[tuple[str, str]], sha: s
             revision = current_revision(conn)
             if planned.changed:
                 revision = write(conn, planned, at=now, actor=f"source:{owner}", owner=owner,
-                                 source_root=None, sources=files,
+                                 source_root=None, sources=files, origins=merged.origins,
                                  meta={"source": owner, "commit": sha, "author": author})
             warnings = [d.to_json() for d in problems if not d.is_error]
             _record(conn, row, now, state="ok", commit=sha, applied=(sha, revision),

@@ -1,0 +1,133 @@
+"""The REST routes of manifests from Git: sources, deletion, history, diff, teams, CODEOWNERS.
+
+Thin like `routes.py`: parse, call the service layer, return its answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from infrastream.domain.errors import Invalid
+from infrastream.service import manifests, sources, teams
+from infrastream.service.codeowners import codeowners
+
+from .deps import PrincipalDep, ServicesDep
+
+router = APIRouter(prefix="/api/v1")
+Json = dict[str, Any]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceCreate(Strict):
+    name: str = Field(max_length=63, examples=["shop-manifests"])
+    repository: str = Field(min_length=1, max_length=2000,
+                            description="Clone URL or path (file://, https, ssh)")
+    branch: str = Field("main", min_length=1, max_length=255)
+    path: str = Field("", max_length=1000, description="Directory of the manifests")
+    scm: str | None = Field(None, max_length=63, description="SCM connection for fetching")
+    interval: int = Field(sources.DEFAULT_INTERVAL, ge=10, le=86400,
+                          description="Seconds between fetches")
+
+
+class DiffSource(Strict):
+    source: str = Field(max_length=1000)
+    text: str
+
+
+class DiffRequest(Strict):
+    sources: list[DiffSource] = Field(min_length=1)
+
+
+class TeamCreate(Strict):
+    name: str = Field(max_length=63, examples=["payments"])
+    description: str = Field("", max_length=200)
+    handles: dict[str, str] = Field(default_factory=dict,
+                                    examples=[{"github": "@acme/payments"}])
+
+
+@router.post("/sources", status_code=201, tags=["sources"])
+def add_source(body: SourceCreate, services: ServicesDep, principal: PrincipalDep) -> Json:
+    """Make a Git repository the source of truth for the manifests under its path."""
+    return sources.add_source(services, principal, body.name, body.repository,
+                              branch=body.branch, path=body.path, scm=body.scm,
+                              interval=body.interval)
+
+
+@router.get("/sources", tags=["sources"])
+def list_sources(services: ServicesDep, principal: PrincipalDep) -> list[Json]:
+    return sources.list_sources(services)
+
+
+@router.get("/sources/{name}", tags=["sources"])
+def source_status(name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
+    return sources.source_status(services, name)
+
+
+@router.post("/sources/{name}/sync", tags=["sources"])
+def sync_source(name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
+    """Fetch the branch now and apply its tree (or say why not)."""
+    return sources.request_sync(services, principal, name)
+
+
+@router.delete("/manifests/{kind}/{name}", tags=["manifests"])
+def delete_manifest(kind: str, name: str, services: ServicesDep,
+                    principal: PrincipalDep) -> Json:
+    """Delete an object applied with `apply`, unless something still needs it."""
+    return manifests.delete_manifest(services, principal, kind, name)
+
+
+@router.get("/manifests/{kind}/{name}/history", tags=["manifests"])
+def manifest_history(kind: str, name: str, services: ServicesDep,
+                     principal: PrincipalDep) -> list[Json]:
+    return manifests.history(services, kind, name)
+
+
+@router.post("/manifests/diff", tags=["manifests"])
+def diff(body: DiffRequest, services: ServicesDep, principal: PrincipalDep) -> Json:
+    """What applying these manifests would change, object by object (nothing is stored)."""
+    return manifests.apply(services, principal, [(s.source, s.text) for s in body.sources],
+                           dry_run=True)
+
+
+@router.post("/teams", status_code=201, tags=["teams"])
+def create_team(body: TeamCreate, services: ServicesDep, principal: PrincipalDep) -> Json:
+    return teams.create_team(services, principal, body.name, description=body.description,
+                             handles=body.handles)
+
+
+@router.get("/teams", tags=["teams"])
+def list_teams(services: ServicesDep, principal: PrincipalDep) -> list[Json]:
+    return teams.list_teams(services)
+
+
+@router.put("/teams/{team}/members/{user}", tags=["teams"])
+def add_member(team: str, user: str, services: ServicesDep, principal: PrincipalDep) -> Json:
+    return teams.set_membership(services, principal, team, user, member=True)
+
+
+@router.delete("/teams/{team}/members/{user}", tags=["teams"])
+def remove_member(team: str, user: str, services: ServicesDep,
+                  principal: PrincipalDep) -> Json:
+    return teams.set_membership(services, principal, team, user, member=False)
+
+
+@router.get("/sources/{name}/codeowners", tags=["sources"], response_class=PlainTextResponse)
+def source_codeowners(name: str, services: ServicesDep, principal: PrincipalDep,
+                      host: str = "github",
+                      owner: list[str] = Query(default_factory=list,
+                                               description="ROLE=@handle")) -> PlainTextResponse:
+    """The CODEOWNERS file of the source's repository, from the ownership rules."""
+    pairs = {}
+    for item in owner:
+        role, equals, handle = item.partition("=")
+        if not equals or not role or not handle:
+            raise Invalid(f"`{item}` is not ROLE=@handle")
+        pairs[role] = handle
+    return PlainTextResponse(codeowners(services, name, host=host, role_handles=pairs))
