@@ -148,6 +148,14 @@ def test_nesting_the_yaml_parser_refuses_while_looking_ahead_is_too_deep() -> No
     assert diagnostic.line == 5
 
 
+def test_aliases_that_nest_deeper_than_64_levels_are_too_deep() -> None:
+    chain = "".join(f"    a{n}: &a{n} [*a{n - 1}]\n" for n in range(1, 100))
+    text = ENVIRONMENT.format(value="{}") + "  annotations:\n    a0: &a0 [x]\n" + chain
+    (diagnostic,) = diagnose(text)  # a0 is at level 4: a61, at level 65, is one too many
+    assert (diagnostic.code, diagnostic.line) == ("too-deep", text[:text.index("*a60]")]
+                                                  .count("\n") + 1)
+
+
 def test_64_levels_are_allowed() -> None:
     text = ENVIRONMENT.format(value="[" * 62 + "]" * 62)  # levels 3 to 64
     assert [d.code for d in diagnose(text)] == ["wrong-type"]  # labels is not a list

@@ -21,7 +21,8 @@ from __future__ import annotations
 from typing import Final
 
 MAX_DEPTH: Final = 64
-"""Levels of mappings and lists in one document (the document itself is level 1)."""
+"""Levels of mappings and lists in one document (the document itself is level 1), an alias
+counting the levels of the value it repeats."""
 
 MAX_SCALAR_LENGTH: Final = 65_536
 """Characters of one scalar: a key, a string or the text of a number."""

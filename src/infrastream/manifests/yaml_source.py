@@ -86,7 +86,7 @@ _MISSING = object()
 class _Anchor:
     """An anchored node: its value once built, and the problems found while building it."""
 
-    __slots__ = ("mark", "problems", "tag", "value", "weight")
+    __slots__ = ("height", "mark", "problems", "tag", "value", "weight")
 
     def __init__(self, mark: Any, tag: str) -> None:
         self.mark = mark
@@ -94,6 +94,7 @@ class _Anchor:
         self.value: Any = _BUSY
         self.problems: list[Diagnostic] = []
         self.weight = 0  # the values inside it, which each alias of it repeats
+        self.height = 0  # the levels of collections it spans, which each alias adds
 
 
 _BUSY = object()  # the value of an anchor whose node is still being built
@@ -114,11 +115,12 @@ class _Builder:
     later (anchored nodes, repeated at every alias) or dropped (the values of keys that are
     reported and skipped: a node tree is still read to its end, and its anchors recorded).
     A broken limit goes to `refusals` instead, which no subtree swaps: wherever it is, it
-    refuses the document. `depth` and `values` measure the document being built.
+    refuses the document. `depth`, `deepest` (the deepest level reached, aliases expanded)
+    and `values` measure the document being built.
     """
 
-    __slots__ = ("anchors", "depth", "get_event", "known", "refusals", "sink", "source",
-                 "values")
+    __slots__ = ("anchors", "deepest", "depth", "get_event", "known", "refusals", "sink",
+                 "source", "values")
 
     def __init__(self, source: str, get_event: Callable[[], Any]) -> None:
         self.source = source
@@ -127,12 +129,11 @@ class _Builder:
         self.sink: list[Diagnostic] = []
         self.refusals: list[Diagnostic] = []
         self.known: dict[str, Any] = {}  # plain scalar text → its value (keys repeat a lot)
-        self.depth = 0
-        self.values = 0
+        self.depth = self.deepest = self.values = 0
 
     def start_document(self) -> None:
         self.sink, self.refusals, self.anchors = [], [], {}
-        self.depth = self.values = 0
+        self.depth = self.deepest = self.values = 0
 
     def diagnostic(self, mark: Any, code: str, message: str, hint: str) -> Diagnostic:
         return Diagnostic(self.source, mark.line + 1, mark.column + 1, Severity.ERROR, code,
@@ -143,8 +144,12 @@ class _Builder:
 
     # -- limits --
 
-    def too_deep(self, mark: Any) -> None:
-        raise _Stop(_too_deep(self.source, mark.line + 1, mark.column + 1))
+    def reach(self, depth: int, mark: Any) -> None:
+        """Note that the document reaches `depth` levels (refused beyond the limit)."""
+        if depth > self.deepest:
+            if depth > MAX_DEPTH:
+                raise _Stop(_too_deep(self.source, mark.line + 1, mark.column + 1))
+            self.deepest = depth
 
     def count(self, values: int, mark: Any) -> None:
         """Add `values` to the document's count (an alias adds those it repeats)."""
@@ -272,6 +277,7 @@ class _Builder:
                              "recursive data cannot be a manifest; write the values out")
                 return None, event.start_mark, _NULL
             self.count(anchor.weight, event.start_mark)
+            self.reach(self.depth + anchor.height, event.start_mark)
             self.sink.extend(anchor.problems)
             return anchor.value, anchor.mark, anchor.tag
         name = event.anchor
@@ -287,9 +293,10 @@ class _Builder:
         if kind is not ScalarEvent:  # a collection's anchor is usable inside it
             self.anchors[name] = anchor
         outer, self.sink = self.sink, anchor.problems
-        before = self.values
+        before, outer_deepest, self.deepest = self.values, self.deepest, self.depth
         value = self.plain(event, tag)
-        anchor.weight = self.values - before
+        anchor.weight, anchor.height = self.values - before, self.deepest - self.depth
+        self.deepest = max(outer_deepest, self.deepest)
         self.sink = outer
         anchor.value = value
         self.anchors[name] = anchor
@@ -312,8 +319,8 @@ class _Builder:
 
     def sequence(self, start: Any) -> list[Any]:
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            self.too_deep(start.start_mark)
+        if self.depth > self.deepest:
+            self.reach(self.depth, start.start_mark)
         items: list[Any] = []
         append = items.append
         get_event = self.get_event
@@ -331,8 +338,8 @@ class _Builder:
 
     def mapping(self, start: Any) -> dict[Any, Any]:
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            self.too_deep(start.start_mark)
+        if self.depth > self.deepest:
+            self.reach(self.depth, start.start_mark)
         result: dict[Any, Any] = {}
         seen: dict[Any, Any] = {}
         get_event = self.get_event
