@@ -84,3 +84,21 @@ def open_database(url: str) -> Engine:
     engine = create(url)
     migrate(engine)
     return engine
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why the database cannot serve now (unreachable, or its schema is not the newest
+    migration this code knows), or None when it can."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    try:
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except Exception as exc:  # any driver failure means "not ready", with its words
+        return f"the database does not answer: {type(exc).__name__}: {exc}"
+    newest = set(ScriptDirectory.from_config(_alembic_config()).get_heads())
+    if current != newest:
+        return (f"the database schema is at {', '.join(sorted(current)) or 'nothing'}, not "
+                f"{', '.join(sorted(newest))}: run a server of this version to migrate it")
+    return None
