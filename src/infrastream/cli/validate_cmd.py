@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 import typer
 
 from infrastream.manifests import Diagnostic, LoadResult, Severity, load_texts
@@ -19,13 +17,7 @@ def load(paths: list[str]) -> LoadResult:
         sources, problems = read_sources(paths)
     except InputError as exc:
         raise CliError(str(exc), exit_code=2) from None
-    was_enabled = gc.isenabled()
-    gc.disable()  # the loader allocates many long-lived objects; collecting them is waste
-    try:
-        result = load_texts(sources)
-    finally:
-        if was_enabled:
-            gc.enable()
+    result = load_texts(sources)
     diagnostics = sorted([*problems, *result.diagnostics], key=sort_key)
     if result.documents == 0 and not problems and not result.diagnostics:
         where = sources[0][0] if sources else paths[0]

@@ -5,12 +5,20 @@ clock. `load_texts` is the entry point; `Bundle` is what it produces.
 """
 
 from .application import Application, ApplicationSet, ApplicationSpec, EnvVar
-from .bundle import Bundle, LoadResult, check_bundle, load_texts
+from .bundle import Bundle, LoadResult, check_bundle, collection_paused, load_texts
 from .diagnostics import CODES, Diagnostic, Severity
 from .environment import Environment, Tier
 from .fields import API_VERSION, format_duration, parse_duration
 from .kinds import KINDS, Manifest
-from .stored import assemble, from_body, load_with_stored, stored_source
+from .stored import (
+    Parsed,
+    assemble,
+    check_with_stored,
+    from_body,
+    load_with_stored,
+    parse,
+    stored_source,
+)
 from .track import ApprovalRule, Lane, ReleaseTrack, Stage
 
 __all__ = [
@@ -28,16 +36,20 @@ __all__ = [
     "Lane",
     "LoadResult",
     "Manifest",
+    "Parsed",
     "ReleaseTrack",
     "Severity",
     "Stage",
     "Tier",
     "assemble",
     "check_bundle",
+    "check_with_stored",
+    "collection_paused",
     "format_duration",
     "from_body",
     "load_texts",
     "load_with_stored",
+    "parse",
     "parse_duration",
     "stored_source",
 ]

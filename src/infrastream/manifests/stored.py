@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bundle import Bundle, LoadResult, check_bundle, load_documents, origins
-from .documents import LoadedManifest
+from .documents import Identity, LoadedManifest
 from .kinds import KINDS, Manifest
 from .raw_document import Position
 
@@ -48,12 +48,43 @@ def assemble(manifests: Iterable[Manifest]) -> Bundle:
     return bundle
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """Sources parsed and validated document by document, not yet checked together."""
+
+    result: LoadResult
+    """Their own problems, and (in `bundle`) the valid manifests among themselves."""
+    loaded: list[LoadedManifest]
+    invalid: list[Identity]
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+
+def parse(sources: Iterable[tuple[str, str]]) -> Parsed:
+    """Every document of `sources` on its own (duplicate names among them refused), ready
+    to be checked among what is stored with `check_with_stored`."""
+    result, loaded, invalid = load_documents(sources)
+    bundle, problems = check_bundle(loaded, invalid)
+    own = [p for p in problems if p.code == "duplicate-name"]
+    return Parsed(LoadResult(bundle, result.diagnostics + own, result.documents,
+                             origins(loaded)), loaded, invalid)
+
+
 def load_with_stored(sources: Iterable[tuple[str, str]],
                      stored: Iterable[Manifest]) -> LoadResult:
     """Validate `sources` as they would stand among `stored` (of which those the sources
     define again are replaced): every problem of the sources, and every cross-check of the
     whole."""
-    result, loaded, invalid = load_documents(sources)
+    return check_with_stored(parse(sources), stored)
+
+
+def check_with_stored(parsed: Parsed, stored: Iterable[Manifest]) -> LoadResult:
+    """`parsed` checked among `stored` (see `load_with_stored`), without parsing again."""
+    loaded, invalid = parsed.loaded, parsed.invalid
+    result = LoadResult(Bundle(), [d for d in parsed.result.diagnostics
+                                   if d.code != "duplicate-name"], parsed.result.documents)
     given = {(m.kind, m.name) for m in loaded} | {(i.kind, i.name) for i in invalid}
     kept = [LoadedManifest(m, StoredDocument(stored_source(m.kind, m.metadata.name)))
             for m in stored if (m.kind, m.metadata.name) not in given]

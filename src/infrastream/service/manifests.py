@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select
 from infrastream.domain.errors import Forbidden, Invalid, NotFound
 from infrastream.domain.ownership import refusal
 from infrastream.domain.roles import Principal
-from infrastream.manifests import KINDS, Diagnostic, load_texts, load_with_stored
+from infrastream.manifests import KINDS, Diagnostic, check_with_stored, load_with_stored, parse
 from infrastream.manifests.diagnostics import sort_key
 from infrastream.store.tables import manifest_history, manifest_objects, manifest_revisions
 
@@ -57,17 +57,17 @@ def _team(body: dict[str, Any] | None) -> str | None:
 def apply(services: Services, principal: Principal, sources: list[tuple[str, str]],
           source_root: str | None = None, *, dry_run: bool = False) -> dict[str, Any]:
     """Validate and store manifests. Raises Invalid (with every diagnostic) on any error."""
-    applied = load_texts(sources, cross_check=False)
+    applied = parse(sources)
     if not applied.ok:
         raise Invalid("the manifests are invalid; nothing was applied",
-                      diagnostics=diagnostics_json(applied.diagnostics))
-    objects = list(applied.bundle.manifests())
+                      diagnostics=diagnostics_json(applied.result.diagnostics))
+    objects = list(applied.result.bundle.manifests())
     if not objects:
         raise Invalid("no manifest found in the input; nothing was applied")
     with services.transaction() as conn:
         planned = plan(conn, objects, [], owner=None)
         check_may_change(conn, principal, planned)
-        merged = load_with_stored(sources, planned.kept())
+        merged = check_with_stored(applied, planned.kept())
         if not merged.ok:
             raise Invalid("the manifests are invalid together with those already applied; "
                           "nothing was applied", diagnostics=diagnostics_json(

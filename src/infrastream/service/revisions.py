@@ -4,8 +4,10 @@
 put and to delete, `plan` compares it with what is stored (created, configured, unchanged,
 deleted), refuses deletions something still needs (`domain.deletion`), and `write` stores
 the objects, their history and one audit entry per change in the caller's transaction, with
-the revision row naming who or which source (commit, author) made it. A revision that
-changes nothing writes nothing.
+the revision row naming who or which source (commit, author) made it. The history keeps
+every body; each audit entry binds its change with the body's sha256 (`digest`), so an
+auditor can check any historic body against the hash chain. A revision that changes
+nothing writes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from infrastream.domain.deletion import refusals
 from infrastream.domain.errors import Conflict
+from infrastream.domain.release import canonical_json
 from infrastream.manifests import Manifest, assemble, from_body
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import (
@@ -157,8 +160,9 @@ def write(conn: Connection, planned: Plan, *, at: datetime, actor: str, owner: s
                         "change": what, "body": change["after"]})
         entries.append(audit.NewEntry(
             at, actor, "manifest.delete" if what == "deleted" else "manifest.apply", kind,
-            name, before=change["before"], after=change["after"] if change["after"] is not None
-            else {"deleted": True, **{k: v for k, v in meta.items() if v}}))
+            name, before=_digest(change["before"]), after={
+                "revision": revision_id, "change": what, "digest": _digest(change["after"]),
+                "file": values["source"], **{k: v for k, v in meta.items() if v}}))
     if created:
         conn.execute(insert(manifest_objects), created)
     if history:
@@ -166,6 +170,11 @@ def write(conn: Connection, planned: Plan, *, at: datetime, actor: str, owner: s
     if entries:
         audit.record_many(conn, entries)
     return revision_id
+
+
+def _digest(body: dict[str, Any] | None) -> str | None:
+    """What the audit trail binds a manifest body with (the body is in the history)."""
+    return None if body is None else "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 def result(planned: Plan, revision: int, warnings: list[dict[str, Any]]) -> dict[str, Any]:

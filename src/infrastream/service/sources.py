@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import BackendError, Conflict, Invalid, NotFound
 from infrastream.domain.roles import MANAGE_SOURCES, Principal
-from infrastream.manifests import load_texts, load_with_stored
+from infrastream.manifests import check_with_stored, collection_paused, parse
 from infrastream.manifests.fields import is_dns_label
 from infrastream.scm.git_tree import GitTree, normalized
 from infrastream.store.clock import utc
@@ -177,8 +177,9 @@ def _sync(services: Services, name: str, force: bool,
                         manifest_sources.c.name == name).values(synced_at=services.now(),
                                                                 commit=sha))
                 else:
-                    outcome = _apply_tree(conn, row, files, commit.sha, commit.author,
-                                          services.now())
+                    with collection_paused():  # ten thousand manifests are many objects
+                        outcome = _apply_tree(conn, row, files, commit.sha, commit.author,
+                                              services.now())
         finally:
             _release(guard, name)
     status = source_status(services, name)
@@ -219,13 +220,13 @@ def _apply_tree(conn: Connection, row: Any, files: list[tuple[str, str]], sha: s
                 message=f"no manifest file under `{row.path or '/'}` at {sha[:12]}",
                 diagnostics=[])
         return None
-    loaded = load_texts(files, cross_check=False)
-    problems = list(loaded.diagnostics)
+    loaded = parse(files)
+    problems = list(loaded.result.diagnostics)
     if loaded.ok:
         mine = {(r.kind, r.name) for r in conn.execute(
             select(manifest_objects.c.kind, manifest_objects.c.name)
             .where(manifest_objects.c.owner == owner))}
-        puts = list(loaded.bundle.manifests())
+        puts = list(loaded.result.bundle.manifests())
         wanted = {(str(m.kind), m.metadata.name) for m in puts}
         try:
             planned = plan(conn, puts, sorted(mine - wanted), owner=owner)
@@ -233,7 +234,7 @@ def _apply_tree(conn: Connection, row: Any, files: list[tuple[str, str]], sha: s
             _record(conn, row, now, state="error", commit=sha, message=exc.reason,
                     diagnostics=[])
             return None
-        merged = load_with_stored(files, planned.kept())
+        merged = check_with_stored(loaded, planned.kept())
         problems = list(merged.diagnostics)
         if merged.ok:
             revision = current_revision(conn)
