@@ -14,6 +14,7 @@ from .demo_cmd import demo
 from .env_cmd import env_app, status
 from .evidence_cmd import evidence_app
 from .init_cmd import init
+from .insights_cmd import insights
 from .lanes_cmd import hotfix_app, prerelease_app, rollback
 from .login_cmd import login, whoami
 from .output import CliError, err_console
@@ -65,6 +66,7 @@ app.command()(describe)
 app.command()(diff)
 app.command()(delete)
 app.command()(codeowners)
+app.command()(insights)
 app.command()(status)
 app.add_typer(user_app, name="user")
 app.add_typer(team_app, name="team")

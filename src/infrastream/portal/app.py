@@ -23,7 +23,7 @@ from infrastream.domain.errors import InfrastreamError
 from infrastream.service import sessions
 from infrastream.service.context import Services
 
-from . import actions, manifests_page, pages
+from . import actions, insights_page, manifests_page, pages
 from .access import PortalState
 from .errors import on_http_error, on_service_error
 
@@ -44,6 +44,7 @@ def create_portal(services: Services, *,
     portal.include_router(pages.router)
     portal.include_router(actions.router)
     portal.include_router(manifests_page.router)
+    portal.include_router(insights_page.router)
     return portal
 
 

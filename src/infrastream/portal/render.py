@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from infrastream import __version__
+from infrastream.domain.insights import human
 
 from .session import Viewer
 
@@ -78,7 +79,11 @@ ENVIRONMENT = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENVIRONMENT.filters.update(time=_time, tone=_tone, badge=_badge, short=_short,
+def _duration(seconds: float | None) -> str:
+    return human(seconds)
+
+
+ENVIRONMENT.filters.update(duration=_duration, time=_time, tone=_tone, badge=_badge, short=_short,
                            compact=_compact, plural=_plural)
 ENVIRONMENT.globals.update(version=__version__, escape=escape)
 

@@ -11,14 +11,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from infrastream.domain.approvals import Approval
 from infrastream.domain.errors import Invalid, NotFound
 from infrastream.domain.forward_port import Fix
 from infrastream.manifests import Lane, ReleaseTrack, Stage
 from infrastream.store.clock import utc
-from infrastream.store.tables import approvals, releases, stage_runs
+from infrastream.store.tables import approvals, deployments, releases, stage_runs
 
 from . import release_content
 
@@ -91,11 +91,20 @@ def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
     return approvals_by_run(conn, [stage_run_id])[stage_run_id]
 
 
+_LAST_STAGE = (select(func.max(stage_runs.c.stage_index))
+               .where(stage_runs.c.release_id == releases.c.id).scalar_subquery())
+_IN_PRODUCTION = (
+    select(releases)
+    .join(deployments, deployments.c.release_id == releases.c.id)
+    .where((releases.c.app_set == bindparam("app_set")) & (deployments.c.state == "healthy")
+           & (deployments.c.stage_index == _LAST_STAGE))
+    .order_by(deployments.c.id.desc()).limit(1))
+
+
 def in_production(conn: Connection, app_set: str) -> Any | None:
-    """The release of the set that most recently completed its lane (what production runs)."""
-    return conn.execute(select(releases).where(
-        (releases.c.app_set == app_set) & (releases.c.state == ReleaseState.COMPLETED))
-        .order_by(releases.c.finished_at.desc(), releases.c.id.desc()).limit(1)).first()
+    """The release of the set that runs in production now: the one whose deployment into its
+    lane's last stage succeeded last (a rollback there counts: it is what runs)."""
+    return conn.execute(_IN_PRODUCTION, {"app_set": app_set}).first()
 
 
 def active_fixes(conn: Connection, app_set: str) -> tuple[Any | None, list[Fix]]:
