@@ -1,107 +1,21 @@
-"""The `infrastream` entry point: one Typer app, errors as one line and an exit code."""
+"""The `infrastream` entry point, kept light: `--version` answers without importing anything
+else, and every other command loads only the modules it needs (see `commands`)."""
 
 from __future__ import annotations
 
 import sys
 
-import typer
-
 from infrastream import __version__
-
-from .apply_cmd import apply, delete, describe, diff, get
-from .audit_cmd import audit_app
-from .demo_cmd import demo
-from .env_cmd import env_app, status
-from .evidence_cmd import evidence_app
-from .init_cmd import init
-from .insights_cmd import insights
-from .lanes_cmd import hotfix_app, prerelease_app, rollback
-from .login_cmd import login, whoami
-from .output import CliError, err_console
-from .plan_cmd import plan
-from .release_cmd import release_app
-from .schema_cmd import schema
-from .secret_cmd import secret_app
-from .serve_cmd import serve
-from .source_cmd import codeowners, source_app
-from .team_cmd import team_app
-from .user_cmd import user_app
-from .validate_cmd import validate
-from .version_cmd import version_app
-
-app = typer.Typer(
-    name="infrastream",
-    help="Infrastream: immutable releases, staged promotion, sign-offs and an audit trail.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"infrastream {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    """Infrastream: immutable releases, staged promotion, sign-offs and an audit trail."""
-
-
-app.command()(validate)
-app.command()(plan)
-app.command()(schema)
-app.command()(init)
-app.command()(serve)
-app.command()(login)
-app.command()(whoami)
-app.command()(apply)
-app.command()(get)
-app.command()(describe)
-app.command()(diff)
-app.command()(delete)
-app.command()(codeowners)
-app.command()(insights)
-app.command()(status)
-app.add_typer(user_app, name="user")
-app.add_typer(team_app, name="team")
-app.add_typer(source_app, name="source")
-app.add_typer(version_app, name="version")
-app.add_typer(release_app, name="release")
-app.add_typer(env_app, name="env")
-app.add_typer(audit_app, name="audit")
-app.add_typer(hotfix_app, name="hotfix")
-app.add_typer(prerelease_app, name="prerelease")
-app.add_typer(secret_app, name="secret")
-app.command()(rollback)
-app.command()(demo)
-app.add_typer(evidence_app, name="evidence")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; never lets a traceback reach the user.
-
-    Click's standalone mode reports usage errors (exit 2) and Ctrl-C itself; our own
-    failures arrive as CliError and become one red line and their exit code.
-    """
-    try:
-        app(args=argv, prog_name="infrastream", standalone_mode=True)
-    except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    except CliError as exc:
-        err_console.print(f"error: {exc}", style="red", markup=False)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:
+        print(f"infrastream {__version__}")
         return 0
-    return 0
+    from .app import run
+
+    return run(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
