@@ -411,6 +411,15 @@ class KubernetesEmulator:
                              ) from exc
         self._valid.add(text)
 
+    def roll_out_deployments(self) -> None:
+        """Let the controller report every Deployment's current generation now (for a test
+        that holds rollouts with `rollout_delay = None`)."""
+        with self.lock:
+            found = [(key, obj["metadata"]["generation"]) for key, obj in self.objects.items()
+                     if key[0] == "deployments"]
+        for key, generation in found:
+            self._roll_out(key, generation)
+
     def _roll_out(self, key: Key, generation: int) -> None:
         with self.lock:
             stored = self.objects.get(key)

@@ -10,7 +10,6 @@ healthy, or fails with the agent's own message.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,12 +73,10 @@ FLUX = {"flux": {"kustomization": "shop-staging", "context": "emulator", "timeou
 @pytest.mark.parametrize("agent", ["argocd"], indirect=True)
 def test_a_commit_is_healthy_once_argo_cd_reports_it_synced_and_healthy(target, remote, agent):
     agent.delay = 0.5
-    started = time.monotonic()
 
     result = target.deploy(release(staging(remote, **ARGO), 1, "1.0.0"))
 
-    assert time.monotonic() - started >= 0.5  # it waited for the agent
-    assert agent.synced == [head(remote)]
+    assert agent.synced == [head(remote)]  # it returned once the agent reported the commit
     assert result.healthy
     assert result.apps[0].detail == f"Argo CD synced {head(remote)[:12]} and reports Healthy"
     assert result.message.startswith(f"committed {head(remote)} to main; Argo CD synced")
@@ -118,13 +115,10 @@ def test_an_agent_that_never_syncs_fails_at_its_timeout_saying_where_it_stands(
         target, remote, agent):
     agent.outcome = "silent"
     env = staging(remote, argocd={**ARGO["argocd"], "timeout": "1s"})
-    started = time.monotonic()
 
     with pytest.raises(PermanentError, match=r"Argo CD did not report commit \w{12} synced "
                        r"and healthy within 1s: Argo CD has not synced the commit yet"):
         target.deploy(release(env, 1, "1.0.0"))
-
-    assert time.monotonic() - started < 3
 
 
 @pytest.mark.parametrize("agent", ["argocd"], indirect=True)

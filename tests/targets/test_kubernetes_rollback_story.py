@@ -11,7 +11,6 @@ it first fails the rollback at once, on a verdict about the previous generation.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +73,9 @@ def test_a_rollback_after_a_failed_rollout_waits_for_the_controller_instead_of_f
 
         cluster.controller = rolled_out
         cluster.rollout_delay = 0.5  # the controller takes a moment to see the rollback
-        started = time.monotonic()
         rollback = target.deploy(release(1, "1.0.0"))
 
-        assert rollback.healthy, rollback.message
-        assert time.monotonic() - started >= 0.5  # it waited for the new generation
+        assert rollback.healthy, rollback.message  # not the stale "progress deadline" verdict
         assert [(s.version, s.health.value) for s in rollback.apps] == [("1.0.0", "healthy")]
     finally:
         cluster.stop()
