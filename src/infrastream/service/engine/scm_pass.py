@@ -1,0 +1,38 @@
+"""What the SCM gate adds to each engine pass: one call, which never raises.
+
+The pull-request heads and the merges move on with database steps only (`gate_job`,
+`merge_job`); what talks to a Git host comes back as jobs for the engine's workers: asking
+which paths a pull request changes, and delivering the outbox per connection (`outbox_job`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .. import scm_outbox
+from ..context import Services
+from .gate_job import Job, follow_heads
+from .merge_job import follow_merges
+from .outbox_job import deliver_due
+
+log = logging.getLogger("infrastream.gate")
+
+
+def gate_pass(services: Services) -> list[Job]:
+    """Step every open pull request head and merge; the jobs to run for them."""
+    jobs: list[Job] = []
+    try:
+        jobs.extend(follow_heads(services))
+    except Exception:  # the loop must survive anything; the next pass retries
+        log.exception("gate pass over pull requests failed")
+    try:
+        follow_merges(services)
+    except Exception:
+        log.exception("gate pass over merges failed")
+    try:
+        with services.db.connect() as conn:
+            due = scm_outbox.due_connections(conn, services.now())
+        jobs.extend((f"scm-outbox:{name}", deliver_due, name) for name in due)
+    except Exception:
+        log.exception("looking for due commit statuses failed")
+    return jobs
