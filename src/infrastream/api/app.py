@@ -10,7 +10,7 @@ from infrastream import __version__
 from infrastream.domain.errors import InfrastreamError
 from infrastream.service.context import Services
 
-from . import routes_evidence
+from . import routes_evidence, routes_scm
 from .problems import on_http_error, on_infrastream_error, on_validation_error
 from .routes import router
 
@@ -25,4 +25,5 @@ def create_app(services: Services) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.include_router(router)
     app.include_router(routes_evidence.router)
+    app.include_router(routes_scm.router)
     return app
