@@ -93,7 +93,9 @@ def head_verdict(state: HeadState, runs: Sequence[AppRun], *,
     """The status of a head commit over the runs of every application it concerns."""
     if state is HeadState.SUPERSEDED:
         return Verdict(GateState.CANCELED, f"superseded by {(superseded_by or '?')[:7]}")
-    if state is not HeadState.OPEN and not all(r.state.final for r in runs):
+    ended = not all(r.state.final for r in runs) or any(
+        r.state is AppState.CANCELED for r in runs)
+    if state is not HeadState.OPEN and ended:  # its runs were cut short by the close
         why = {HeadState.CLOSED: "the pull request was closed",
                HeadState.MERGED: "merged before the run finished",
                HeadState.DESTROYED: f"the merge group was {reason or 'removed'}"}[state]

@@ -76,6 +76,9 @@ def run_prerelease(services: Services, run_id: int) -> None:
             outcome = run_integration_tests(check, subject)
             state = "passed" if outcome.passed else "failed"
             summary, output = outcome.summary, outcome.output
+            canceled = _cancel_reason(services, run.id)
+            if canceled is not None:  # superseded while testing: its verdict counts no more
+                state, summary = "canceled", f"{canceled} (tests had {state})"
     except BackendError as exc:
         summary = f"deploy of the PR build failed: {exc.reason}"
     except Exception as exc:  # a bug must not leave the run hanging
