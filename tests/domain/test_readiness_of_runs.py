@@ -56,6 +56,6 @@ def test_a_merge_waits_for_its_build_then_for_the_window_then_nothing() -> None:
     found = merge_blockers(SHA, build=True, window_ends=NOW + timedelta(seconds=40),
                            window="1m", now=NOW)
     assert [b.code for b in found] == [Code.MERGE_WINDOW]
-    assert waiting_for(found) == ("waiting for more merges for 40s (merges within 1m make "
-                                  "one release)")
+    assert waiting_for(found) == ("waiting for more merges until 12:00:40 UTC (merges "
+                                  "within 1m make one release)")
     assert merge_blockers(SHA, build=True, window_ends=NOW, window="1m", now=NOW) == []

@@ -463,10 +463,10 @@ def merge_blockers(commit: str, *, build: bool, window_ends: datetime | None,
     if not build:
         return [_build_missing(commit)]
     if window_ends is not None and window_ends > now:
-        left = format_duration(max(1.0, (window_ends - now).total_seconds()))
+        until = window_ends.strftime("%H:%M:%S UTC")  # stable, so the status is not redrawn
         return [Blocker(Code.MERGE_WINDOW,
-                        f"more merges for {left} (merges within {window} make one release)",
-                        {"until": window_ends.isoformat(), "window": window})]
+                        f"more merges until {until} (merges within {window} make one "
+                        "release)", {"until": window_ends.isoformat(), "window": window})]
     return []
 
 

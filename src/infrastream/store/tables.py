@@ -386,6 +386,7 @@ gate_merges = Table(
     Column("delivery_id", String(100), nullable=False),
     Column("state", String(16), nullable=False),
     Column("version_id", ForeignKey("app_versions.id"), nullable=True),
+    Column("built_at", Time, nullable=True),
     Column("release_id", ForeignKey("releases.id"), nullable=True),
     Column("reason", Text, nullable=False),
     Column("done", Boolean, nullable=False),

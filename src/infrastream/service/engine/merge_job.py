@@ -80,7 +80,7 @@ def follow_merges(services: Services) -> None:
         track = _track(bundle, app_set)
         if track is None:
             continue
-        ends = max(utc(r.updated_at) or now for r in recorded) + timedelta(
+        ends = max(utc(r.built_at) or now for r in recorded) + timedelta(
             seconds=parse_duration(track.spec.merge_window))
         windows[app_set] = ends
         if ends <= now:
@@ -138,7 +138,7 @@ def _move(services: Services, row_id: int, state: MergeState, *, reason: str = "
     values: dict[str, Any] = {"state": state, "reason": reason[:1000], "done": done,
                               "updated_at": services.now()}
     if version_id is not None:
-        values["version_id"] = version_id
+        values.update(version_id=version_id, built_at=values["updated_at"])
     with services.transaction() as conn:
         return bool(conn.execute(update(gate_merges).where(
             (gate_merges.c.id == row_id) & (gate_merges.c.state == MergeState.BUILD))

@@ -132,6 +132,7 @@ def upgrade() -> None:
     sa.Column('delivery_id', sa.String(length=100), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('version_id', Id, nullable=True),
+    sa.Column('built_at', Time, nullable=True),
     sa.Column('release_id', Id, nullable=True),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('done', sa.Boolean(), nullable=False),
