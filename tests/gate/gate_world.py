@@ -184,19 +184,21 @@ class Gate:
         return self._pull_request("closed", number, head)
 
     def merged(self, sha_: str, *, files: tuple[str, ...] = ("README.md",),
-               pusher: str = "octocat") -> httpx.Response:
+               pusher: str = "octocat", repository: str | None = None) -> httpx.Response:
         """A push of merge commit `sha_` to the default branch `main`."""
         if self.kind == "github":
             payload = copy.deepcopy(next(p for p in github_examples("push")
                                          if p["ref"] == "refs/heads/master"))
-            payload["repository"].update(full_name=REPOSITORY, default_branch="main")
+            payload["repository"].update(full_name=repository or REPOSITORY,
+                                         default_branch="main")
             payload.update(ref="refs/heads/main", before=sha("before-" + sha_), after=sha_)
             payload["pusher"]["name"] = pusher
             payload["commits"] = [{**payload["commits"][0], "id": sha_, "added": [],
                                    "modified": list(files), "removed": []}]
             return self.post("push", payload)
         payload = copy.deepcopy(gitlab_hook("push"))
-        payload["project"].update(path_with_namespace=PROJECT, default_branch="main")
+        payload["project"].update(path_with_namespace=repository or PROJECT,
+                                  default_branch="main")
         payload.update(ref="refs/heads/main", before=sha("before-" + sha_), after=sha_,
                        user_username=pusher, total_commits_count=1)
         payload["commits"] = [{**payload["commits"][0], "id": sha_, "added": [],
@@ -204,7 +206,8 @@ class Gate:
         return self.post("Push Hook", payload)
 
     def _pull_request(self, action: str, number: int, head: str, *, before: str | None = None,
-                      author: str = "octocat") -> httpx.Response:
+                      author: str = "octocat", **delivery: Any) -> httpx.Response:
+        """A pull request event; `delivery` options (secret, delivery id) go to `post`."""
         if self.kind == "github":
             payload = copy.deepcopy(next(p for p in github_examples("pull_request")
                                          if p["action"] == action))
@@ -219,7 +222,7 @@ class Gate:
             pr["user"]["login"] = author
             if before is not None:
                 payload["before"] = before
-            return self.post("pull_request", payload)
+            return self.post("pull_request", payload, **delivery)
         actions = {"opened": "open", "synchronize": "update", "closed": "close"}
         payload = copy.deepcopy(gitlab_hook("merge_request"))
         payload["project"]["path_with_namespace"] = PROJECT
@@ -231,7 +234,7 @@ class Gate:
         attributes["source"]["path_with_namespace"] = PROJECT
         if before is not None:
             attributes["oldrev"] = before
-        return self.post("Merge Request Hook", payload)
+        return self.post("Merge Request Hook", payload, **delivery)
 
     # -- what the host shows --------------------------------------------------------------
 

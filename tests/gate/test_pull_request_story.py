@@ -13,7 +13,7 @@ import json
 import urllib.request
 from typing import Any
 
-from gate_world import REPOSITORY, Gate, sha
+from gate_world import Gate, sha
 
 from infrastream.manifests.environment import default_environment
 
