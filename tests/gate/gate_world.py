@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -112,6 +114,17 @@ class Gate:
                                                         "token": self.tokens[name]})
         assert response.status_code == 303, response.text
         return client
+
+    def cli(self, user: str, *args: str,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`infrastream ARGS…` as a real process, talking to this server as `user`."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INFRASTREAM_")}
+        env.update(INFRASTREAM_URL=self.url, INFRASTREAM_TOKEN=self.tokens[user],
+                   INFRASTREAM_CONFIG=str(self.repo.parent / "no-login.json"), NO_COLOR="1",
+                   COLUMNS="200", PYTHONIOENCODING="utf-8")
+        return subprocess.run([sys.executable, "-m", "infrastream.cli.main", *args],
+                              input=stdin if stdin is not None else "", capture_output=True,
+                              text=True, env=env, timeout=60, check=False)
 
     def connect(self, **extra: Any) -> dict[str, Any]:
         """`pat` connects the fake host as connection `<kind>` (what `scm add` sends)."""
@@ -238,7 +251,8 @@ class Gate:
 
     # -- what the host shows --------------------------------------------------------------
 
-    def statuses(self, sha_: str, context: str = "infrastream/pre-release") -> list[dict[str, Any]]:
+    def statuses(self, sha_: str,
+                 context: str = "infrastream/pre-release") -> list[dict[str, Any]]:
         """Every status the host took for `sha_` in `context`, oldest first, as {state,
         description, url}: GitHub's list of statuses; GitLab keeps one status per job and
         moves it on, so its history is the requests it accepted."""

@@ -20,6 +20,7 @@ from .output import CliError, err_console
 from .plan_cmd import plan
 from .release_cmd import release_app
 from .schema_cmd import schema
+from .scm_cmd import scm_app
 from .secret_cmd import secret_app
 from .serve_cmd import serve
 from .user_cmd import user_app
@@ -72,6 +73,7 @@ app.add_typer(secret_app, name="secret")
 app.command()(rollback)
 app.command()(demo)
 app.add_typer(evidence_app, name="evidence")
+app.add_typer(scm_app, name="scm")
 
 
 def main(argv: list[str] | None = None) -> int:
