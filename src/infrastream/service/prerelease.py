@@ -80,13 +80,13 @@ def start_prerelease(services: Services, principal: Principal, app: str, image: 
             state="queued", created_at=now, created_by=principal.name, summary="", output="",
             restored=False, snapshot=snapshot,
         )))
+        if link is not None:  # rows before the audit entry: every writer locks that order
+            link(conn, run_id)
         audit.record(conn, at=now, actor=principal.name, action="prerelease.start",
                      object_type="prerelease", object_id=str(run_id),
                      after={"app": app, "image": image, "ref": ref, "commit": commit,
                             "environment": environment,
                             **({"cause": dict(cause)} if cause else {})})
-        if link is not None:
-            link(conn, run_id)
     services.notify()
     return prerelease_status(services, int(run_id))
 

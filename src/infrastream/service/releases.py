@@ -165,6 +165,8 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
                     requested_at=now if first else None,
                     attempt=0, reason="", updated_at=now,
                 ))
+            if link is not None:  # rows before the audit entry: every writer locks that order
+                link(conn, release_id)
             audit.record(conn, at=now, actor=principal.name, action="release.create",
                          object_type="release", object_id=f"{app_set}/{release_name}",
                          after={"digest": digest, "lane": lane.value,
@@ -172,8 +174,6 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
                                              content["versions"].items()},
                                 "incident": incident, "forwardPortOverride": guard,
                                 **({"cause": dict(cause)} if cause else {})})
-            if link is not None:
-                link(conn, release_id)
     except IntegrityError:
         raise _NameTaken(release_name) from None
     services.notify()

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from infrastream.domain.errors import Invalid, TooLarge, Unauthenticated
 from infrastream.domain.pull_request_gate import HeadState
@@ -53,6 +53,8 @@ MAX_BODY = 5 * 1024 * 1024
 """Bytes a delivery may have (GitHub caps payloads at 25 MB, but a gate event is small)."""
 ID_HEADERS = ("x-github-delivery", "x-gitlab-event-uuid")
 EVENT_HEADERS = ("x-github-event", "x-gitlab-event")
+DEADLOCK = "40P01"
+DEADLOCK_RETRIES = 3
 QUEUED_PR = re.compile(r"/pr-(\d+)-")
 """GitHub's merge queue names a group's branch `gh-readonly-queue/<base>/pr-<N>-<sha>`."""
 
@@ -91,15 +93,8 @@ def receive(services: Services, connection: str, headers: Mapping[str, str], bod
         if _seen(conn, connection, delivery.delivery_id):
             return Receipt(delivery=delivery.delivery_id, outcome="duplicate",
                            reason="this delivery was received before; nothing was done again")
-    now = services.now()
     try:
-        with services.transaction() as conn:
-            outcome, reason, actions = _act(services, conn, connection, delivery, now)
-            conn.execute(insert(scm_deliveries).values(
-                connection=connection, delivery_id=delivery.delivery_id,
-                claimed_id=delivery.delivery_id[:100], event=delivery.event_name[:64],
-                repository=delivery.repository, sender=_sender(delivery), outcome=outcome,
-                reason=reason[:2000], received_at=now))
+        outcome, reason, actions = _take(services, connection, delivery)
     except IntegrityError:
         with services.db.connect() as conn:
             if not _seen(conn, connection, delivery.delivery_id):
@@ -110,6 +105,28 @@ def receive(services: Services, connection: str, headers: Mapping[str, str], bod
         services.notify()
     return Receipt(delivery=delivery.delivery_id, outcome=outcome, reason=reason,
                    actions=actions)
+
+
+def _take(services: Services, connection: str,
+          delivery: Delivery) -> tuple[str, str, list[str]]:
+    """Record the delivery and act on it in one transaction; a deadlock with the engine
+    (PostgreSQL chose this transaction to abort) is retried, as nothing was committed."""
+    for attempt in range(DEADLOCK_RETRIES):
+        now = services.now()
+        try:
+            with services.transaction() as conn:
+                outcome, reason, actions = _act(services, conn, connection, delivery, now)
+                conn.execute(insert(scm_deliveries).values(
+                    connection=connection, delivery_id=delivery.delivery_id,
+                    claimed_id=delivery.delivery_id[:100], event=delivery.event_name[:64],
+                    repository=delivery.repository, sender=_sender(delivery),
+                    outcome=outcome, reason=reason[:2000], received_at=now))
+            return outcome, reason, actions
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) != DEADLOCK or \
+                    attempt == DEADLOCK_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _act(services: Services, conn: Connection, connection: str, delivery: Delivery,
