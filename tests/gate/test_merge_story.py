@@ -46,6 +46,10 @@ def test_two_merges_in_a_row_make_one_release_deployed_to_development(gate: Gate
     cause = created["after"]["cause"]
     assert cause["commits"] == sorted([first, second])
     assert cause["pushers"] == ["dana", "erik"] and cause["scm"] == gate.kind
+    page = gate.portal("rita").get("/portal/releases/shop/v1")
+    assert page.status_code == 200 and "Cut by merges" in page.text
+    assert f'data-merge="{first}"' in page.text and f'data-merge="{second}"' in page.text
+    assert "erik" in page.text and f"{second[:7]}</a>" in page.text
     assert getattr(gate.host, "violations", []) == []
 
 

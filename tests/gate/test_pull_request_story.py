@@ -80,8 +80,18 @@ def test_a_pull_request_is_pending_then_validated_beside_the_others_then_success
         assert after[app].endpoint == before[app].endpoint
         assert _answers(after[app].endpoint)["version"] == "1.0.0"
     assert after["api"].version == "1.0.0"  # development restored after the run
-    page = gate.portal("ci-bot").get(done["url"])  # the status links to the run's page
+    portal = gate.portal("ci-bot")
+    page = portal.get(done["url"])  # the status links to the run's page
     assert page.status_code == 200 and f"pr-17-{head[:7]}" in page.text and "PASS" in page.text
+    listed = portal.get("/portal/pull-requests", params={"number": 17})
+    assert listed.status_code == 200
+    pull_url = (f"https://github.com/{gate.repository}/pull/17" if gate.kind == "github"
+                else f"{gate.host.root_url}/{gate.repository}/-/merge_requests/17")
+    web = f"{gate.host.root_url}/{gate.repository}"  # the fakes serve their web pages there
+    commit_url = f"{web}/-/commit/{head}" if gate.kind == "gitlab" else f"{web}/commit/{head}"
+    assert f'href="{pull_url}"' in listed.text and "by dana" in listed.text
+    assert f'href="{commit_url}"' in listed.text
+    assert f'href="/portal/prereleases/{run["id"]}"' in listed.text
     assert getattr(gate.host, "violations", []) == []
 
 

@@ -22,7 +22,7 @@ from infrastream.domain.pull_request_gate import MergeState
 from infrastream.manifests import Application
 from infrastream.scm import PushEvent
 from infrastream.store.clock import utc
-from infrastream.store.tables import gate_merges
+from infrastream.store.tables import gate_merges, releases
 
 from .auditing import trail as audit
 from .context import Services
@@ -91,12 +91,14 @@ class MergeView(ReadModel):
     recorded_at: datetime
 
 
-def of_release(services: Services, release_id: int) -> list[MergeView]:
-    """The merges a release was cut for, oldest first."""
+def of_release(services: Services, app_set: str, name: str) -> list[MergeView]:
+    """The merges release `app_set/name` was cut for, oldest first (none: cut by hand)."""
     with services.db.connect() as conn:
         hosts = web_hosts(conn)
-        rows = conn.execute(select(gate_merges).where(gate_merges.c.release_id == release_id)
-                            .order_by(gate_merges.c.id)).all()
+        rows = conn.execute(select(gate_merges).join(
+            releases, releases.c.id == gate_merges.c.release_id).where(
+            (releases.c.app_set == app_set) & (releases.c.name == name))
+            .order_by(gate_merges.c.id)).all()
     return [MergeView(app=r.app, sha=r.sha, branch=r.branch, pusher=r.pusher,
                       repository=r.repository, connection=r.connection, state=r.state,
                       commit_url=commit_url(*hosts.get(r.connection, ("", "")),

@@ -183,9 +183,11 @@ class HeadView(ReadModel):
 
 def list_heads(services: Services, *, number: int | None = None,
                repository: str | None = None, app: str | None = None,
-               limit: int = 50) -> list[HeadView]:
+               head_id: int | None = None, limit: int = 50) -> list[HeadView]:
     """Pull request heads, newest first, with the runs of their applications."""
     query = select(gate_heads).order_by(gate_heads.c.id.desc()).limit(limit)
+    if head_id is not None:
+        query = query.where(gate_heads.c.id == head_id)
     if number is not None:
         query = query.where(gate_heads.c.number == number)
     if repository:
