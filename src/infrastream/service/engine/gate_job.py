@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -43,6 +43,9 @@ from ..scm_connections import Connected, connected
 log = logging.getLogger("infrastream.gate")
 Job = tuple[str, Callable[..., None], Any]
 
+REFRESH = timedelta(seconds=10)
+"""A waiting head's description (its queue position) is redrawn at most this often: a queue
+of a hundred runs must not cost the host thousands of status requests."""
 _OPEN = select(gate_heads).where(gate_heads.c.done.is_(False)).order_by(gate_heads.c.id)
 
 
@@ -66,7 +69,9 @@ def follow_heads(services: Services) -> list[Job]:
         queue = conn.execute(select(prerelease_runs.c.id, prerelease_runs.c.environment)
                              .where(prerelease_runs.c.state == "queued")).all()
         busy = occupants(conn, {q.environment for q in queue})
+        builds = _recorded_builds(conn, heads, runs)
     bundle = current_bundle(services)
+    scms: dict[str, Connected | None] = {}
     jobs: list[Job] = []
     for head in heads:
         mine = [r for r in runs if r.head_id == head.id]
@@ -74,16 +79,19 @@ def follow_heads(services: Services) -> list[Job]:
             if head.state == HeadState.OPEN:
                 if any(r.state == AppState.PATHS for r in mine):
                     jobs.append((f"gate:paths:{head.id}", check_paths, head.id))
-                if _start_ready(services, head, mine, bundle):
+                if _start_ready(services, head, mine, bundle, builds):
                     continue  # judged on the next pass, with the new run
-            _report(services, head, mine, queue, busy, now)
+            if head.connection not in scms:
+                scms[head.connection] = _connected(services, head.connection)
+            _report(services, head, mine, queue, busy, scms[head.connection], now)
         except Exception:  # one head's trouble must not hold up the others
             log.exception("gate step of %s %s at %s failed", head.repository, head.ref,
                           head.sha[:7])
     return jobs
 
 
-def _start_ready(services: Services, head: Any, runs: list[Any], bundle: Bundle) -> bool:
+def _start_ready(services: Services, head: Any, runs: list[Any], bundle: Bundle,
+                 builds: dict[tuple[str, str], str]) -> bool:
     """Start the runs whose PR build is known; whether anything changed (the engine is
     woken then, and the head judged on the next pass)."""
     started = False
@@ -96,7 +104,7 @@ def _start_ready(services: Services, head: Any, runs: list[Any], bundle: Bundle)
                  f"application `{run.app}` no longer exists")
             started = True
             continue
-        image = _build_of(services, app, head)
+        image = _build_of(app, head, builds)
         if image is None:
             continue
 
@@ -123,27 +131,50 @@ def _start_ready(services: Services, head: Any, runs: list[Any], bundle: Bundle)
     return started
 
 
-def _build_of(services: Services, app: Application, head: Any) -> str | None:
+def _prefixes(sha: str) -> set[str]:
+    """How CI may write a commit: in full, or abbreviated to 7 to 12 characters."""
+    return {sha[:n] for n in range(7, 13)} | {sha}
+
+
+def _recorded_builds(conn: Connection, heads: Sequence[Any],
+                     runs: Sequence[Any]) -> dict[tuple[str, str], str]:
+    """The PR builds CI recorded for the commits runs wait for: (app, commit) -> image, the
+    newest per pair (one query for the whole pass)."""
+    waiting = [r for r in runs if r.state == AppState.BUILD]
+    if not waiting:
+        return {}
+    shas = {h.id: h.sha for h in heads}
+    commits = set().union(*(_prefixes(shas[r.head_id]) for r in waiting))
+    found: dict[tuple[str, str], str] = {}
+    for row in conn.execute(select(app_versions.c.app, app_versions.c.commit,
+                                   app_versions.c.image).where(
+            (app_versions.c.channel == "pull-request")
+            & app_versions.c.app.in_({r.app for r in waiting})
+            & app_versions.c.commit.in_(sorted(commits))).order_by(app_versions.c.id)):
+        found[(row.app, row.commit)] = row.image
+    return found
+
+
+def _build_of(app: Application, head: Any, builds: dict[tuple[str, str], str]) -> str | None:
     """The PR build of the head's commit: named by the template, or recorded by CI."""
     template = app.spec.pull_request_image
     if template and (head.number is not None or "{number}" not in template):
         return fill_template(template, sha=head.sha, number=head.number)
-    prefixes = sorted({head.sha[:n] for n in range(7, 13)} | {head.sha})
-    with services.db.connect() as conn:
-        image: str | None = conn.execute(
-            select(app_versions.c.image).where(
-                (app_versions.c.app == app.metadata.name)
-                & (app_versions.c.channel == "pull-request")
-                & app_versions.c.commit.in_(prefixes))
-            .order_by(app_versions.c.id.desc()).limit(1)).scalar_one_or_none()
-    return image
+    return next((builds[(app.metadata.name, c)] for c in sorted(_prefixes(head.sha),
+                                                               key=len, reverse=True)
+                 if (app.metadata.name, c) in builds), None)
+
+
+def _connected(services: Services, name: str) -> Connected | None:
+    try:
+        return connected(services, name)
+    except NotFound:
+        return None
 
 
 def _report(services: Services, head: Any, runs: list[Any], queue: Sequence[Any],
-            busy: list[Occupant], now: datetime) -> None:
-    try:
-        scm = connected(services, head.connection)
-    except NotFound:
+            busy: list[Occupant], scm: Connected | None, now: datetime) -> None:
+    if scm is None:
         _finish(services, head, None, "its SCM connection was removed", now)
         return
     verdict = head_verdict(HeadState(head.state), [_app_run(head, r, queue, busy) for r in runs],
@@ -151,11 +182,21 @@ def _report(services: Services, head: Any, runs: list[Any], queue: Sequence[Any]
     url = scm.run_url(verdict.run_id) if verdict.run_id is not None \
         else f"{scm.public_url}/portal/pull-requests/{head.id}"
     reported = {"state": verdict.state.value, "description": verdict.description, "url": url}
-    if reported == head.reported:
+    last = dict(head.reported or {})
+    said_at = last.pop("at", None)
+    if reported == last or (_same_wait(reported, last, verdict.state.final) and said_at and
+                            now - datetime.fromisoformat(said_at) < REFRESH):
         return
+    reported["at"] = now.isoformat()
     status = CommitStatus(StatusState(verdict.state.value), verdict.description, url,
                           scm.context, head.head_branch or None)
     _finish(services, head, (scm, status, reported), "", now, final=verdict.state.final)
+
+
+def _same_wait(new: dict[str, Any], old: dict[str, Any], final: bool) -> bool:
+    """Only the words of a wait changed (a queue position moved): the same run, still
+    waiting in the same state. Such news is refreshed at most every REFRESH."""
+    return not final and new["state"] == old.get("state") and new["url"] == old.get("url")
 
 
 def _finish(services: Services, head: Any,
