@@ -16,6 +16,7 @@ from typing import Any
 from gate_world import Gate, sha
 
 from infrastream.manifests.environment import default_environment
+from infrastream.scm.fake_github import FakeGitHub
 
 
 def shop_with_gate(gate: Gate) -> None:
@@ -71,6 +72,13 @@ def test_a_pull_request_is_pending_then_validated_beside_the_others_then_success
     assert (run["application"], run["commit"], run["ref"]) == ("api", head, "pull/17")
     assert f"pr-17-{head[:7]}" in run["output"] and "PASS" in run["output"]
     assert run["restored"] is True
+    trail = gate.as_user("pat").get("/api/v1/audit", params={
+        "objectType": "prerelease", "objectId": str(run["id"])}).json()
+    [started] = [e for e in trail if e["action"] == "prerelease.start"]
+    assert started["actor"] == f"scm:{gate.kind}"
+    assert started["after"]["cause"]["author"] == "dana"
+    assert started["after"]["cause"]["scm"] == gate.kind
+    assert started["after"]["cause"]["delivery"] == response.json()["delivery"]
     states = [s["state"] for s in gate.statuses(head)]
     assert states[0] == "pending" and states[-1] == "success"
     assert ("running" in states) if gate.kind == "gitlab" else set(states) == {"pending",
@@ -153,3 +161,30 @@ def test_closing_the_pull_request_cancels_its_queued_run(gate: Gate) -> None:
     assert closed["description"] == "canceled: the pull request was closed"
     assert _run(gate, position[-1]["targetUrl"])["state"] == "canceled"
     gate.wait_state(busy, "success")
+
+
+def test_a_monorepo_pull_request_concerns_only_the_apps_whose_path_it_touches(
+        gate: Gate) -> None:
+    gate.connect()
+    gate.apply(apps={"api": {"source": {"scm": gate.kind, "repository": gate.repository,
+                                        "path": "services/api"}}})
+    docs, code = sha("pr-50-docs"), sha("pr-51-code")
+    host = gate.host
+    if isinstance(host, FakeGitHub):
+        host.set_pull_request_files(gate.repository, 50, ["docs/index.md"])
+        host.set_pull_request_files(gate.repository, 51, [("services/api/app.py",
+                                                           "services/old/app.py")])
+    else:
+        host.set_merge_request_diffs(gate.repository, 50, ["docs/index.md"])
+        host.set_merge_request_diffs(gate.repository, 51, ["services/api/app.py"])
+    gate.opened(50, docs)
+    gate.opened(51, code)
+    passed = gate.wait_state(docs, "success")
+    assert passed["description"] == ("no application is affected: nothing below services/api "
+                                     "changed for api")
+    gate.wait_for(lambda: [s for s in gate.sent(code) if s["outcome"] == "delivered" and
+                           s["description"] == f"waiting for the build of {code[:7]}"],
+                  message="the touched app to wait for its build")
+    assert gate.statuses(code)[0]["description"] == \
+        "waiting for the list of paths the change touches"
+    assert getattr(gate.host, "violations", []) == []

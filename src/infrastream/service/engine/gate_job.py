@@ -184,7 +184,8 @@ def _report(services: Services, head: Any, runs: list[Any], queue: Sequence[Any]
     reported = {"state": verdict.state.value, "description": verdict.description, "url": url}
     last = dict(head.reported or {})
     said_at = last.pop("at", None)
-    if reported == last or (_same_wait(reported, last, verdict.state.final) and said_at and
+    churn = verdict.run_id is not None and _same_wait(reported, last, verdict.state.final)
+    if reported == last or (churn and said_at and
                             now - datetime.fromisoformat(said_at) < REFRESH):
         return
     reported["at"] = now.isoformat()
@@ -194,8 +195,8 @@ def _report(services: Services, head: Any, runs: list[Any], queue: Sequence[Any]
 
 
 def _same_wait(new: dict[str, Any], old: dict[str, Any], final: bool) -> bool:
-    """Only the words of a wait changed (a queue position moved): the same run, still
-    waiting in the same state. Such news is refreshed at most every REFRESH."""
+    """Only the words of a run's wait changed (its queue position moved): the same run,
+    still in the same state. Such news is redrawn at most every REFRESH."""
     return not final and new["state"] == old.get("state") and new["url"] == old.get("url")
 
 
