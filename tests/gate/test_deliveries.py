@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import httpx
-from gate_world import SECRET, Gate, sha
+from gate_world import SECRET, Gate, github_examples, sha
 from test_pull_request_story import shop_with_gate
 
 from infrastream.service.webhooks import MAX_BODY
@@ -102,10 +102,20 @@ def test_a_status_the_host_missed_while_down_arrives_when_it_is_back(gate: Gate)
     gate.wait_for(lambda: [r for r in gate.as_user("ci-bot").get(
         "/api/v1/prereleases").json() if r["state"] == "passed"], message="the run to pass")
     waiting = [s for s in gate.sent(head) if s["outcome"] == "pending"]
-    assert waiting and "503" in waiting[-1]["lastError"]
+    assert len(waiting) == 1 and "503" in waiting[0]["lastError"]  # the newest replaced older
+    assert waiting[0]["state"] == "success"
     assert gate.statuses(head)[-1]["state"] == "pending"  # the host saw nothing new
     gate.host.come_back()
     done = gate.wait_state(head, "success", timeout=30)
     assert done["description"].startswith("passed in development")
     assert all(s["outcome"] == "delivered" for s in gate.sent(head))
     assert getattr(gate.host, "violations", []) == []
+
+
+def test_githubs_ping_is_accepted_and_listed(github_gate: Gate) -> None:
+    gate = github_gate
+    gate.connect()
+    ping = gate.post("ping", github_examples("ping")[0])
+    assert ping.status_code == 202 and ping.json()["outcome"] == "accepted"
+    listed = gate.as_user("pat").get("/api/v1/scm/deliveries").json()["webhooks"]
+    assert (listed[0]["event"], listed[0]["outcome"]) == ("ping", "accepted")

@@ -4,19 +4,10 @@ commit, which gets its own pre-release run and status; a group the queue drops i
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from gate_world import REPOSITORY, Gate, gate_world, github_examples, sha
+from gate_world import REPOSITORY, Gate, github_examples, sha
 from test_pull_request_story import shop_with_gate
-
-
-@pytest.fixture
-def github(tmp_path: Path, database_url: str) -> Iterator[Gate]:
-    with gate_world(tmp_path, database_url, "github") as world:
-        yield world
 
 
 def merge_group(action: str, head: str, number: int, **extra: str) -> dict[str, Any]:
@@ -28,8 +19,8 @@ def merge_group(action: str, head: str, number: int, **extra: str) -> dict[str, 
     return payload
 
 
-def test_a_merge_group_head_gets_a_run_and_a_status(github: Gate) -> None:
-    gate = github
+def test_a_merge_group_head_gets_a_run_and_a_status(github_gate: Gate) -> None:
+    gate = github_gate
     shop_with_gate(gate)
     template = "registry.example.com/shop/api:pr-{number}-{sha7}"
     gate.apply(apps={"api": {"source": {"scm": "github", "repository": REPOSITORY},

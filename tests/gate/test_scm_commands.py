@@ -29,6 +29,13 @@ def test_scm_add_reads_the_token_and_secret_from_stdin_and_never_shows_them(
     assert gate.host.token not in stored.settings and SECRET not in stored.settings
     assert gate.host.token not in json.dumps(stored.public) and SECRET not in trail
 
+    public = gate.cli("pat", "scm", "add", gate.kind, "elsewhere", "--url", gate.host.base_url,
+                      "--public-url", "https://infrastream.example.com/",
+                      stdin=f"{gate.host.token}\n{SECRET}\n")
+    assert "webhook URL: https://infrastream.example.com/api/v1/scm/elsewhere/webhook" in \
+        public.stdout
+    gate.cli("pat", "scm", "remove", "elsewhere")
+
     refused = gate.cli("ci-bot", "scm", "add", gate.kind, "other", stdin="t\ns\n")
     assert refused.returncode == 1
     assert "ci-bot may not connect Git hosts: it needs the role admin or platform" in \
@@ -99,3 +106,22 @@ def test_ci_records_a_pr_build_and_the_runs_are_listed_by_pull_request(gate: Gat
     assert shown.returncode == 0, shown.stderr
     assert "Webhooks received" in shown.stdout and "accepted" in shown.stdout
     assert "Statuses sent" in shown.stdout and "delivered" in shown.stdout
+
+
+def test_a_github_app_connection_reports_check_runs(github_gate: Gate) -> None:
+    gate = github_gate
+    assert isinstance(gate.host, FakeGitHub)
+    key = gate.host.enable_app()
+    response = gate.as_user("pat").post("/api/v1/scm/connections", json={
+        "type": "github", "name": "github", "webhookSecret": SECRET,
+        "baseUrl": gate.host.base_url, "appId": 4242, "privateKey": key})
+    assert response.status_code == 201, response.text
+    assert "BEGIN" not in response.text
+    gate.apply(apps={"api": {"source": {"scm": "github", "repository": gate.repository}}})
+    head = sha("app-pr")
+    gate.opened(60, head)
+    host = gate.host
+    [run] = gate.wait_for(lambda: host.check_runs(gate.repository, head))
+    assert (run["name"], run["status"]) == ("infrastream/pre-release", "queued")
+    assert run["output"]["summary"] == f"waiting for the build of {head[:7]}"
+    assert gate.host.violations == []
