@@ -11,6 +11,7 @@ import httpx
 from gate_world import SECRET, Gate, github_examples, sha
 from test_pull_request_story import shop_with_gate
 
+from infrastream.scm.github_webhooks import signature
 from infrastream.service.webhooks import MAX_BODY
 
 PROBLEM = "application/problem+json"
@@ -119,3 +120,22 @@ def test_githubs_ping_is_accepted_and_listed(github_gate: Gate) -> None:
     assert ping.status_code == 202 and ping.json()["outcome"] == "accepted"
     listed = gate.as_user("pat").get("/api/v1/scm/deliveries").json()["webhooks"]
     assert (listed[0]["event"], listed[0]["outcome"]) == ("ping", "accepted")
+
+
+def test_a_signed_delivery_that_is_not_json_is_a_400_problem(gate: Gate) -> None:
+    gated_api(gate)
+    headers = {"Content-Type": "application/json"}
+    body = b"{not json"
+    if gate.kind == "github":
+        headers.update({"X-GitHub-Event": "push", "X-GitHub-Delivery": "broken-1",
+                        "X-Hub-Signature-256": signature(SECRET, body)})
+    else:
+        headers.update({"X-Gitlab-Event": "Push Hook", "X-Gitlab-Event-UUID": "broken-1",
+                        "X-Gitlab-Token": SECRET})
+    response = httpx.post(f"{gate.url}/api/v1/scm/{gate.kind}/webhook", content=body,
+                          headers=headers, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    assert response.json()["detail"] == "the delivery's body is not JSON"
+    listed = gate.as_user("pat").get("/api/v1/scm/deliveries").json()["webhooks"]
+    assert [(w["outcome"], w["delivery"]) for w in listed] == [("invalid", "broken-1")]
