@@ -14,12 +14,13 @@ from infrastream.domain.errors import (
     InfrastreamError,
     Invalid,
     NotFound,
+    TooLarge,
     Unauthenticated,
 )
 
 STATUS: dict[type[InfrastreamError], int] = {
-    NotFound: 404, Forbidden: 403, Unauthenticated: 401, Conflict: 409, Invalid: 422,
-    BackendError: 502,
+    TooLarge: 413, NotFound: 404, Forbidden: 403, Unauthenticated: 401, Conflict: 409,
+    Invalid: 422, BackendError: 502,
 }
 
 

@@ -10,7 +10,7 @@ from infrastream import __version__
 from infrastream.domain.errors import InfrastreamError
 from infrastream.service.context import Services
 
-from . import routes_evidence, routes_health, routes_insights, routes_sources
+from . import routes_evidence, routes_health, routes_insights, routes_scm, routes_sources
 from .problems import on_http_error, on_infrastream_error, on_validation_error
 from .routes import router
 
@@ -28,4 +28,5 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(routes_sources.router)
     app.include_router(routes_health.router)
     app.include_router(routes_insights.router)
+    app.include_router(routes_scm.router)
     return app

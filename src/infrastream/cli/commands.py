@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "prerelease": "lanes_cmd:prerelease_app",
     "secret": "secret_cmd:secret_app",
     "evidence": "evidence_cmd:evidence_app",
+    "scm": "scm_cmd:scm_app",
 }
 """Command name → `module:attribute` (a Typer app for a group, else a command function)."""
 

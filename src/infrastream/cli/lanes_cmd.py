@@ -109,11 +109,18 @@ def prerelease_status(
 @prerelease_app.command("list")
 def list_prereleases(
     app: str | None = typer.Option(None, "--app", metavar="APP"),
+    pull_request: int | None = typer.Option(
+        None, "--pull-request", metavar="N", min=1,
+        help="The runs the gate started for pull request N, by head commit."),
     output: Output = OutputOption,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
 ) -> None:
     """List pre-release runs, newest first."""
+    if pull_request is not None:
+        _list_by_pull_request(connect(server, token).get(
+            "/scm/pull-requests", {"number": pull_request, "application": app}), output)
+        return
     runs = connect(server, token).get("/prereleases", {"application": app})
     if output is not Output.TABLE:
         emit(runs, output)
@@ -122,6 +129,18 @@ def list_prereleases(
                 [[r["id"], r["application"], r["ref"], r["image"], r["state"],
                   when(r.get("createdAt")), r.get("summary", "")] for r in runs],
                 empty="no pre-release runs")
+
+
+def _list_by_pull_request(heads: list[dict[str, Any]], output: Output) -> None:
+    if output is not Output.TABLE:
+        emit(heads, output)
+        return
+    print_table(["PULL REQUEST", "COMMIT", "HEAD", "APP", "RUN", "STATE", "STATUS"],
+                [[f"{h['repository']}#{h['number']}", h["sha"][:7], h["state"], r["app"],
+                  r.get("runId") or "-", r.get("runState") or r["state"],
+                  (h.get("status") or {}).get("description", "")]
+                 for h in heads for r in h["runs"]],
+                empty="no pre-release runs for that pull request")
 
 
 def rollback(

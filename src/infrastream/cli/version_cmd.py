@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from .client import ServerOption, TokenOption, connect
-from .output import Output, OutputOption, console, emit
+from .output import CliError, Output, OutputOption, console, emit
 from .render import print_table, when
 
 version_app = typer.Typer(help="Record and list application versions (builds).",
@@ -20,18 +20,31 @@ def record(
                               help="Image reference: repository:tag and/or @sha256:digest."),
     commit: str | None = typer.Option(None, "--commit", metavar="SHA",
                                       help="Source commit the image was built from."),
+    pull_request: int | None = typer.Option(
+        None, "--pull-request", metavar="N", min=1,
+        help="A build of pull request N (its head --commit): validated by the pre-release "
+             "gate, never the latest version of a release."),
     output: Output = OutputOption,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
 ) -> None:
     """Record a built version of an application (immutable once recorded)."""
-    body = {"image": image, "commit": commit}
-    recorded = connect(server, token).post(f"/applications/{app}/versions", body)
+    client = connect(server, token)
+    if pull_request is not None:
+        if commit is None:
+            raise CliError("a pull-request build needs the head commit it was built from "
+                           "(--commit SHA)", exit_code=2)
+        recorded = client.post(f"/applications/{app}/pull-request-builds", {
+            "image": image, "commit": commit, "pullRequest": pull_request})
+    else:
+        recorded = client.post(f"/applications/{app}/versions",
+                               {"image": image, "commit": commit})
     if output is not Output.TABLE:
         emit(recorded, output)
         return
+    channel = f" for pull request {pull_request}" if pull_request is not None else ""
     console.print(f"recorded {recorded['application']} {recorded['version']} "
-                  f"({recorded['image']})", markup=False)
+                  f"({recorded['image']}){channel}", markup=False)
 
 
 @version_app.command("list")

@@ -6,6 +6,7 @@
     ├── Unauthenticated   no or an unknown token                   (API: 401)
     ├── Conflict          not allowed in the current state         (API: 409)
     ├── Invalid           the input is wrong; `diagnostics` say how (API: 422)
+    │   └── TooLarge      the input is bigger than allowed          (API: 413)
     └── BackendError      a target, gate or SCM host failed
         ├── TransientError  retry with backoff (network, timeout, conflict)
         └── PermanentError  fail the step and keep the reason (bad credentials, rejected object)
@@ -47,6 +48,10 @@ class Conflict(InfrastreamError):
 
 class Invalid(InfrastreamError):
     title = "Invalid input"
+
+
+class TooLarge(Invalid):
+    title = "Payload too large"
 
 
 class BackendError(InfrastreamError):

@@ -22,6 +22,15 @@ print the same list. No other module words a wait reason.
     failed           the stage failed (promote again to retry)
     rejected         a sign-off was refused (promote again to re-request)
     abandoned        the release was abandoned
+
+The same function family says why a pull request's pre-release run or a merge waits
+(`prerelease_blockers`, `merge_blockers`), for the SCM statuses and every face:
+
+    paths-unknown    the host has not said yet which paths the pull request changes
+    build-missing    the PR build (or the mainline build of a merge) is not recorded yet
+    queued           other pre-release runs are ahead of it in its environment's queue
+    env-busy         something else occupies its environment (as for a stage)
+    merge-window     more merges may come before the window closes and one release is cut
 """
 
 from __future__ import annotations
@@ -54,6 +63,10 @@ class Code(StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     ABANDONED = "abandoned"
+    PATHS_UNKNOWN = "paths-unknown"
+    BUILD_MISSING = "build-missing"
+    QUEUED = "queued"
+    MERGE_WINDOW = "merge-window"
 
 
 #: Codes that end a stage's run rather than hold it: only a person moves it on from there.
@@ -391,3 +404,76 @@ def ready_line(following: StageLine) -> str:
     needs = requested[0].data.get("needs", []) if requested else []
     return f"ready to promote to {following.name}" + (f" (needs {', '.join(needs)})"
                                                        if needs else "")
+
+
+# -- pre-release runs and merges ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What is stored about the pre-release run of one application for one commit."""
+
+    commit: str
+    environment: str
+    build: bool
+    """Whether the build of `commit` is known (recorded by CI, or named by a template)."""
+    paths_known: bool = True
+    """False while the host is asked whether the change touches the app's `path`."""
+    queued: bool = False
+    """The run exists and waits for its environment (not started yet)."""
+    ahead: int = 0
+    """Queued pre-release runs of the same environment that will start before it."""
+    occupants: tuple[Occupant, ...] = ()
+    """Who occupies the environment now."""
+
+
+def prerelease_blockers(facts: RunFacts) -> list[Blocker]:
+    """What holds a pull request's pre-release run before it starts, in order."""
+    if not facts.paths_known:
+        return [Blocker(Code.PATHS_UNKNOWN, "the list of paths the change touches")]
+    if not facts.build:
+        return [_build_missing(facts.commit)]
+    if not facts.queued:
+        return []
+    found: list[Blocker] = []
+    if facts.ahead:
+        runs = "run" if facts.ahead == 1 else "runs"
+        found.append(Blocker(Code.QUEUED, f"{facts.ahead} {runs} ahead",
+                             {"environment": facts.environment, "ahead": facts.ahead,
+                              "position": facts.ahead + 1}))
+    for env, holder in occupied(facts.occupants, [facts.environment]).items():
+        found.append(Blocker(Code.ENV_BUSY, f"{env} (busy with {holder.describe()})",
+                             {"environment": env, "occupant": holder.to_json()}))
+    return found
+
+
+def prerelease_line(facts: RunFacts, found: Sequence[Blocker]) -> str:
+    """The one line a waiting run shows: `waiting for the build of abc1234`, or
+    `queued at position 2 for development: waiting for 1 run ahead`."""
+    if not found:
+        return "starting" if facts.queued else ""
+    waits = waiting_for(found)
+    if facts.queued:
+        return f"queued at position {facts.ahead + 1} for {facts.environment}: {waits}"
+    return waits
+
+
+def merge_blockers(commit: str, *, build: bool, window_ends: datetime | None,
+                   window: str, now: datetime) -> list[Blocker]:
+    """What holds the release a merge cuts (tracks with `releaseOn: merge`)."""
+    if not build:
+        return [_build_missing(commit)]
+    if window_ends is not None and window_ends > now:
+        until = window_ends.strftime("%H:%M:%S UTC")  # stable, so the status is not redrawn
+        return [Blocker(Code.MERGE_WINDOW,
+                        f"more merges until {until} (merges within {window} make one "
+                        "release)", {"until": window_ends.isoformat(), "window": window})]
+    return []
+
+
+def waiting_for(found: Sequence[Blocker]) -> str:
+    """`waiting for the build of abc1234, …`: the line of a waiting run or merge."""
+    return "waiting for " + ", ".join(b.text for b in found) if found else ""
+
+
+def _build_missing(commit: str) -> Blocker:
+    return Blocker(Code.BUILD_MISSING, f"the build of {commit[:7]}", {"commit": commit})

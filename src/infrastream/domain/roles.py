@@ -45,6 +45,8 @@ MANAGE_USERS = frozenset({Role.ADMIN})
 """Manage users, tokens and teams."""
 MANAGE_SOURCES = frozenset({Role.PLATFORM})
 """Add, sync and remove manifest sources (the Git repositories manifests come from)."""
+MANAGE_SCM = frozenset({Role.PLATFORM, Role.ADMIN})
+"""Connect Git hosts (the connections hold their tokens), make the gate a required check."""
 
 
 def promoters(lane: str) -> frozenset[str]:
@@ -69,3 +71,11 @@ class Principal:
 
 
 SYSTEM = Principal("infrastream", frozenset())
+
+
+def scm_actor(connection: str) -> Principal:
+    """Who acts on what a connection's webhooks report: it records the builds its templates
+    name, starts pre-release runs, and cuts the releases a track wants on every merge
+    (`releaseOn: merge`, the platform team's choice), as a developer and a release manager
+    would. Audit entries name it `scm:<connection>` beside the delivery and the author."""
+    return Principal(f"scm:{connection}", frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER}))

@@ -16,11 +16,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from .fields import Duration, ManifestModel
 from .metadata import Metadata
+from .source import MAINLINE_PLACEHOLDERS, PULL_REQUEST_PLACEHOLDERS, Source, check_template
 
 
 class HealthCheck(ManifestModel):
@@ -164,6 +173,27 @@ class ApplicationSpec(ManifestModel):
     """Command that tests the running application; run by the `integration-tests` check."""
     run: CommandSpec | None = None
     """Command that starts the application; used by the `local` target."""
+    source: Source | None = None
+    """The repository it is built from: pull requests there are validated in the
+    pre-release lane, merges to its branch record mainline versions."""
+    pull_request_image: str | None = Field(None, min_length=1, max_length=512, examples=[
+        "registry.example.com/shop/api:pr-{number}-{sha7}"])
+    """How CI tags pull-request builds (`{number}`, `{sha}`, `{sha7}`); omitted: CI records
+    each with `infrastream version record APP --image REF --commit SHA --pull-request N`."""
+    mainline_image: str | None = Field(None, min_length=1, max_length=512, examples=[
+        "registry.example.com/shop/api:main-{sha7}"])
+    """How CI tags builds of merges to the branch (`{sha}`, `{sha7}`); omitted: CI records
+    each with `infrastream version record APP --image REF --commit SHA`."""
+
+    @field_validator("pull_request_image", "mainline_image")
+    @classmethod
+    def _template_names_the_image(cls, value: str | None,
+                                  info: ValidationInfo) -> str | None:
+        image = info.data.get("image")
+        if value is not None and isinstance(image, str):
+            check_template(value, image, PULL_REQUEST_PLACEHOLDERS
+                           if info.field_name == "pull_request_image" else MAINLINE_PLACEHOLDERS)
+        return value
 
 
 class WorkloadOverride(ManifestModel):

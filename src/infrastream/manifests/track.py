@@ -95,6 +95,14 @@ class Stage(ManifestModel):
         return self.name or "+".join(self.environments)
 
 
+class ReleaseOn(StrEnum):
+    MANUAL = "manual"
+    """A release manager cuts each release (`infrastream release create`)."""
+    MERGE = "merge"
+    """Every merge to an application's branch cuts a release that enters the first release
+    stage by itself; merges within `mergeWindow` of each other make one release."""
+
+
 class ApprovalPolicy(ManifestModel):
     """Governance switches that apply to every approval rule of the track."""
 
@@ -113,6 +121,12 @@ class ReleaseTrackSpec(ManifestModel):
     pre_release_restore: StrictBool = True
     """After validating a pull-request build, put the pre-release environment back on the
     version it ran before."""
+    release_on: ReleaseOn = ReleaseOn.MANUAL
+    """`manual`: release managers cut releases; `merge`: each merge to an application's
+    branch (reported by its `source` connection) cuts one."""
+    merge_window: Duration = "1m"
+    """With `releaseOn: merge`: a release is cut once this long has passed without another
+    merge build of the set, so several merges in a row make one release."""
 
     def stages(self, lane: Lane) -> list[Stage]:
         return list(getattr(self, lane.attribute) or [])
@@ -136,6 +150,7 @@ __all__ = [
     "HttpCheck",
     "IntegrationTestsCheck",
     "Lane",
+    "ReleaseOn",
     "ReleaseTrack",
     "ReleaseTrackSpec",
     "SoakCheck",

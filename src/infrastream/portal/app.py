@@ -23,7 +23,7 @@ from infrastream.domain.errors import InfrastreamError
 from infrastream.service import sessions
 from infrastream.service.context import Services
 
-from . import actions, insights_page, manifests_page, pages
+from . import actions, insights_page, manifests_page, pages, pull_request_pages
 from .access import PortalState
 from .errors import on_http_error, on_service_error
 
@@ -42,6 +42,7 @@ def create_portal(services: Services, *,
     portal.add_exception_handler(StarletteHTTPException, on_http_error)
     portal.mount("/static", StaticFiles(directory=STATIC), name="static")
     portal.include_router(pages.router)
+    portal.include_router(pull_request_pages.router)
     portal.include_router(actions.router)
     portal.include_router(manifests_page.router)
     portal.include_router(insights_page.router)

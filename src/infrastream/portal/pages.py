@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from infrastream.domain.errors import NotFound
-from infrastream.service import prerelease
+from infrastream.service import merges, prerelease
 from infrastream.service.auditing.search import audit_page, chain_status, verify_everything
 from infrastream.service.identity import get_user
 from infrastream.service.records.releases import ReleaseRef
@@ -100,7 +100,8 @@ def release_context(visit: Visit, ref: ReleaseRef) -> dict[str, Any]:
     status = release_status(visit.services, ref)
     actions = release_actions(visit.services, visit.principal, ref)
     return {"status": status, "actions": actions, "actions_key": _key(actions),
-            "diff": production_diff(visit.services, ref), "poll": POLL}
+            "diff": production_diff(visit.services, ref), "poll": POLL,
+            "merges": merges.of_release(visit.services, ref.app_set, ref.name)}
 
 
 @router.get("/releases/{app_set}/{name}", name="release")

@@ -1,8 +1,11 @@
 """The pre-release lane: validate one application's pull-request build in the first
 environment of `preReleaseStages`, beside the other applications already running there.
 
-`start_prerelease` is the single entry point: the CLI calls it today, and the SCM webhook
-will call it for pull-request events. The engine starts queued runs when the environment is
+`start_prerelease` is the single entry point: the CLI calls it, and so does the SCM gate
+for pull-request events (with the event that caused it, and a `link` that records the run
+beside the pull request in the same transaction). `cancel_in` stops a run that a newer push
+superseded or whose pull request was closed: a queued one at once, a running one at its next
+step (it still restores the environment). The engine starts queued runs when the environment is
 free (one deployment at a time per environment) and resumes running ones after a crash. A run
 deploys only that build, runs the application's integration tests against it, records
 pass/fail with the test output and, unless the track says `preReleaseRestore: false`, puts
@@ -11,9 +14,11 @@ the environment back on the version that ran before.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.release import parse_image
@@ -33,7 +38,11 @@ SYSTEM = "infrastream"
 
 
 def start_prerelease(services: Services, principal: Principal, app: str, image: str,
-                     ref: str, commit: str | None = None) -> dict[str, Any]:
+                     ref: str, commit: str | None = None, *,
+                     cause: Mapping[str, Any] | None = None,
+                     link: Callable[[Connection, int], None] | None = None) -> dict[str, Any]:
+    """Queue a run. `cause` (what event asked for it) goes into the audit entry; `link` is
+    called with the new run's id inside the transaction that records it."""
     require(principal, RECORD_VERSION, "validate pull-request builds")
     if not ref.strip():
         raise Invalid("a pre-release run needs the pull request or branch it validates (--ref)")
@@ -71,12 +80,41 @@ def start_prerelease(services: Services, principal: Principal, app: str, image: 
             state="queued", created_at=now, created_by=principal.name, summary="", output="",
             restored=False, snapshot=snapshot,
         )))
+        if link is not None:  # rows before the audit entry: every writer locks that order
+            link(conn, run_id)
         audit.record(conn, at=now, actor=principal.name, action="prerelease.start",
                      object_type="prerelease", object_id=str(run_id),
                      after={"app": app, "image": image, "ref": ref, "commit": commit,
-                            "environment": environment})
+                            "environment": environment,
+                            **({"cause": dict(cause)} if cause else {})})
     services.notify()
     return prerelease_status(services, int(run_id))
+
+
+def cancel_in(conn: Connection, run_id: int, reason: str, *, at: datetime, actor: str,
+              cause: Mapping[str, Any] | None = None) -> str | None:
+    """Cancel run `run_id` in the caller's transaction: a queued run ends `canceled` now, a
+    running one is asked to stop (its job restores the environment, then ends `canceled`).
+    Returns the run's state before, or None when it had finished already."""
+    row = conn.execute(select(prerelease_runs.c.state, prerelease_runs.c.app,
+                              prerelease_runs.c.ref)
+                       .where(prerelease_runs.c.id == run_id)).first()
+    if row is None or row.state not in ("queued", "running"):
+        return None
+    values: dict[str, Any] = {"cancel_reason": reason[:1000]}
+    if row.state == "queued":
+        values.update(state="canceled", summary=reason[:1000], finished_at=at)
+    changed = conn.execute(update(prerelease_runs).where(
+        (prerelease_runs.c.id == run_id) & (prerelease_runs.c.state == row.state))
+        .values(**values)).rowcount
+    if not changed:
+        return None
+    audit.record(conn, at=at, actor=actor, action="prerelease.cancel",
+                 object_type="prerelease", object_id=str(run_id),
+                 before={"state": row.state},
+                 after={"app": row.app, "ref": row.ref, "reason": reason,
+                        **({"cause": dict(cause)} if cause else {})})
+    return str(row.state)
 
 
 def _view(row: Any) -> dict[str, Any]:

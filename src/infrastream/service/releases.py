@@ -7,6 +7,7 @@ requested at once, so the engine deploys it to the first stage without anyone pr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -63,7 +64,12 @@ def guard_override(principal: Principal, problems: list[str], override_reason: s
 
 def create_release(services: Services, principal: Principal, app_set: str,
                    name: str | None = None, *,
-                   override_reason: str | None = None) -> dict[str, Any]:
+                   override_reason: str | None = None,
+                   cause: Mapping[str, Any] | None = None,
+                   link: Callable[[Connection, int], None] | None = None) -> dict[str, Any]:
+    """Cut a release of `app_set`. `cause` (the merges that cut it) goes into the audit
+    entry; `link` is called with the new release's id inside the transaction that records
+    it (raise there to cut nothing)."""
     require(principal, CUT_RELEASE, "cut releases")
     bundle = current_bundle(services)
     if app_set not in bundle.sets:
@@ -98,17 +104,20 @@ def create_release(services: Services, principal: Principal, app_set: str,
     override = guard_override(principal, violations(frozen, fixes),
                               override_reason, services.now())
     return insert_release(services, principal, app_set, name, content, Lane.RELEASE,
-                          track.metadata.name, len(stages), guard=override)
+                          track.metadata.name, len(stages), guard=override, cause=cause,
+                          link=link)
 
 
 def insert_release(services: Services, principal: Principal, app_set: str, name: str | None,
                    content: dict[str, Any], lane: Lane, track: str, stage_count: int, *,
                    incident: str | None = None, base_release_id: int | None = None,
-                   guard: dict[str, Any] | None = None) -> dict[str, Any]:
+                   guard: dict[str, Any] | None = None,
+                   cause: Mapping[str, Any] | None = None,
+                   link: Callable[[Connection, int], None] | None = None) -> dict[str, Any]:
     for attempt in range(5):
         try:
             return _insert_once(services, principal, app_set, name, content, lane, track,
-                                stage_count, incident, base_release_id, guard)
+                                stage_count, incident, base_release_id, guard, cause, link)
         except _NameTaken as taken:
             if name is not None or attempt == 4:
                 raise Conflict(f"release `{app_set}/{taken.name}` already exists") from None
@@ -124,7 +133,8 @@ class _NameTaken(Exception):
 def _insert_once(services: Services, principal: Principal, app_set: str, name: str | None,
                  content: dict[str, Any], lane: Lane, track: str, stage_count: int,
                  incident: str | None, base_release_id: int | None,
-                 guard: dict[str, Any] | None) -> dict[str, Any]:
+                 guard: dict[str, Any] | None, cause: Mapping[str, Any] | None,
+                 link: Callable[[Connection, int], None] | None) -> dict[str, Any]:
     now = services.now()
     root = source_root(services, "Application", next(iter(content["versions"])))
     release_name = name or ""
@@ -155,12 +165,15 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
                     requested_at=now if first else None,
                     attempt=0, reason="", updated_at=now,
                 ))
+            if link is not None:  # rows before the audit entry: every writer locks that order
+                link(conn, release_id)
             audit.record(conn, at=now, actor=principal.name, action="release.create",
                          object_type="release", object_id=f"{app_set}/{release_name}",
                          after={"digest": digest, "lane": lane.value,
                                 "versions": {a: v["image"] for a, v in
                                              content["versions"].items()},
-                                "incident": incident, "forwardPortOverride": guard})
+                                "incident": incident, "forwardPortOverride": guard,
+                                **({"cause": dict(cause)} if cause else {})})
     except IntegrityError:
         raise _NameTaken(release_name) from None
     services.notify()

@@ -1,10 +1,13 @@
 """Application versions: what CI records after a merge, immutable once recorded.
 
-Recording a version wakes nobody: the engine has nothing to do until a release is cut from it.
+A build of a pull request is recorded on the `pull-request` channel (with its number): it can
+be validated in the pre-release lane but never becomes the "latest" version a release picks
+up. Recording a version wakes the engine, since the SCM gate may be waiting for that build.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import CompoundSelect, bindparam, insert, select, union_all
@@ -24,12 +27,19 @@ from .records.manifests import current_bundle
 def _view(row: Any) -> dict[str, Any]:
     return {"id": row.id, "application": row.app, "image": row.image, "version": row.label,
             "commit": row.commit, "recordedAt": row.recorded_at.isoformat(),
-            "recordedBy": row.recorded_by, "channel": row.channel}
+            "recordedBy": row.recorded_by, "channel": row.channel,
+            "pullRequest": row.pull_request}
 
 
 def record_version(services: Services, principal: Principal, app: str, image: str,
-                   commit: str | None = None) -> dict[str, Any]:
+                   commit: str | None = None, *, pull_request: int | None = None,
+                   cause: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Record a build; with `pull_request` a PR build (needs its `commit`). `cause` (the
+    event that made the SCM gate record it) goes into the audit entry."""
     require(principal, RECORD_VERSION, "record application versions")
+    if pull_request is not None and (pull_request < 1 or commit is None):
+        raise Invalid("a pull-request build needs the pull request's number (1 or more) and "
+                      "the commit it was built from (--commit)")
     bundle = current_bundle(services)
     if app not in bundle.applications:
         raise NotFound(f"application `{app}` does not exist (apply its manifest first)")
@@ -42,19 +52,25 @@ def record_version(services: Services, principal: Principal, app: str, image: st
         raise Invalid(f"image `{image}` is not from `{expected}`, the image of `{app}`")
     if commit is not None and not (4 <= len(commit) <= 64 and commit.isalnum()):
         raise Invalid(f"`{commit}` is not a commit id")
+    channel = "pull-request" if pull_request is not None else "main"
     now = services.now()
     try:
         with services.transaction() as conn:
             row = conn.execute(insert(app_versions).values(
                 app=app, image=image, label=ref.label, commit=commit, recorded_at=now,
-                recorded_by=principal.name,
+                recorded_by=principal.name, channel=channel, pull_request=pull_request,
             ).returning(*app_versions.c)).one()
+            after: dict[str, Any] = {"image": image, "commit": commit}
+            if pull_request is not None:
+                after.update(channel=channel, pullRequest=pull_request)
+            if cause:
+                after["cause"] = dict(cause)
             audit.record(conn, at=now, actor=principal.name, action="version.record",
-                         object_type="application", object_id=app,
-                         after={"image": image, "commit": commit})
+                         object_type="application", object_id=app, after=after)
     except IntegrityError:
         raise Conflict(f"version `{image}` of `{app}` is already recorded; versions are "
                        "immutable") from None
+    services.notify()
     return _view(row)
 
 

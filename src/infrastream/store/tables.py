@@ -135,9 +135,11 @@ app_versions = Table(
     Column("recorded_at", Time, nullable=False),
     Column("recorded_by", String(63), nullable=False),
     Column("channel", String(16), nullable=False, default="main", server_default="main"),
+    Column("pull_request", Integer, nullable=True),
     UniqueConstraint("app", "image", name="uq_app_versions_app_image"),
 )
 Index("ix_app_versions_app_id", app_versions.c.app, app_versions.c.id)
+Index("ix_app_versions_app_commit", app_versions.c.app, app_versions.c.commit)
 
 releases = Table(
     "releases", metadata,
@@ -286,6 +288,7 @@ prerelease_runs = Table(
     Column("previous", JSON, nullable=True),
     Column("restored", Boolean, nullable=False, default=False),
     Column("snapshot", JSON, nullable=False),
+    Column("cancel_reason", Text, nullable=True),
 )
 Index("ix_prerelease_runs_app", prerelease_runs.c.app, prerelease_runs.c.id)
 
@@ -317,3 +320,131 @@ environment_drift = Table(
     Column("differences", JSON, nullable=False),
     Column("checked_at", Time, nullable=False),
 )
+
+# -- the SCM gate: connections, webhook deliveries, the status outbox, pull requests, merges --
+
+scm_connections = Table(
+    "scm_connections", metadata,
+    Column("name", String(63), primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("public", JSON, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("created_by", String(63), nullable=False),
+)
+"""`settings` is the Fernet ciphertext of the whole settings (token and webhook secret
+inside); `public` repeats what may be shown (type, base URL, context, Portal URL)."""
+
+scm_deliveries = Table(
+    "scm_deliveries", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connection", String(63), nullable=False),
+    Column("delivery_id", String(100), nullable=True),
+    Column("claimed_id", String(100), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("repository", String(255), nullable=True),
+    Column("sender", String(100), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("received_at", Time, nullable=False),
+    UniqueConstraint("connection", "delivery_id", name="uq_scm_deliveries_connection_delivery"),
+)
+"""`delivery_id` is set only for verified deliveries (the key a replay is ignored by);
+`claimed_id` is what the headers said, also for refused ones."""
+Index("ix_scm_deliveries_connection", scm_deliveries.c.connection, scm_deliveries.c.id)
+
+scm_statuses = Table(
+    "scm_statuses", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connection", String(63), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("context", String(255), nullable=False),
+    Column("pending_key", String(64), nullable=True, unique=True),
+    Column("state", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("target_url", Text, nullable=True),
+    Column("ref", String(255), nullable=True),
+    Column("subject", String(200), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Time, nullable=False),
+    Column("claimed_until", Time, nullable=True),
+    Column("last_error", Text, nullable=False),
+    Column("receipt", JSON, nullable=True),
+    Column("created_at", Time, nullable=False),
+    Column("updated_at", Time, nullable=False),
+    Column("delivered_at", Time, nullable=True),
+)
+"""The outbox of commit statuses. `pending_key` (a digest of connection, repository, sha and
+context) is set while a row is undelivered, so a newer status for the same commit and context
+replaces the older one instead of queueing behind it; `revision` tells a delivery that its
+row was replaced meanwhile."""
+Index("ix_scm_statuses_due", scm_statuses.c.outcome, scm_statuses.c.next_attempt_at)
+
+gate_heads = Table(
+    "gate_heads", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connection", String(63), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("number", Integer, nullable=True),
+    Column("ref", String(255), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("base_branch", String(255), nullable=False),
+    Column("head_branch", String(255), nullable=False),
+    Column("author", String(100), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("web_url", Text, nullable=False),
+    Column("delivery_id", String(100), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("superseded_by", String(64), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("reported", JSON, nullable=True),
+    Column("created_at", Time, nullable=False),
+    Column("updated_at", Time, nullable=False),
+    UniqueConstraint("connection", "repository", "ref", "sha", name="uq_gate_heads_head"),
+)
+"""One head commit of a pull request (`ref` pull/N) or merge queue group (its head ref)."""
+Index("ix_gate_heads_done", gate_heads.c.done, gate_heads.c.id)
+
+gate_runs = Table(
+    "gate_runs", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("head_id", ForeignKey("gate_heads.id", ondelete="CASCADE"), nullable=False),
+    Column("app", String(63), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("run_id", ForeignKey("prerelease_runs.id"), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("updated_at", Time, nullable=False),
+    UniqueConstraint("head_id", "app", name="uq_gate_runs_head_app"),
+)
+"""What one head asks of one application: its pre-release run, once the build is known."""
+
+gate_merges = Table(
+    "gate_merges", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("connection", String(63), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("branch", String(255), nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("app", String(63), nullable=False),
+    Column("app_set", String(63), nullable=False),
+    Column("pusher", String(100), nullable=False),
+    Column("delivery_id", String(100), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("version_id", ForeignKey("app_versions.id"), nullable=True),
+    Column("built_at", Time, nullable=True),
+    Column("release_id", ForeignKey("releases.id"), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("reported", JSON, nullable=True),
+    Column("created_at", Time, nullable=False),
+    Column("updated_at", Time, nullable=False),
+    UniqueConstraint("connection", "repository", "sha", "app", name="uq_gate_merges_commit_app"),
+)
+"""A merge (push) to an application's branch: its mainline build, and the release it cut."""
+Index("ix_gate_merges_done", gate_merges.c.done, gate_merges.c.id)
+Index("ix_gate_merges_release", gate_merges.c.release_id)

@@ -36,6 +36,7 @@ from ..records.occupancy import hold
 from . import state as engine_state
 from .deploy_job import run_deploy
 from .prerelease_job import run_prerelease
+from .scm_pass import gate_pass
 from .steps import advance
 
 log = logging.getLogger("infrastream.engine")
@@ -119,6 +120,8 @@ class Engine:
         for orphan in orphans:  # rollbacks, and deployments a crash left behind
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id)
         self._prereleases(prereleases)
+        for key, job, arg in gate_pass(self.services):  # pull requests, merges, statuses
+            self._submit(key, job, self.services, arg)
         next_wake: float | None = None
         changed = False
         for release in state.releases:

@@ -1,5 +1,7 @@
 """The pre-release job: deploy one application's pull-request build beside the others, run its
 integration tests against it, record pass/fail with the output, and restore the environment.
+A run canceled while it runs (a newer push, a closed pull request) skips what is left of
+deploy and tests, restores the environment all the same, and ends `canceled`.
 
 The engine starts a queued run when its environment is free (see `records.occupancy`) and
 resumes a running one after a crash; the run's `previous` (what ran before) is stored before
@@ -54,19 +56,29 @@ def run_prerelease(services: Services, run_id: int) -> None:
                           env=secrets, secret_names=secret_names)
     state, summary, output = "failed", "", ""
     try:
-        result = target.deploy(DeployRequest(
-            key=f"pr-{run.id}", release=f"pr/{run.ref}", digest="", environment=environment,
-            apps=(build,), workdir=workdir, actor=run.created_by))
-        status = next(a for a in result.apps if a.app == run.app)
-        subject = CheckSubject(app=run.app, spec=spec, endpoint=status.endpoint,
-                               version=snapshot["version"], release=f"pr/{run.ref}",
-                               environment=run.environment, workdir=workdir, env=secrets,
-                               secret_names=secret_names)
-        check = IntegrationTestsCheck.model_validate(snapshot["check"]) \
-            if snapshot["check"] else None
-        outcome = run_integration_tests(check, subject)
-        state = "passed" if outcome.passed else "failed"
-        summary, output = outcome.summary, outcome.output
+        canceled = _cancel_reason(services, run.id)
+        if canceled is None:
+            result = target.deploy(DeployRequest(
+                key=f"pr-{run.id}", release=f"pr/{run.ref}", digest="",
+                environment=environment, apps=(build,), workdir=workdir,
+                actor=run.created_by))
+            canceled = _cancel_reason(services, run.id)
+        if canceled is not None:  # superseded or closed: skip the tests, still restore
+            state, summary = "canceled", canceled
+        else:
+            status = next(a for a in result.apps if a.app == run.app)
+            subject = CheckSubject(app=run.app, spec=spec, endpoint=status.endpoint,
+                                   version=snapshot["version"], release=f"pr/{run.ref}",
+                                   environment=run.environment, workdir=workdir, env=secrets,
+                                   secret_names=secret_names)
+            check = IntegrationTestsCheck.model_validate(snapshot["check"]) \
+                if snapshot["check"] else None
+            outcome = run_integration_tests(check, subject)
+            state = "passed" if outcome.passed else "failed"
+            summary, output = outcome.summary, outcome.output
+            canceled = _cancel_reason(services, run.id)
+            if canceled is not None:  # superseded while testing: its verdict counts no more
+                state, summary = "canceled", f"{canceled} (tests had {state})"
     except BackendError as exc:
         summary = f"deploy of the PR build failed: {exc.reason}"
     except Exception as exc:  # a bug must not leave the run hanging
@@ -87,6 +99,14 @@ def run_prerelease(services: Services, run_id: int) -> None:
                          object_type="prerelease", object_id=str(run.id),
                          after={"app": run.app, "ref": run.ref, "summary": summary[:500],
                                 "restored": restored})
+
+
+def _cancel_reason(services: Services, run_id: int) -> str | None:
+    """Why the run was asked to stop (`prerelease.cancel_in`), or None."""
+    with services.db.connect() as conn:
+        reason: str | None = conn.execute(select(prerelease_runs.c.cancel_reason).where(
+            prerelease_runs.c.id == run_id)).scalar_one_or_none()
+    return reason
 
 
 def _restore(services: Services, target: Any, environment: Environment, run: Any,

@@ -1,0 +1,58 @@
+"""What the SCM gate adds to each engine pass: one call, which never raises.
+
+The pull-request heads and the merges move on with database steps only (`gate_job`,
+`merge_job`); what talks to a Git host comes back as jobs for the engine's workers: asking
+which paths a pull request changes, and delivering the outbox per connection (`outbox_job`).
+Most passes have nothing for the gate: one statement says so (three EXISTS probes on
+indexed columns), so an idle gate costs a pass one small query.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import exists, select
+
+from infrastream.store.tables import gate_heads, gate_merges, scm_statuses
+
+from .. import scm_outbox
+from ..context import Services
+from .gate_job import Job, follow_heads
+from .merge_job import follow_merges
+from .outbox_job import deliver_due
+
+log = logging.getLogger("infrastream.gate")
+
+_OPEN_HEADS = exists().where(gate_heads.c.done.is_(False))
+_OPEN_MERGES = exists().where(gate_merges.c.done.is_(False))
+_PENDING = exists().where(scm_statuses.c.outcome == "pending")
+_PROBE = select(_OPEN_HEADS, _OPEN_MERGES, _PENDING)
+
+
+def gate_pass(services: Services) -> list[Job]:
+    """Step every open pull request head and merge; the jobs to run for them."""
+    jobs: list[Job] = []
+    try:
+        with services.db.connect() as conn:
+            heads, merges, pending = conn.execute(_PROBE).one()
+    except Exception:  # the loop must survive anything; the next pass retries
+        log.exception("looking for the gate's work failed")
+        return jobs
+    if heads:
+        try:
+            jobs.extend(follow_heads(services))
+        except Exception:
+            log.exception("gate pass over pull requests failed")
+    if merges:
+        try:
+            follow_merges(services)
+        except Exception:
+            log.exception("gate pass over merges failed")
+    if heads or merges or pending:  # the steps above may have queued statuses
+        try:
+            with services.db.connect() as conn:
+                due = scm_outbox.due_connections(conn, services.now())
+            jobs.extend((f"scm-outbox:{name}", deliver_due, name) for name in due)
+        except Exception:
+            log.exception("looking for due commit statuses failed")
+    return jobs
