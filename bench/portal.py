@@ -78,7 +78,7 @@ def _sqlite_time(moment: datetime) -> str:
 def setup(root: Path) -> tuple[Services, dict[str, str], dict[str, Any]]:
     services = open_services(root / "data")
     admin = identity.authenticate(services, identity.bootstrap_admin(services))
-    tokens = {name: identity.create_user(services, admin, name, roles)
+    tokens = {name: identity.create_user(services, admin, name, roles).token
               for name, roles in PEOPLE}
     repo = root / "shop"
     write_example(repo)

@@ -361,7 +361,7 @@ def test_racing_qa_engineers_and_release_cuts_are_counted_once_each(people):
         "the `qa` approvals of this promotion are already complete"}
     audit = rita.get("/api/v1/audit", params={"limit": 1000}).json()
     actions = Counter(e["action"] for e in audit if e["objectId"] == "shop/v1")
-    assert actions["approval.grant"] == 1 and actions["approval.refused"] == 5
+    assert actions["approval.grant"] == 1 and actions["approval.grant.refused"] == 5
     assert problem(rita.get("/api/v1/nope"), 404)["detail"] == \
         "no such resource: GET /api/v1/nope"
     assert problem(rita.delete("/api/v1/releases"), 405)["title"] == "Method not allowed"

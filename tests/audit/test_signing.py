@@ -93,7 +93,7 @@ def test_a_checkpoint_signs_the_chain_head_once_and_verifies(story):
     public = load_public_key(signing.public_key_pem(story.services))
     assert key_id_of(public) == created["keyId"]
 
-    verdict = audit_verify.verify_all(story.services)
+    verdict = audit_verify.verify_all(story.services).to_json()
     assert verdict == {"ok": True, "entries": head, "checkpoints": 1, "brokenAt": None,
                        "reason": "the chain is intact and every checkpoint verifies",
                        "problems": []}
@@ -102,7 +102,7 @@ def test_a_checkpoint_signs_the_chain_head_once_and_verifies(story):
     moved = signing.checkpoint(story.services)
     assert moved is not None and moved["seq"] == head + 3
     assert signing.latest_checkpoint(story.services) == moved
-    assert audit_verify.verify_all(story.services)["checkpoints"] == 2
+    assert audit_verify.verify_all(story.services).to_json()["checkpoints"] == 2
 
 
 def test_concurrent_checkpoints_of_the_same_head_do_not_fail(story):
@@ -121,13 +121,13 @@ def test_concurrent_checkpoints_of_the_same_head_do_not_fail(story):
         thread.join()
     assert errors == []
     assert len([r for r in results if r is not None]) == 1
-    assert audit_verify.verify_all(story.services)["checkpoints"] == 1
+    assert audit_verify.verify_all(story.services).to_json()["checkpoints"] == 1
 
 
 def test_an_edited_entry_covered_by_a_checkpoint_is_named(story):
     checkpoint = signing.checkpoint(story.services)
     _edit(story, 2, actor="mallory")
-    verdict = audit_verify.verify_all(story.services)
+    verdict = audit_verify.verify_all(story.services).to_json()
     assert not verdict["ok"] and verdict["brokenAt"] == 2
     assert verdict["reason"].startswith(
         f"entry 2 does not match signed checkpoint {checkpoint['seq']}: entry 2 was edited")
@@ -137,7 +137,7 @@ def test_a_deleted_entry_covered_by_a_checkpoint_is_named(story):
     checkpoint = signing.checkpoint(story.services)
     with story.services.transaction() as conn:
         conn.execute(delete(audit_log).where(audit_log.c.seq == 3))
-    verdict = audit_verify.verify_all(story.services)
+    verdict = audit_verify.verify_all(story.services).to_json()
     assert not verdict["ok"] and verdict["brokenAt"] == 3
     assert verdict["reason"] == (f"entry 3 does not match signed checkpoint "
                                  f"{checkpoint['seq']}: entry 3 was deleted")
@@ -148,7 +148,7 @@ def test_deleting_the_checkpointed_entry_itself_is_named(story):
     seq = checkpoint["seq"]
     with story.services.transaction() as conn:
         conn.execute(delete(audit_log).where(audit_log.c.seq == seq))
-    verdict = audit_verify.verify_all(story.services)
+    verdict = audit_verify.verify_all(story.services).to_json()
     assert not verdict["ok"] and verdict["brokenAt"] == seq
     assert verdict["reason"] == (f"entry {seq} does not match signed checkpoint {seq}: "
                                  "the entry was deleted")
@@ -159,7 +159,7 @@ def test_a_rewritten_and_rehashed_chain_passes_the_chain_but_not_the_checkpoint(
     _rewrite_from(story, 2, actor="mallory")
     with story.services.db.connect() as conn:
         assert audit.verify(conn).ok, "the forgery fools the hash chain alone"
-    verdict = audit_verify.verify_all(story.services)
+    verdict = audit_verify.verify_all(story.services).to_json()
     seq = checkpoint["seq"]
     assert not verdict["ok"] and verdict["brokenAt"] == seq
     assert verdict["reason"].startswith(f"entry {seq} does not match signed checkpoint {seq}")
@@ -174,7 +174,7 @@ def test_a_forged_checkpoint_signature_is_detected(story):
         conn.execute(update(audit_checkpoints)
                      .where(audit_checkpoints.c.seq == checkpoint["seq"])
                      .values(hash=forged_hash))
-    verdict = audit_verify.verify_all(story.services)
+    verdict = audit_verify.verify_all(story.services).to_json()
     assert not verdict["ok"] and verdict["brokenAt"] == checkpoint["seq"]
     assert verdict["reason"] == (f"checkpoint {checkpoint['seq']}'s signature does not verify: "
                                  "the checkpoint was forged or edited")
@@ -187,7 +187,7 @@ def test_a_checkpoint_signed_by_another_key_is_reported(story):
         conn.execute(update(audit_checkpoints)
                      .where(audit_checkpoints.c.seq == checkpoint["seq"])
                      .values(key_id=key_id_of(other.public_key())))
-    verdict = audit_verify.verify_all(story.services)
+    verdict = audit_verify.verify_all(story.services).to_json()
     assert not verdict["ok"]
     assert f"was signed with key {key_id_of(other.public_key())}" in verdict["reason"]
 
@@ -197,7 +197,7 @@ def test_an_edit_after_the_last_checkpoint_is_reported_by_the_chain_and_not_sign
     story.record_versions("1.0.1")
     last = _head(story)
     _edit(story, last, actor="mallory")
-    verdict = audit_verify.verify_all(story.services)
+    verdict = audit_verify.verify_all(story.services).to_json()
     assert not verdict["ok"] and verdict["brokenAt"] == last
     assert "signed checkpoint" not in verdict["reason"]
     with pytest.raises(Conflict, match=f"broken at entry {last}; not signing"):
@@ -212,7 +212,7 @@ def test_the_signing_key_can_come_from_the_environment(story, monkeypatch):
     assert signing.key_id(story.services) == key_id_of(key.public_key())
     assert not (story.services.data_dir / signing.KEY_FILE).exists()
     assert signing.checkpoint(story.services)["keyId"] == key_id_of(key.public_key())
-    assert audit_verify.verify_all(story.services)["ok"]
+    assert audit_verify.verify_all(story.services).to_json()["ok"]
 
 
 def test_export_filters_by_time_and_yields_json_lines(story):

@@ -29,7 +29,7 @@ def test_a_process_stopped_by_hand_is_reported_as_drift(story):
     release = story.cut_release()
     story.start_engine()
     story.wait_until(release, lambda s: s["stages"][0]["state"] == "succeeded")
-    assert drift_report(story.services) == [
+    assert [r.to_json() for r in drift_report(story.services)] == [
         {"environment": "development", "release": str(release), "state": "in-sync",
          "differences": []}]
 

@@ -48,7 +48,7 @@ def test_a_hotfix_reaches_production_and_the_forward_port_guard_holds_the_next_r
     created = hotfix.create_hotfix(story.services, ANN, "shop",
                                    {"api": "registry.example.com/shop/api:1.0.0-hf1"},
                                    "INC-42")
-    assert created["release"] == "shop/v1-hotfix.1" and created["base"] == str(v1)
+    assert created["release"] == "shop/v1-hotfix-1" and created["base"] == str(v1)
     fix = parse_ref(created["release"])
     status = story.wait_until(fix, lambda s: s["stages"][0]["state"] == "succeeded")
     assert status["incident"] == "INC-42" and status["lane"] == "hotfix"
@@ -67,13 +67,13 @@ def test_a_hotfix_reaches_production_and_the_forward_port_guard_holds_the_next_r
     promotions.approve(story.services, CARL, fix)
     story.wait_until(fix, lambda s: s["state"] == "completed")
     production_now = {e["environment"]: e for e in environment_overview(story.services)}
-    assert production_now["production"]["release"] == "shop/v1-hotfix.1"
+    assert production_now["production"]["release"] == "shop/v1-hotfix-1"
     assert production_now["production"]["versions"]["api"] == "1.0.0-hf1"
     assert story.stage(v2, 1)["state"] == "succeeded"  # v2 still waits in staging
 
     status = story.status(v2)
     assert status["forwardPort"]["warnings"] == [
-        "api 1.1.0 predates hotfix shop/v1-hotfix.1 (registry.example.com/shop/api:1.0.0-hf1, "
+        "api 1.1.0 predates hotfix shop/v1-hotfix-1 (registry.example.com/shop/api:1.0.0-hf1, "
         "incident INC-42)"]
     with pytest.raises(Conflict, match="forward-port guard"):
         promotions.promote(story.services, RELEASE_MANAGER, v2)

@@ -138,14 +138,15 @@ def test_apply_cannot_change_what_a_source_owns_and_delete_removes_what_apply_ma
     with pytest.raises(Conflict, match="Application `api` is managed by source `shop`"):
         manifests.apply(story.services, CI, [("api.yaml", api)])
     applied = manifests.apply(story.services, CI, [("worker.yaml", worker)])
-    assert applied["changes"] == [{"kind": "Application", "name": "worker",
-                                   "change": "created"}]
+    assert [c.model_dump() for c in applied.changes] == [
+        {"kind": "Application", "name": "worker", "change": "created"}]
     with pytest.raises(Forbidden, match="managed by source `shop`"):
         manifests.delete_manifest(story.services, PLATFORM, "Application", "api")
     with pytest.raises(Forbidden, match="may not change Application `worker`"):
         manifests.delete_manifest(story.services, person("q", "qa"), "Application", "worker")
     gone = manifests.delete_manifest(story.services, CI, "Application", "worker")
-    assert gone["changes"] == [{"kind": "Application", "name": "worker", "change": "deleted"}]
+    assert [c.model_dump() for c in gone.changes] == [
+        {"kind": "Application", "name": "worker", "change": "deleted"}]
     assert "worker" not in current_bundle(story.services).applications
 
 

@@ -102,7 +102,7 @@ def test_only_the_roles_named_by_the_rules_can_approve_and_nobody_approves_twice
     with pytest.raises(Forbidden, match="release-manager"):
         promotions.promote(story.services, QA, release)
     refused = [e for e in audit_view.list_entries(story.services, limit=50)
-               if e["action"] == "approval.refused"]
+               if e["action"] == "approval.grant.refused"]
     assert len(refused) == 4
 
 
@@ -128,7 +128,8 @@ def test_an_application_can_be_applied_alone_once_its_set_exists_and_reapplying_
 
     from infrastream.service import manifests
     result = manifests.apply(story.services, PLATFORM, [(str(api), api.read_text())])
-    assert result["changes"] == [{"kind": "Application", "name": "api", "change": "configured"}]
+    assert result.to_json()["changes"] == [
+        {"kind": "Application", "name": "api", "change": "configured"}]
     assert result["revision"] == first["revision"] + 1
 
 

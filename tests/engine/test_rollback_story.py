@@ -45,7 +45,7 @@ def test_rollback_returns_production_to_the_previous_release_and_marks_the_bad_o
         rollback(story.services, person("dev", "developer"), "production", reason="try")
     result = rollback(story.services, person("ic", "incident-commander"), "production",
                       reason="checkout errors after v2")
-    assert result == {"environment": "production", "from": "shop/v2", "to": "shop/v1",
+    assert result.to_json() == {"environment": "production", "from": "shop/v2", "to": "shop/v1",
                       "attempt": 2}
     deadline_status = story.wait_until(
         v2, lambda s: s["rolledBack"] and s["rolledBack"][0]["state"] == "healthy")

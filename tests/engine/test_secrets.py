@@ -47,12 +47,12 @@ def test_a_secret_reaches_the_process_but_no_log_audit_entry_or_listing(story, t
     api_pid = next(v["pid"] for k, v in _apps(state).items() if k == "api")
     assert _process_environment(api_pid)["DB_PASSWORD"] == VALUE
 
-    listing = json.dumps(secrets.list_secrets(story.services))
+    listing = json.dumps([s.to_json() for s in secrets.list_secrets(story.services)])
     assert "DB_PASSWORD" in listing and VALUE not in listing
-    audit = json.dumps(audit_view.list_entries(story.services, limit=1000))
+    audit = json.dumps([e.to_json() for e in audit_view.list_entries(story.services, limit=1000)])
     assert "secret.set" in audit and VALUE not in audit
-    assert VALUE not in json.dumps(environment_overview(story.services))
-    assert VALUE not in json.dumps(story.status(release))
+    assert VALUE not in json.dumps([e.to_json() for e in environment_overview(story.services)])
+    assert VALUE not in json.dumps(story.status(release).to_json())
     for path in story.services.data_dir.rglob("*"):
         if path.is_file() and path.name != "infrastream.db" and "secret-key" not in path.name:
             assert VALUE.encode() not in path.read_bytes(), path

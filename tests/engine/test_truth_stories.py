@@ -165,7 +165,7 @@ def test_release_status_text_shows_the_rollback_and_the_forward_port_warning():
         "rolledBack": [{"environment": "production", "to": "shop/v2", "by": "rita",
                         "at": "2026-12-01T11:00:00+00:00", "reason": "checkout errors",
                         "state": "healthy"}],
-        "forwardPort": {"warnings": ["api 1.0.0 predates hotfix shop/v1-hotfix.1"],
+        "forwardPort": {"warnings": ["api 1.0.0 predates hotfix shop/v1-hotfix-1"],
                         "override": None},
         "stages": [],
     }
@@ -174,7 +174,7 @@ def test_release_status_text_shows_the_rollback_and_the_forward_port_warning():
     text = console.export_text()
     assert "rolled back" in text and "production → shop/v2 by rita" in text
     assert "checkout errors" in text
-    assert "forward-port" in text and "predates hotfix shop/v1-hotfix.1" in text
+    assert "forward-port" in text and "predates hotfix shop/v1-hotfix-1" in text
 
 
 # -- the forward-port guard is a blocker ---------------------------------------------------------
@@ -207,7 +207,7 @@ def test_a_release_requested_before_a_hotfix_reached_production_cannot_undo_it(n
     assert production["state"] == "awaiting-approval"
     assert _codes(production) == ["forward-port"]
     assert production["waiting"].startswith("waiting for: forward-port: api 1.1.0 predates "
-                                            "hotfix shop/v1-hotfix.1")
+                                            "hotfix shop/v1-hotfix-1")
     assert held["forwardPort"]["warnings"] and "ready to promote" not in held["summary"]
     assert story.status(fix)["summary"] == "completed: running in production"
 
@@ -293,7 +293,7 @@ def test_approving_without_a_role_when_holding_two_open_roles_asks_which(noop_st
     assert "holds several roles this promotion still needs (qa, security)" in str(refused.value)
     assert refused.value.details["candidates"] == ["qa", "security"]
     assert story.stage(v1, 2)["approvals"][0]["approvers"] == []
-    assert ("approval.refused", str(v1)) in [(a, o) for a, o, _ in _actions(story)]
+    assert ("approval.grant.refused", str(v1)) in [(a, o) for a, o, _ in _actions(story)]
     signed = promotions.approve(story.services, both, v1, role="security")
     assert signed["role"] == "security"
 

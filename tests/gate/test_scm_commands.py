@@ -38,7 +38,7 @@ def test_scm_add_reads_the_token_and_secret_from_stdin_and_never_shows_them(
 
     refused = gate.cli("ci-bot", "scm", "add", gate.kind, "other", stdin="t\ns\n")
     assert refused.returncode == 1
-    assert "ci-bot may not connect Git hosts: it needs the role admin or platform" in \
+    assert "ci-bot may not connect Git hosts: it needs the role platform" in \
         refused.stderr
     missing = gate.cli("pat", "scm", "add", gate.kind, "other", stdin="only-a-token\n")
     assert missing.returncode == 2 and "one per line" in missing.stderr

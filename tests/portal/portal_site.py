@@ -133,7 +133,7 @@ def csrf_of(client: httpx.Client, path: str = "/portal/sign-in") -> str:
 def build_site(tmp_path: Path, *, engine: bool = True, demo: bool = True) -> Site:
     services = open_services(tmp_path / "data")
     admin = identity.authenticate(services, identity.bootstrap_admin(services))
-    tokens = {name: identity.create_user(services, admin, name, roles)
+    tokens = {name: identity.create_user(services, admin, name, roles).token
               for name, roles in PEOPLE.items()}
     repo = example_repo(tmp_path, target="noop", soak="1s")
     sources, _ = read_sources([str(repo)])

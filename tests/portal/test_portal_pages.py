@@ -16,6 +16,7 @@ from sqlalchemy import update
 from infrastream.manifests.environment import default_environment
 from infrastream.service import promotions
 from infrastream.service.auditing import trail as audit
+from infrastream.service.auditing import view as audit_view
 from infrastream.service.records.releases import ReleaseRef
 from infrastream.service.releases import create_release
 from infrastream.store.tables import users
@@ -207,6 +208,9 @@ def test_a_developer_gets_no_buttons_and_the_service_refuses_their_forged_approv
     assert refused.status_code == 403
     assert "dana does not hold role `qa`" in refused.text
     assert all(not rule["approvers"] for rule in site.status()["stages"][2]["approvals"])
+    trail = audit_view.list_entries(site.services, limit=20, object_id="shop/v1")
+    assert [(e.actor, e.after["code"]) for e in trail
+            if e.action == "approval.grant.refused"] == [("dana", "forbidden")]
 
 
 def test_qa_approves_from_the_inbox_and_the_release_page_shows_who_signed(site: Site):

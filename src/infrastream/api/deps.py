@@ -1,4 +1,4 @@
-"""Request dependencies: the service context and the authenticated principal."""
+"""Request dependencies: the service context, the authenticated principal, clean parameters."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from infrastream.domain.errors import Invalid
+from infrastream.domain.inputs import unstorable
 from infrastream.domain.roles import Principal
 from infrastream.service.context import Services
 from infrastream.service.identity import authenticate
@@ -23,7 +25,21 @@ def principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     token = credentials.credentials if credentials else None
-    return authenticate(request.app.state.services, token)
+    found = authenticate(request.app.state.services, token)
+    request.state.principal = found  # who a refusal after this point is recorded under
+    return found
+
+
+def clean_parameters(request: Request) -> None:
+    """Refuse path and query parameters the database could not store (a NUL byte): 422
+    naming the parameter, before any lookup."""
+    for where, items in (("path", request.path_params.items()),
+                         ("query", request.query_params.multi_items())):
+        for key, value in items:
+            problem = unstorable(str(value)) or unstorable(key)
+            if problem:
+                raise Invalid(f"{where} parameter `{key.replace(chr(0), '?')}` {problem}",
+                              field=f"{where}.{key.replace(chr(0), '?')}")
 
 
 ServicesDep = Annotated[Services, Depends(services)]

@@ -11,22 +11,32 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from infrastream.store.database import schema_problem
 
 from .deps import ServicesDep
-from .problems import problem
+from .problems import declared, problem
 
 router = APIRouter()
 
 
-@router.get("/livez", tags=["server"])
-def livez() -> dict[str, Any]:
+class Alive(BaseModel):
+    ok: bool
+
+
+class Health(Alive):
+    database: str
+    migrations: str
+
+
+@router.get("/livez", tags=["server"], responses=declared())
+def livez() -> Alive:
     """The process answers."""
-    return {"ok": True}
+    return Alive(ok=True)
 
 
-@router.get("/readyz", tags=["server"], responses={503: {"description": "Not ready"}})
+@router.get("/readyz", tags=["server"], response_model=Health, responses=declared(503))
 def readyz(services: ServicesDep) -> Any:
     """The database answers and its schema is current."""
     reason = schema_problem(services.db)

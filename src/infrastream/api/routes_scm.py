@@ -22,7 +22,8 @@ from infrastream.service.scm_outbox import StatusDelivery
 from infrastream.service.webhooks import Receipt, WebhookDelivery
 
 from .deps import PrincipalDep, ServicesDep
-from .problems import problem
+from .problems import declared, problem
+from .refusals_api import mutation
 from .schemas_scm import ConnectionCreate, ProtectRequest, PullRequestBuild
 
 router = APIRouter(prefix="/api/v1")
@@ -33,7 +34,9 @@ class Deliveries(ReadModel):
     statuses: list[StatusDelivery]
 
 
-@router.post("/scm/connections", status_code=201, tags=["scm"], response_model=ConnectionView)
+@router.post("/scm/connections", status_code=201, tags=["scm"], response_model=ConnectionView,
+             responses=declared(401, 403, 409, 422),
+             openapi_extra=mutation("scm.add", "scm-connection"))
 def add_connection(body: ConnectionCreate, request: Request, services: ServicesDep,
                    principal: PrincipalDep) -> ConnectionView:
     return scm_connections.add_connection(
@@ -43,18 +46,23 @@ def add_connection(body: ConnectionCreate, request: Request, services: ServicesD
         app_id=body.appId, private_key=body.privateKey, installation_id=body.installationId)
 
 
-@router.get("/scm/connections", tags=["scm"], response_model=list[ConnectionView])
+@router.get("/scm/connections", tags=["scm"], response_model=list[ConnectionView],
+            responses=declared(401))
 def list_connections(services: ServicesDep, principal: PrincipalDep) -> list[ConnectionView]:
     return scm_connections.list_connections(services)
 
 
-@router.delete("/scm/connections/{name}", tags=["scm"], response_model=ConnectionView)
+@router.delete("/scm/connections/{name}", tags=["scm"], response_model=ConnectionView,
+               responses=declared(401, 403, 404, 409, 422),
+               openapi_extra=mutation("scm.remove", "scm-connection", "{name}"))
 def remove_connection(name: str, services: ServicesDep,
                       principal: PrincipalDep) -> ConnectionView:
     return scm_connections.remove_connection(services, principal, name)
 
 
-@router.post("/scm/protect", tags=["scm"], response_model=ProtectionView)
+@router.post("/scm/protect", tags=["scm"], response_model=ProtectionView,
+             responses=declared(401, 403, 404, 409, 422, 502),
+             openapi_extra=mutation("scm.protect", "repository"))
 def protect(body: ProtectRequest, services: ServicesDep,
             principal: PrincipalDep) -> ProtectionView:
     """Make the gate's status a required check on a branch (or say what to set by hand)."""
@@ -62,7 +70,8 @@ def protect(body: ProtectRequest, services: ServicesDep,
                                    body.connection)
 
 
-@router.get("/scm/deliveries", tags=["scm"], response_model=Deliveries)
+@router.get("/scm/deliveries", tags=["scm"], response_model=Deliveries,
+            responses=declared(401, 422))
 def deliveries(services: ServicesDep, principal: PrincipalDep, connection: str | None = None,
                limit: int = Query(50, ge=1, le=500)) -> Deliveries:
     """Recent webhook deliveries and commit-status deliveries, with their outcome."""
@@ -70,9 +79,11 @@ def deliveries(services: ServicesDep, principal: PrincipalDep, connection: str |
                       statuses=scm_outbox.recent(services, connection, limit))
 
 
-@router.get("/scm/pull-requests", tags=["scm"], response_model=list[HeadView])
+@router.get("/scm/pull-requests", tags=["scm"], response_model=list[HeadView],
+            responses=declared(401, 422))
 def list_pull_requests(services: ServicesDep, principal: PrincipalDep,
-                       number: int | None = Query(None, ge=1), repository: str | None = None,
+                       number: int | None = Query(None, ge=1, le=2**31 - 1),
+                       repository: str | None = None,
                        application: str | None = None,
                        limit: int = Query(50, ge=1, le=500)) -> list[HeadView]:
     """Pull request heads the gate judged, newest first, with their pre-release runs."""
@@ -80,16 +91,21 @@ def list_pull_requests(services: ServicesDep, principal: PrincipalDep,
                                     app=application, limit=limit)
 
 
-@router.post("/applications/{app}/pull-request-builds", status_code=201, tags=["versions"])
+@router.post("/applications/{app}/pull-request-builds", status_code=201, tags=["versions"],
+             responses=declared(401, 403, 404, 409, 422),
+             openapi_extra=mutation("version.record", "application", "{app}"))
 def record_pull_request_build(app: str, body: PullRequestBuild, services: ServicesDep,
-                              principal: PrincipalDep) -> dict[str, Any]:
+                              principal: PrincipalDep) -> versions.VersionView:
     """Record a PR build (channel `pull-request`: never the latest version of a release)."""
     return versions.record_version(services, principal, app, body.image, body.commit,
                                    pull_request=body.pullRequest)
 
 
 @router.post("/scm/{connection}/webhook", status_code=202, tags=["scm"],
-             response_model=Receipt, responses={200: {"model": Receipt}})
+             response_model=Receipt,
+             responses={200: {"model": Receipt}, **declared(400, 401, 404, 413, 422)},
+             openapi_extra=mutation("scm.webhook", "scm-connection", "{connection}",
+                                    signed=True))
 async def webhook(connection: str, request: Request, services: ServicesDep) -> Any:
     """A Git host's webhook delivery, authenticated by its signature or secret token."""
     body, complete = await _read(request, webhooks.MAX_BODY)

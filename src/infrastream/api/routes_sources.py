@@ -9,23 +9,25 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from infrastream.domain.errors import Invalid
 from infrastream.service import manifests, sources, teams
 from infrastream.service.codeowners import codeowners
+from infrastream.service.manifests import ApplyResult, HistoryEntry
+from infrastream.service.sources import SourceView
+from infrastream.service.teams import TeamView
 
 from .deps import PrincipalDep, ServicesDep
+from .problems import declared
+from .refusals_api import mutation
+from .schemas import Body
 
 router = APIRouter(prefix="/api/v1")
 Json = dict[str, Any]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SourceCreate(Strict):
+class SourceCreate(Body):
     name: str = Field(max_length=63, examples=["shop-manifests"])
     repository: str = Field(min_length=1, max_length=2000,
                             description="Clone URL or path (file://, https, ssh)")
@@ -36,89 +38,103 @@ class SourceCreate(Strict):
                           description="Seconds between fetches")
 
 
-class DiffSource(Strict):
+class DiffSource(Body):
     source: str = Field(max_length=1000)
     text: str
 
 
-class DiffRequest(Strict):
+class DiffRequest(Body):
     sources: list[DiffSource] = Field(min_length=1)
 
 
-class TeamCreate(Strict):
+class TeamCreate(Body):
     name: str = Field(max_length=63, examples=["payments"])
     description: str = Field("", max_length=200)
     handles: dict[str, str] = Field(default_factory=dict,
                                     examples=[{"github": "@acme/payments"}])
 
 
-@router.post("/sources", status_code=201, tags=["sources"])
-def add_source(body: SourceCreate, services: ServicesDep, principal: PrincipalDep) -> Json:
+@router.post("/sources", status_code=201, tags=["sources"], responses=declared(401, 403, 409, 422),
+             openapi_extra=mutation("source.add", "source"))
+def add_source(body: SourceCreate, services: ServicesDep,
+               principal: PrincipalDep) -> SourceView:
     """Make a Git repository the source of truth for the manifests under its path."""
     return sources.add_source(services, principal, body.name, body.repository,
                               branch=body.branch, path=body.path, scm=body.scm,
                               interval=body.interval)
 
 
-@router.get("/sources", tags=["sources"])
-def list_sources(services: ServicesDep, principal: PrincipalDep) -> list[Json]:
+@router.get("/sources", tags=["sources"], responses=declared(401))
+def list_sources(services: ServicesDep, principal: PrincipalDep) -> list[SourceView]:
     return sources.list_sources(services)
 
 
-@router.get("/sources/{name}", tags=["sources"])
-def source_status(name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
+@router.get("/sources/{name}", tags=["sources"], responses=declared(401, 404, 422))
+def source_status(name: str, services: ServicesDep, principal: PrincipalDep) -> SourceView:
     return sources.source_status(services, name)
 
 
-@router.post("/sources/{name}/sync", tags=["sources"])
-def sync_source(name: str, services: ServicesDep, principal: PrincipalDep) -> Json:
+@router.post("/sources/{name}/sync", tags=["sources"], responses=declared(401, 403, 404, 422),
+             openapi_extra=mutation("source.sync", "source", "{name}"))
+def sync_source(name: str, services: ServicesDep, principal: PrincipalDep) -> SourceView:
     """Fetch the branch now and apply its tree (or say why not)."""
     return sources.request_sync(services, principal, name)
 
 
-@router.delete("/manifests/{kind}/{name}", tags=["manifests"])
+@router.delete("/manifests/{kind}/{name}", tags=["manifests"],
+               responses=declared(401, 403, 404, 409, 422),
+               openapi_extra=mutation("manifest.delete", "manifest", "{kind}/{name}"))
 def delete_manifest(kind: str, name: str, services: ServicesDep,
-                    principal: PrincipalDep) -> Json:
+                    principal: PrincipalDep) -> ApplyResult:
     """Delete an object applied with `apply`, unless something still needs it."""
     return manifests.delete_manifest(services, principal, kind, name)
 
 
-@router.get("/manifests/{kind}/{name}/history", tags=["manifests"])
+@router.get("/manifests/{kind}/{name}/history", tags=["manifests"],
+            responses=declared(401, 404, 422))
 def manifest_history(kind: str, name: str, services: ServicesDep,
-                     principal: PrincipalDep) -> list[Json]:
+                     principal: PrincipalDep) -> list[HistoryEntry]:
     return manifests.history(services, kind, name)
 
 
-@router.post("/manifests/diff", tags=["manifests"])
-def diff(body: DiffRequest, services: ServicesDep, principal: PrincipalDep) -> Json:
+@router.post("/manifests/diff", tags=["manifests"], responses=declared(401, 403, 409, 422),
+             openapi_extra=mutation("manifest.apply", "manifests"))
+def diff(body: DiffRequest, services: ServicesDep, principal: PrincipalDep) -> ApplyResult:
     """What applying these manifests would change, object by object (nothing is stored)."""
     return manifests.apply(services, principal, [(s.source, s.text) for s in body.sources],
                            dry_run=True)
 
 
-@router.post("/teams", status_code=201, tags=["teams"])
-def create_team(body: TeamCreate, services: ServicesDep, principal: PrincipalDep) -> Json:
+@router.post("/teams", status_code=201, tags=["teams"], responses=declared(401, 403, 409, 422),
+             openapi_extra=mutation("team.create", "team"))
+def create_team(body: TeamCreate, services: ServicesDep, principal: PrincipalDep) -> TeamView:
     return teams.create_team(services, principal, body.name, description=body.description,
                              handles=body.handles)
 
 
-@router.get("/teams", tags=["teams"])
-def list_teams(services: ServicesDep, principal: PrincipalDep) -> list[Json]:
+@router.get("/teams", tags=["teams"], responses=declared(401))
+def list_teams(services: ServicesDep, principal: PrincipalDep) -> list[TeamView]:
     return teams.list_teams(services)
 
 
-@router.put("/teams/{team}/members/{user}", tags=["teams"])
-def add_member(team: str, user: str, services: ServicesDep, principal: PrincipalDep) -> Json:
+@router.put("/teams/{team}/members/{user}", tags=["teams"],
+            responses=declared(401, 403, 404, 422),
+            openapi_extra=mutation("team.add-member", "team", "{team}"))
+def add_member(team: str, user: str, services: ServicesDep,
+               principal: PrincipalDep) -> TeamView:
     return teams.set_membership(services, principal, team, user, member=True)
 
 
-@router.delete("/teams/{team}/members/{user}", tags=["teams"])
+@router.delete("/teams/{team}/members/{user}", tags=["teams"],
+               responses=declared(401, 403, 404, 422),
+               openapi_extra=mutation("team.remove-member", "team", "{team}"))
 def remove_member(team: str, user: str, services: ServicesDep,
-                  principal: PrincipalDep) -> Json:
+                  principal: PrincipalDep) -> TeamView:
     return teams.set_membership(services, principal, team, user, member=False)
 
 
-@router.get("/sources/{name}/codeowners", tags=["sources"], response_class=PlainTextResponse)
+@router.get("/sources/{name}/codeowners", tags=["sources"], response_class=PlainTextResponse,
+            responses=declared(401, 404, 422))
 def source_codeowners(name: str, services: ServicesDep, principal: PrincipalDep,
                       host: str = "github",
                       owner: list[str] = Query(default_factory=list,

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from infrastream.service import sources
-from infrastream.service.auditing import signing
+from infrastream.service.auditing import refusals, signing
 from infrastream.service.context import Services, open_services
 from infrastream.service.engine.loop import Engine
 from infrastream.service.identity import BOOTSTRAP_FILE, bootstrap_admin
@@ -49,7 +49,11 @@ def run_server(data_dir: Path, database_url: str | None, host: str, port: int,
 
 def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
           ready: Callable[[], None] | None = None, extend: Extension | None = None) -> None:
-    """Run the engine and the HTTP server on `services` until SIGTERM or Ctrl-C."""
+    """Run the engine and the HTTP server on `services` until SIGTERM or Ctrl-C.
+
+    A server whose audit signing key is not the database's refuses to start (one key per
+    database, see `signing.enforce_key`)."""
+    signing.enforce_key(services)
     engine = Engine(services, poll=poll)
     engine.start()
     stop = threading.Event()
@@ -70,15 +74,18 @@ def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
     finally:
         stop.set()
         engine.stop()
+        refusals.flush(services, everything=True)  # the counts of open refusal windows
         services.db.dispose()
     sys.stdout.flush()
 
 
 def _checkpoints(services: Services, stop: threading.Event,
                  every: float = CHECKPOINT_SECONDS) -> None:
-    """Sign the head of the audit chain regularly, so a removed or rewritten tail shows."""
+    """Sign the head of the audit chain regularly, so a removed or rewritten tail shows;
+    write the counts of refusal windows that closed first, so they are signed too."""
     while not stop.wait(every):
         try:
+            refusals.flush(services)
             signing.checkpoint(services)
         except Exception:  # a failed checkpoint is retried next time; serving goes on
             logging.getLogger("infrastream.audit").exception("audit checkpoint failed")

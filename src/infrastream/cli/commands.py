@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "codeowners": "source_cmd:codeowners",
     "insights": "insights_cmd:insights",
     "user": "user_cmd:user_app",
+    "token": "token_cmd:token_app",
     "team": "team_cmd:team_app",
     "source": "source_cmd:source_app",
     "version": "version_cmd:version_app",

@@ -58,7 +58,7 @@ def demo(
     if admin is not None:  # a fresh demo: set everything up
         for name, roles in DEMO_USERS:
             tokens[name] = identity.create_user(services, admin, name, roles,
-                                                description="demo user")
+                                                description="demo user").token
         sources, _ = read_sources([str(repo)])
         manifests.apply(services, identity.get_user(services, "pat"), sources, str(repo))
         for app in ("api", "web", "worker"):

@@ -37,6 +37,7 @@ def serve(
     from sqlalchemy.exc import SQLAlchemyError  # heavy: only when serving
 
     from infrastream.api.server import run_server
+    from infrastream.domain.errors import InfrastreamError
     from infrastream.portal import mount_portal
 
     directory = data_dir.expanduser().resolve()
@@ -47,3 +48,5 @@ def serve(
                        f"{str(exc).splitlines()[0]}") from None
     except OSError as exc:
         raise CliError(f"cannot serve: {exc.strerror or exc}") from None
+    except InfrastreamError as exc:  # e.g. an audit signing key other than the database's
+        raise CliError(f"cannot serve: {exc.reason}") from None

@@ -1,7 +1,9 @@
-"""`infrastream user`: create users with roles (printing their API token once) and list
-them. Who may do so is decided by the server (the `admin` role)."""
+"""`infrastream user`: create users with roles (printing their API token once), list,
+disable and enable them. Who may do so is decided by the server (the `admin` role)."""
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 import typer
 
@@ -9,7 +11,8 @@ from .client import ServerOption, TokenOption, connect
 from .output import Output, OutputOption, console, emit, err_console
 from .render import print_table, when
 
-user_app = typer.Typer(help="Manage users, their roles and API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users and their roles (tokens: `infrastream token`).",
+                       no_args_is_help=True)
 
 
 @user_app.command("create")
@@ -50,3 +53,34 @@ def list_users(
         [[u["name"], ", ".join(u["roles"]), when(u.get("createdAt")), u.get("createdBy"),
           "yes" if u.get("disabled") else "no"] for u in users],
         empty="no users")
+
+
+@user_app.command("disable")
+def disable(
+    name: str = typer.Argument(..., help="The user to disable."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Disable a user: every token of theirs and every Portal session stops working at once."""
+    user = connect(server, token).post(f"/users/{quote(name, safe='')}/disable")
+    if output is not Output.TABLE:
+        emit(user, output)
+        return
+    console.print(f"disabled user {user['name']}: their tokens and sessions no longer work",
+                  markup=False)
+
+
+@user_app.command("enable")
+def enable(
+    name: str = typer.Argument(..., help="The user to enable again."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Enable a disabled user again (their tokens that are neither revoked nor expired work)."""
+    user = connect(server, token).post(f"/users/{quote(name, safe='')}/enable")
+    if output is not Output.TABLE:
+        emit(user, output)
+        return
+    console.print(f"enabled user {user['name']}", markup=False)

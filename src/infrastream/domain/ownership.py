@@ -5,8 +5,8 @@ The seed gives each stakeholder one kind: development teams own Applications, re
 managers ApplicationSets, the platform team tracks, environments and freeze windows
 (`roles.KIND_OWNERS`). A manifest may also name its owning team (`metadata.team`); then a
 developer or release manager may change it only as a member of that team (of both teams, when
-the change moves it to another). Platform and admin are not bound to teams: they govern the
-path to production itself.
+the change moves it to another). Platform engineers are not bound to teams: they govern the
+path to production itself. Admins manage people, not manifests.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from .roles import KIND_OWNERS, Principal, Role
 
 TEAM_BOUND = frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER})
 """Owner roles whose holders may change a team's manifest only as its members."""
-UNBOUND = frozenset({Role.PLATFORM, Role.ADMIN})
+UNBOUND = frozenset({Role.PLATFORM})
 
 
 def refusal(principal: Principal, kind: str, name: str, teams: Collection[str | None],
             member_of: Collection[str]) -> str | None:
     """Why `principal` may not change (create, configure, delete) manifest `kind/name`, whose
     owning team is (before and after the change) `teams`; None when they may."""
-    owners = KIND_OWNERS[kind] | {Role.ADMIN}
+    owners = KIND_OWNERS[kind]
     held = principal.roles & owners
     if not held:
         return (f"{principal.name} may not change {kind} `{name}`: it needs the role "

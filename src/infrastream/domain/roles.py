@@ -7,8 +7,11 @@ buttons to show. Approval rules are per stage (the track's `approvals`), see `ap
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+
+from infrastream.manifests import Bundle
 
 
 class Role(StrEnum):
@@ -22,7 +25,7 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-#: Which roles may apply each manifest kind (the owners of the seed), admin aside.
+#: Which roles may apply each manifest kind (the owners of the seed).
 KIND_OWNERS: dict[str, frozenset[str]] = {
     "Application": frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.PLATFORM}),
     "ApplicationSet": frozenset({Role.RELEASE_MANAGER, Role.PLATFORM}),
@@ -31,21 +34,42 @@ KIND_OWNERS: dict[str, frozenset[str]] = {
     "FreezeWindow": frozenset({Role.PLATFORM, Role.RELEASE_MANAGER}),
 }
 
-RECORD_VERSION = frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.PLATFORM, Role.ADMIN})
+# Separation of duties: `admin` manages users and tokens and nothing else; it cannot apply
+# manifests, record versions, set secrets, cut, promote or approve (grant yourself a role
+# to do those, and the grant is audited).
+RECORD_VERSION = frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.PLATFORM})
 """Record a build of an application; start a pre-release run of a pull-request build."""
-CUT_RELEASE = frozenset({Role.RELEASE_MANAGER, Role.ADMIN})
+CUT_RELEASE = frozenset({Role.RELEASE_MANAGER})
 PROMOTE = frozenset({Role.RELEASE_MANAGER})
 """Request the next stage of a release, override its guards, abandon it."""
 PROMOTE_HOTFIX = PROMOTE | {Role.INCIDENT_COMMANDER}
 """The same, for a release of the hotfix lane: incident commanders drive emergencies too."""
 START_HOTFIX = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
 ROLL_BACK = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
-MANAGE_SECRETS = frozenset({Role.PLATFORM, Role.ADMIN})
+MANAGE_SECRETS = frozenset({Role.PLATFORM})
 MANAGE_USERS = frozenset({Role.ADMIN})
-"""Manage users, tokens and teams."""
+"""Create, list, disable and enable users; manage teams."""
+MANAGE_TOKENS = frozenset({Role.ADMIN})
+"""Create (for any user, service accounts included), list and revoke API tokens."""
+
+
+def declared_roles(bundle: Bundle) -> frozenset[str]:
+    """The roles the manifests name: every approval rule's role, every freeze window's
+    `overrideRole`."""
+    found = {rule.role for track in bundle.tracks.values()
+             for _lane, stages in track.spec.lanes() for stage in stages
+             for rule in stage.approvals}
+    found |= {w.spec.override_role for w in bundle.freezes.values() if w.spec.override_role}
+    return frozenset(found)
+
+
+def unknown_roles(roles: Iterable[str], declared: frozenset[str]) -> list[str]:
+    """The roles of `roles` that are neither built in nor declared by a manifest."""
+    known = {role.value for role in Role} | declared
+    return sorted({role for role in roles if role not in known})
 MANAGE_SOURCES = frozenset({Role.PLATFORM})
 """Add, sync and remove manifest sources (the Git repositories manifests come from)."""
-MANAGE_SCM = frozenset({Role.PLATFORM, Role.ADMIN})
+MANAGE_SCM = frozenset({Role.PLATFORM})
 """Connect Git hosts (the connections hold their tokens), make the gate a required check."""
 
 

@@ -93,8 +93,8 @@ def promote(request: Request, app_set: str, name: str, form: Form) -> Response:
             services, principal, ref,
             override_reason=form.get("forward_port_override") or None,
             freeze_override_reason=form.get("freeze_override") or None)
-        needs = result.get("approvalsRequired") or []
-        return (f"Promotion of {ref} to {result['stage']} requested"
+        needs = result.approvals_required or []
+        return (f"Promotion of {ref} to {result.stage} requested"
                 + (f"; it needs sign-off from {', '.join(needs)}." if needs else "."))
 
     return _act(request, form, ref, run)
@@ -107,7 +107,7 @@ def approve(request: Request, app_set: str, name: str, form: Form) -> Response:
     def run(services: Any, principal: Any) -> str:
         result = promotions.approve(services, principal, ref, form.get("role") or None,
                                     form.get("comment", "").strip())
-        return f"You approved {ref} for {result['stage']} as {result['role']}."
+        return f"You approved {ref} for {result.stage} as {result.role}."
 
     return _act(request, form, ref, run)
 
@@ -118,7 +118,7 @@ def reject(request: Request, app_set: str, name: str, form: Form) -> Response:
 
     def run(services: Any, principal: Any) -> str:
         result = promotions.reject(services, principal, ref, form.get("reason", ""))
-        return f"You rejected the promotion of {ref} to {result['stage']}: {result['reason']}"
+        return f"You rejected the promotion of {ref} to {result.stage}: {result.reason}"
 
     return _act(request, form, ref, run)
 
@@ -131,7 +131,7 @@ def roll_back(request: Request, app_set: str, name: str, form: Form) -> Response
         target = parse_ref(form["to"]) if form.get("to") else None
         result = rollback.rollback(services, principal, form.get("environment", ""), target,
                                    form.get("reason", ""))
-        return (f"Rolling {result['environment']} back from {result['from']} to "
-                f"{result['to']}.")
+        return (f"Rolling {result.environment} back from {result.from_} to "
+                f"{result.to}.")
 
     return _act(request, form, ref, run)

@@ -24,6 +24,7 @@ from infrastream.service.views import release_lists
 from infrastream.service.views.environment_matrix import environment_matrix
 from infrastream.service.views.inbox import waiting_for
 from infrastream.service.views.release_page import (
+    ReleaseActions,
     check_output,
     production_diff,
     release_actions,
@@ -91,13 +92,14 @@ def hotfixes(request: Request, before: int | None = Query(None, ge=1)) -> Respon
                 **nav(found))
 
 
-def _key(actions: dict[str, Any]) -> str:
+def _key(actions: ReleaseActions) -> str:
     """A short fingerprint of the actions a viewer has, to notice when they change."""
-    return hashlib.sha256(json.dumps(actions, sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(actions.to_json(), sort_keys=True).encode()
+                          ).hexdigest()[:12]
 
 
 def release_context(visit: Visit, ref: ReleaseRef) -> dict[str, Any]:
-    status = release_status(visit.services, ref)
+    status = release_status(visit.services, ref).to_json()
     actions = release_actions(visit.services, visit.principal, ref)
     return {"status": status, "actions": actions, "actions_key": _key(actions),
             "diff": production_diff(visit.services, ref), "poll": POLL,
@@ -124,7 +126,7 @@ def pipeline(request: Request, app_set: str, name: str,
         return found
     services, me = found.services, found.viewer
     ref = ReleaseRef(app_set, name)
-    status = release_status(services, ref)
+    status = release_status(services, ref).to_json()
     allowed = release_actions(services, found.principal, ref)
     key = _key(allowed)
     return page(request, me, "_pipeline_poll.html", status=status, poll=POLL, flash=None,
@@ -198,7 +200,7 @@ def prereleases(request: Request, app: str | None = Query(None, max_length=63)) 
     if isinstance(found, Response):
         return found
     services, me = found.services, found.viewer
-    runs = prerelease.list_prereleases(services, app or None, PAGE)
+    runs = [r.to_json() for r in prerelease.list_prereleases(services, app or None, PAGE)]
     return page(request, me, "prereleases.html", runs=runs, app=app or "",
                 **nav(found))
 
@@ -209,7 +211,7 @@ def prerelease_run(request: Request, run_id: int) -> Response:
     if isinstance(found, Response):
         return found
     services, me = found.services, found.viewer
-    run = prerelease.prerelease_status(services, run_id)
+    run = prerelease.prerelease_status(services, run_id).to_json()
     return page(request, me, "prerelease.html", run=run, **nav(found))
 
 

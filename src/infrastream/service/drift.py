@@ -22,9 +22,29 @@ from infrastream.targets.base import Health
 
 from .auditing import trail as audit
 from .context import Services
+from .readmodel import ReadModel
 
 
-def drift_report(services: Services, environment: str | None = None) -> list[dict[str, Any]]:
+class DriftReport(ReadModel):
+    """Does an environment run what its last successful deployment put there?"""
+
+    environment: str
+    release: str
+    """The release of the environment's newest healthy deployment."""
+    state: str
+    """`in-sync`, `drifted` or `unknown` (the target could not say)."""
+    differences: list[str]
+
+
+class StoredDrift(ReadModel):
+    """The engine's last drift check of an environment."""
+
+    state: str
+    differences: list[str]
+    checked_at: str
+
+
+def drift_report(services: Services, environment: str | None = None) -> list[DriftReport]:
     latest = (select(deployments.c.environment, func.max(deployments.c.id).label("id"))
               .where(deployments.c.state == "healthy").group_by(deployments.c.environment)
               .subquery())
@@ -40,7 +60,7 @@ def drift_report(services: Services, environment: str | None = None) -> list[dic
     return [_compare(services, row) for row in rows]
 
 
-def _compare(services: Services, row: Any) -> dict[str, Any]:
+def _compare(services: Services, row: Any) -> DriftReport:
     expected = {app: v["image"] for app, v in row.content["versions"].items()}
     manifest = Environment.model_validate(row.content["manifests"]["environments"]
                                           [row.environment])
@@ -65,41 +85,40 @@ def _compare(services: Services, row: Any) -> dict[str, Any]:
     return _report(row, differences)
 
 
-def _report(row: Any, differences: list[str], *, unknown: bool = False) -> dict[str, Any]:
+def _report(row: Any, differences: list[str], *, unknown: bool = False) -> DriftReport:
     state = "unknown" if unknown else ("drifted" if differences else "in-sync")
-    return {"environment": row.environment, "release": f"{row.app_set}/{row.name}",
-            "state": state, "differences": differences}
+    return DriftReport(environment=row.environment, release=f"{row.app_set}/{row.name}",
+                       state=state, differences=differences)
 
 
-def record_drift(services: Services) -> list[dict[str, Any]]:
+def record_drift(services: Services) -> list[DriftReport]:
     """The engine's periodic drift check: store each environment's state, audit changes."""
     report = drift_report(services)
     now = services.now()
     with services.transaction() as conn:
         before = {r.environment: r for r in conn.execute(select(environment_drift))}
         for item in report:
-            previous = before.get(item["environment"])
-            values = {"state": item["state"], "release": item["release"],
-                      "differences": item["differences"], "checked_at": now}
+            previous = before.get(item.environment)
+            values = {"state": item.state, "release": item.release,
+                      "differences": item.differences, "checked_at": now}
             if previous is None:
                 conn.execute(insert(environment_drift).values(
-                    environment=item["environment"], **values))
+                    environment=item.environment, **values))
             else:
                 conn.execute(update(environment_drift).where(
-                    environment_drift.c.environment == item["environment"]).values(**values))
-            if (previous.state if previous is not None else "in-sync") != item["state"]:
+                    environment_drift.c.environment == item.environment).values(**values))
+            if (previous.state if previous is not None else "in-sync") != item.state:
                 audit.record(conn, at=now, actor="infrastream", action="environment.drift",
-                             object_type="environment", object_id=item["environment"],
+                             object_type="environment", object_id=item.environment,
                              before={"state": previous.state if previous else None},
-                             after={"state": item["state"],
-                                    "differences": item["differences"]})
+                             after={"state": item.state, "differences": item.differences})
     return report
 
 
-def stored_drift(services: Services) -> dict[str, dict[str, Any]]:
+def stored_drift(services: Services) -> dict[str, StoredDrift]:
     """The last drift check the engine stored, per environment."""
     with services.db.connect() as conn:
         rows = conn.execute(select(environment_drift)).all()
-    return {r.environment: {"state": r.state, "differences": r.differences,
-                            "checkedAt": (utc(r.checked_at) or r.checked_at).isoformat()}
+    return {r.environment: StoredDrift(state=r.state, differences=r.differences,
+                                       checked_at=(utc(r.checked_at) or r.checked_at).isoformat())
             for r in rows}

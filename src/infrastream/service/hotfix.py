@@ -15,18 +15,20 @@ from sqlalchemy import insert, select
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.forward_port import Fix
+from infrastream.domain.inputs import free_text, valid_name
 from infrastream.domain.release import parse_image
 from infrastream.domain.roles import START_HOTFIX, Principal
 from infrastream.manifests import Lane
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import app_versions
 
+from .auditing import refusals
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
 from .records.manifests import current_bundle
 from .records.releases import active_fixes
-from .releases import insert_release, release_name_for, snapshot
+from .releases import CreatedRelease, insert_release, release_name_for, snapshot
 
 
 def _hotfix_version(services: Services, principal: Principal, app: str, image: str,
@@ -49,15 +51,18 @@ def _hotfix_version(services: Services, principal: Principal, app: str, image: s
     return {"id": row.id, "image": row.image, "version": row.label, "commit": row.commit}
 
 
+@refusals.audited("hotfix.create", "release", lambda a: a["app_set"])
 def create_hotfix(services: Services, principal: Principal, app_set: str,
                   replacements: dict[str, str], incident: str,
-                  name: str | None = None) -> dict[str, Any]:
+                  name: str | None = None) -> CreatedRelease:
     require(principal, START_HOTFIX, "start hotfixes")
     if not incident or not incident.strip():
         raise Invalid("a hotfix needs an incident reference (--incident)")
     if not replacements:
         raise Invalid("a hotfix replaces at least one application (--app APP=IMAGE)")
-    incident = incident.strip()
+    incident = free_text("the incident reference", incident)
+    if name is not None:
+        valid_name("release", name)
     bundle = current_bundle(services)
     if app_set not in bundle.sets:
         raise NotFound(f"application set `{app_set}` does not exist")
@@ -100,4 +105,4 @@ def create_hotfix(services: Services, principal: Principal, app_set: str,
     created = insert_release(services, principal, app_set, release_name, content, Lane.HOTFIX,
                              track.metadata.name, len(stages), incident=incident,
                              base_release_id=base.id)
-    return {**created, "incident": incident, "base": base_ref}
+    return created.model_copy(update={"base": base_ref})

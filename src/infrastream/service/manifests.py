@@ -24,10 +24,83 @@ from infrastream.manifests import KINDS, Diagnostic, check_with_stored, load_wit
 from infrastream.manifests.diagnostics import sort_key
 from infrastream.store.tables import manifest_history, manifest_objects, manifest_revisions
 
+from .auditing import refusals
 from .context import Services
+from .readmodel import ReadModel
 from .records.manifests import current_revision
 from .records.teams import teams_of
 from .revisions import Plan, owner_label, plan, result, write
+
+
+class DiagnosticView(ReadModel):
+    """A problem found in manifests, at a 1-based line and column of its source."""
+
+    source: str
+    line: int
+    column: int
+    severity: str
+    """`error` or `warning`."""
+    code: str
+    """A stable code (README, "Validation codes")."""
+    message: str
+    hint: str = ""
+
+
+class Change(ReadModel):
+    kind: str
+    name: str
+    change: str
+    """`created`, `configured`, `unchanged` or `deleted`."""
+
+
+class ObjectDiff(Change):
+    before: dict[str, Any] | None
+    """The object as stored (None: it does not exist yet)."""
+    after: dict[str, Any] | None
+    """The object as it would be stored (None: it would be deleted)."""
+
+
+class ApplyResult(ReadModel):
+    revision: int
+    changes: list[Change]
+    warnings: list[DiagnosticView]
+    dry_run: bool = False
+    objects: list[ObjectDiff] = []
+    """With a dry run: every object before and after."""
+
+
+class StoredManifest(ReadModel):
+    kind: str
+    name: str
+    revision: int
+    manifest: dict[str, Any]
+    """The manifest as applied (its JSON Schema: `infrastream schema`)."""
+    managed_by: str = "apply"
+    """`apply`, or `source/NAME` for a manifest from Git."""
+    file: str = ""
+    commit: str | None = None
+    author: str | None = None
+    changed_at: str | None = None
+
+
+class HistoryEntry(ReadModel):
+    revision: int
+    change: str
+    manifest: dict[str, Any] | None
+    at: str
+    by: str
+    source: str | None
+    commit: str | None
+    author: str | None
+
+
+def _applied(outcome: dict[str, Any], **extra: Any) -> ApplyResult:
+    return ApplyResult.model_validate({**outcome, **extra})
+
+
+def _sources_named(arguments: dict[str, Any]) -> str:
+    names = [source for source, _text in arguments["sources"]]
+    return names[0] + (f" +{len(names) - 1}" if len(names) > 1 else "") if names else "-"
 
 
 def diagnostics_json(items: list[Diagnostic]) -> list[dict[str, Any]]:
@@ -38,9 +111,7 @@ def check_may_change(conn: Connection, principal: Principal, planned: Plan) -> N
     """Refuse (Forbidden, every reason at once) the changes `principal` may not make."""
     member_of = teams_of(conn, principal.name)
     problems = []
-    for change in planned.changes:
-        if change["change"] == "unchanged":
-            continue
+    for change in planned.changes:  # unchanged ones too: a refusal must not depend on state
         teams = {_team(change["before"]), _team(change["after"])}
         reason = refusal(principal, change["kind"], change["name"], teams, member_of)
         if reason:
@@ -54,8 +125,9 @@ def _team(body: dict[str, Any] | None) -> str | None:
     return str(team) if team else None
 
 
+@refusals.audited("manifest.apply", "manifests", _sources_named)
 def apply(services: Services, principal: Principal, sources: list[tuple[str, str]],
-          source_root: str | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+          source_root: str | None = None, *, dry_run: bool = False) -> ApplyResult:
     """Validate and store manifests. Raises Invalid (with every diagnostic) on any error."""
     applied = parse(sources)
     if not applied.ok:
@@ -74,21 +146,22 @@ def apply(services: Services, principal: Principal, sources: list[tuple[str, str
                               merged.diagnostics))
         warnings = [d.to_json() for d in merged.diagnostics if not d.is_error]
         if dry_run:
-            return {**result(planned, current_revision(conn), warnings), "dryRun": True,
-                    "objects": [_diff(c) for c in planned.changes]}
+            return _applied(result(planned, current_revision(conn), warnings), dry_run=True,
+                            objects=[_diff(c) for c in planned.changes])
         if not planned.changed:
-            return result(planned, current_revision(conn), warnings)
+            return _applied(result(planned, current_revision(conn), warnings))
         revision = write(conn, planned, at=services.now(), actor=principal.name, owner=None,
                          source_root=source_root, sources=sources, origins=merged.origins)
-    return result(planned, revision, warnings)
+    return _applied(result(planned, revision, warnings))
 
 
 def _diff(change: dict[str, Any]) -> dict[str, Any]:
     return {k: change[k] for k in ("kind", "name", "change", "before", "after")}
 
 
+@refusals.audited("manifest.delete", "manifest", lambda a: f"{a['kind']}/{a['name']}")
 def delete_manifest(services: Services, principal: Principal, kind: str,
-                    name: str) -> dict[str, Any]:
+                    name: str) -> ApplyResult:
     """Delete one object applied with `apply` (a source's objects go with their file)."""
     if kind not in KINDS:
         raise Invalid(f"`{kind}` is not a manifest kind (" + ", ".join(KINDS) + ")")
@@ -97,7 +170,7 @@ def delete_manifest(services: Services, principal: Principal, kind: str,
         check_may_change(conn, principal, planned)
         revision = write(conn, planned, at=services.now(), actor=principal.name, owner=None,
                          source_root=None)
-    return result(planned, revision, [])
+    return _applied(result(planned, revision, []))
 
 
 def _deletion(conn: Connection, kind: str, name: str) -> Plan:
@@ -117,7 +190,7 @@ def _deletion(conn: Connection, kind: str, name: str) -> Plan:
 
 
 def get_objects(services: Services, kind: str | None = None,
-                name: str | None = None) -> list[dict[str, Any]]:
+                name: str | None = None) -> list[StoredManifest]:
     query = (select(manifest_objects, manifest_revisions.c.commit,
                     manifest_revisions.c.author, manifest_revisions.c.created_by,
                     manifest_revisions.c.created_at)
@@ -131,13 +204,13 @@ def get_objects(services: Services, kind: str | None = None,
         rows = conn.execute(query).all()
     if name and not rows:
         raise NotFound(f"{kind or 'manifest'} `{name}` does not exist")
-    return [{"kind": r.kind, "name": r.name, "revision": r.revision_id, "manifest": r.body,
-             "managedBy": (r.owner and f"source/{r.owner}") or "apply",
-             "commit": r.commit, "author": r.author or r.created_by,
-             "changedAt": r.created_at.isoformat()} for r in rows]
+    return [StoredManifest(kind=r.kind, name=r.name, revision=r.revision_id, manifest=r.body,
+                           managed_by=f"source/{r.owner}" if r.owner else "apply",
+                           file=r.source, commit=r.commit, author=r.author or r.created_by,
+                           changed_at=r.created_at.isoformat()) for r in rows]
 
 
-def history(services: Services, kind: str, name: str) -> list[dict[str, Any]]:
+def history(services: Services, kind: str, name: str) -> list[HistoryEntry]:
     """Every change of one object, newest first, deletions included."""
     query = (select(manifest_history, manifest_revisions.c.created_at,
                     manifest_revisions.c.created_by, manifest_revisions.c.commit,
@@ -149,7 +222,8 @@ def history(services: Services, kind: str, name: str) -> list[dict[str, Any]]:
         rows = conn.execute(query).all()
     if not rows:
         raise NotFound(f"{kind} `{name}` has no history")
-    return [{"revision": r.revision_id, "change": r.change, "manifest": r.body,
-             "at": r.created_at.isoformat(), "by": r.created_by, "source": r.manifest_source,
-             "commit": r.commit, "author": r.author} for r in rows]
+    return [HistoryEntry(revision=r.revision_id, change=r.change, manifest=r.body,
+                         at=r.created_at.isoformat(), by=r.created_by,
+                         source=r.manifest_source, commit=r.commit, author=r.author)
+            for r in rows]
 

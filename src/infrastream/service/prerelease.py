@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
+from infrastream.domain.inputs import free_text
 from infrastream.domain.release import parse_image
 from infrastream.domain.roles import RECORD_VERSION, Principal
 from infrastream.manifests import Lane
@@ -29,23 +30,50 @@ from infrastream.store.clock import utc
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import prerelease_runs
 
+from .auditing import refusals
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
+from .readmodel import ReadModel
 from .records.manifests import current_bundle, source_root
 
 SYSTEM = "infrastream"
 
 
+class PreReleaseRun(ReadModel):
+    """One validation of a pull-request build in the first pre-release environment."""
+
+    id: int
+    application: str
+    image: str
+    ref: str
+    commit: str | None
+    environment: str
+    state: str
+    """`queued`, `deploying`, `testing`, `restoring`, `passed`, `failed` …"""
+    created_at: str | None
+    created_by: str
+    started_at: str | None
+    finished_at: str | None
+    summary: str
+    output: str | None = None
+    """The integration tests' output (left out of lists)."""
+    previous: dict[str, Any] | None
+    """What the environment ran before (restored afterwards unless the track says not)."""
+    restored: bool
+
+
+@refusals.audited("prerelease.start", "application", lambda a: a["app"])
 def start_prerelease(services: Services, principal: Principal, app: str, image: str,
                      ref: str, commit: str | None = None, *,
                      cause: Mapping[str, Any] | None = None,
-                     link: Callable[[Connection, int], None] | None = None) -> dict[str, Any]:
+                     link: Callable[[Connection, int], None] | None = None) -> PreReleaseRun:
     """Queue a run. `cause` (what event asked for it) goes into the audit entry; `link` is
     called with the new run's id inside the transaction that records it."""
     require(principal, RECORD_VERSION, "validate pull-request builds")
     if not ref.strip():
         raise Invalid("a pre-release run needs the pull request or branch it validates (--ref)")
+    ref = free_text("the ref", ref, 200)
     bundle = current_bundle(services)
     if app not in bundle.applications:
         raise NotFound(f"application `{app}` does not exist")
@@ -117,20 +145,20 @@ def cancel_in(conn: Connection, run_id: int, reason: str, *, at: datetime, actor
     return str(row.state)
 
 
-def _view(row: Any) -> dict[str, Any]:
+def _view(row: Any, *, output: bool = True) -> PreReleaseRun:
     def iso(value: Any) -> str | None:
         value = utc(value)
         return value.isoformat() if value else None
 
-    return {"id": row.id, "application": row.app, "image": row.image, "ref": row.ref,
-            "commit": row.commit, "environment": row.environment, "state": row.state,
-            "createdAt": iso(row.created_at), "createdBy": row.created_by,
-            "startedAt": iso(row.started_at), "finishedAt": iso(row.finished_at),
-            "summary": row.summary, "output": row.output, "previous": row.previous,
-            "restored": row.restored}
+    return PreReleaseRun(id=row.id, application=row.app, image=row.image, ref=row.ref,
+                         commit=row.commit, environment=row.environment, state=row.state,
+                         created_at=iso(row.created_at), created_by=row.created_by,
+                         started_at=iso(row.started_at), finished_at=iso(row.finished_at),
+                         summary=row.summary, output=row.output if output else None,
+                         previous=row.previous, restored=row.restored)
 
 
-def prerelease_status(services: Services, run_id: int) -> dict[str, Any]:
+def prerelease_status(services: Services, run_id: int) -> PreReleaseRun:
     with services.db.connect() as conn:
         row = conn.execute(select(prerelease_runs).where(prerelease_runs.c.id == run_id)).first()
     if row is None:
@@ -139,10 +167,9 @@ def prerelease_status(services: Services, run_id: int) -> dict[str, Any]:
 
 
 def list_prereleases(services: Services, app: str | None = None,
-                     limit: int = 50) -> list[dict[str, Any]]:
+                     limit: int = 50) -> list[PreReleaseRun]:
     query = select(prerelease_runs).order_by(prerelease_runs.c.id.desc()).limit(limit)
     if app:
         query = query.where(prerelease_runs.c.app == app)
     with services.db.connect() as conn:
-        return [{k: v for k, v in _view(r).items() if k != "output"}
-                for r in conn.execute(query)]
+        return [_view(r, output=False) for r in conn.execute(query)]

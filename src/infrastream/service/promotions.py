@@ -18,6 +18,7 @@ from infrastream.domain.approvals import Refusal, RefusalKind, RuleTally, check_
 from infrastream.domain.errors import Conflict, Forbidden, InfrastreamError, Invalid
 from infrastream.domain.forward_port import violations
 from infrastream.domain.freeze import Frozen
+from infrastream.domain.inputs import free_text, optional_text
 from infrastream.domain.roles import PROMOTE, Principal, deciders, promoters
 from infrastream.domain.stage_machine import (
     Accepted,
@@ -29,9 +30,11 @@ from infrastream.domain.stage_machine import (
 from infrastream.manifests import Lane, Stage
 from infrastream.store.tables import approvals, releases, stage_runs
 
+from .auditing import refusals
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
+from .readmodel import ReadModel
 from .records.freezes import freezes_holding
 from .records.releases import (
     ReleaseRef,
@@ -42,7 +45,42 @@ from .records.releases import (
     release_track,
     stage_rows,
 )
+from .records.shapes import FreezeOverride, GuardOverride
 from .releases import guard_override
+
+
+class PromotionRequested(ReadModel):
+    """A promotion requested (or let through what held it)."""
+
+    release: str
+    stage: str
+    stage_index: int
+    request: int
+    """The request's number (approvals are bound to it)."""
+    approvals_required: list[str] | None = None
+    """`role × count` per approval rule of the stage (a new request only)."""
+    frozen: list[str]
+    """The freeze windows that hold the stage now."""
+    freeze_override: FreezeOverride | None
+    forward_port_override: GuardOverride | None = None
+
+
+class ApprovalGranted(ReadModel):
+    release: str
+    stage: str
+    role: str
+    approved_by: str
+
+
+class Rejected(ReadModel):
+    release: str
+    stage: str
+    rejected_by: str
+    reason: str
+
+
+def _freeze(override: dict[str, Any] | None) -> FreezeOverride | None:
+    return FreezeOverride.model_validate(override) if override is not None else None
 
 _ENTERING = (StageState.AWAITING_APPROVAL, StageState.QUEUED)
 _REFUSED: dict[RefusalKind, type[InfrastreamError]] = {
@@ -90,14 +128,17 @@ def _freeze_override(principal: Principal, holding: list[Frozen],
             "windows": [f.window for f in holding]}
 
 
+@refusals.audited("promotion.request", "release", lambda a: a["ref"])
 def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
             override_reason: str | None = None,
-            freeze_override_reason: str | None = None) -> dict[str, Any]:
+            freeze_override_reason: str | None = None) -> PromotionRequested:
     """Request promotion to the next stage (or a retry of a failed/rejected one).
 
     Entering the last stage of the release lane passes the forward-port guard first: a
     release that would roll back a hotfix in production needs an override with a reason.
     """
+    override_reason = optional_text("the forward-port override reason", override_reason)
+    freeze_override_reason = optional_text("the freeze override reason", freeze_override_reason)
     now = services.now()
     with services.transaction() as conn:
         release = find(conn, ref)
@@ -129,10 +170,11 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
                             "freezeOverride": freeze_override})
     services.notify()
     rules = [f"{r.role} × {r.count}" for r in target.stage.approvals]
-    return {"release": str(ref), "stage": target.stage.display_name,
-            "stageIndex": target.row.stage_index, "request": target.row.request_id + 1,
-            "approvalsRequired": rules, "frozen": [f.describe() for f in holding],
-            "freezeOverride": freeze_override}
+    return PromotionRequested(release=str(ref), stage=target.stage.display_name,
+                              stage_index=target.row.stage_index,
+                              request=target.row.request_id + 1, approvals_required=rules,
+                              frozen=[f.describe() for f in holding],
+                              freeze_override=_freeze(freeze_override))
 
 
 def _guard(conn: Connection, principal: Principal, ref: ReleaseRef, release: Any,
@@ -155,7 +197,7 @@ def _guard(conn: Connection, principal: Principal, ref: ReleaseRef, release: Any
 
 def _override_request(services: Services, conn: Connection, principal: Principal,
                       ref: ReleaseRef, release: Any, row: Any, now: Any, *,
-                      forward_port: str | None, freeze: str | None) -> dict[str, Any]:
+                      forward_port: str | None, freeze: str | None) -> PromotionRequested:
     """Let an already requested promotion through what holds it: a freeze window (its
     override role only) or the forward-port guard (a release manager), each with a reason."""
     require(principal, PROMOTE, "override what holds a promotion")
@@ -179,9 +221,12 @@ def _override_request(services: Services, conn: Connection, principal: Principal
             raise Conflict(f"the forward-port guard does not hold {ref} now; nothing to "
                            "override")
     services.notify()
-    return {"release": str(ref), "stage": stage.display_name, "stageIndex": row.stage_index,
-            "request": row.request_id, "frozen": [f.describe() for f in holding],
-            "freezeOverride": override, "forwardPortOverride": guard}
+    return PromotionRequested(release=str(ref), stage=stage.display_name,
+                              stage_index=row.stage_index, request=row.request_id,
+                              frozen=[f.describe() for f in holding],
+                              freeze_override=_freeze(override),
+                              forward_port_override=GuardOverride.model_validate(guard)
+                              if guard is not None else None)
 
 
 def _awaiting(conn: Connection, release: Any, ref: ReleaseRef) -> tuple[Any, Stage]:
@@ -196,8 +241,11 @@ def _awaiting(conn: Connection, release: Any, ref: ReleaseRef) -> tuple[Any, Sta
     raise Conflict(f"no promotion of {ref} is waiting for approval")
 
 
+@refusals.audited("approval.grant", "release", lambda a: a["ref"],
+                  lambda a: {"role": a["role"]})
 def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str | None = None,
-            comment: str = "") -> dict[str, Any]:
+            comment: str = "") -> ApprovalGranted:
+    comment = free_text("the comment", comment)
     now = services.now()
     refusal: InfrastreamError | None = None
     with services.transaction() as conn:
@@ -228,22 +276,19 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
                                 "digest": release.digest, "request": row.request_id,
                                 "comment": comment})
     if refusal is not None:
-        with services.transaction() as conn:
-            audit.record(conn, at=now, actor=principal.name, action="approval.refused",
-                         object_type="release", object_id=str(ref),
-                         after={"stage": stage.display_name, "role": role,
-                                "reason": str(refusal)})
-        raise refusal
+        raise refusal  # audited as a refusal (`approval.grant.refused`) by the wrapper
     services.notify()
     assert isinstance(verdict, RuleTally)  # a refusal was raised above
-    return {"release": str(ref), "stage": stage.display_name, "role": verdict.role,
-            "approvedBy": principal.name}
+    return ApprovalGranted(release=str(ref), stage=stage.display_name, role=verdict.role,
+                           approved_by=principal.name)
 
 
+@refusals.audited("approval.reject", "release", lambda a: a["ref"])
 def reject(services: Services, principal: Principal, ref: ReleaseRef,
-           reason: str) -> dict[str, Any]:
+           reason: str) -> Rejected:
     if not reason.strip():
         raise Invalid("a rejection needs a reason")
+    reason = free_text("the reason", reason)
     now = services.now()
     with services.transaction() as conn:
         release = find(conn, ref)
@@ -266,5 +311,5 @@ def reject(services: Services, principal: Principal, ref: ReleaseRef,
                      after={"stage": stage.display_name, "state": "rejected", "role": role,
                             "reason": reason.strip()})
     services.notify()
-    return {"release": str(ref), "stage": stage.display_name, "rejectedBy": principal.name,
-            "reason": reason.strip()}
+    return Rejected(release=str(ref), stage=stage.display_name, rejected_by=principal.name,
+                    reason=reason.strip())

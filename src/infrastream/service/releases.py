@@ -15,19 +15,59 @@ from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.forward_port import violations
-from infrastream.domain.release import content_digest, next_release_name, valid_release_name
+from infrastream.domain.inputs import free_text, optional_text, valid_id, valid_name
+from infrastream.domain.release import content_digest, next_release_name
 from infrastream.domain.roles import CUT_RELEASE, PROMOTE, Principal, promoters
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Bundle, Lane
+from infrastream.store.clock import utc
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import manifest_objects, releases, stage_runs
 
+from .auditing import refusals
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
+from .readmodel import ReadModel
 from .records.manifests import current_bundle, source_root
 from .records.releases import ReleaseRef, ReleaseState, active_fixes
+from .records.shapes import AbandonRecord, FrozenVersion, versions_of
 from .versions import latest_versions
+
+
+class CreatedRelease(ReadModel):
+    """A release just cut (or a hotfix just started): its name, digest and versions."""
+
+    release: str
+    """`SET/NAME`."""
+    name: str
+    digest: str
+    application_set: str
+    lane: str
+    versions: dict[str, FrozenVersion]
+    incident: str | None = None
+    """The incident a hotfix answers."""
+    base: str | None = None
+    """The release in production a hotfix started from."""
+
+
+class ReleaseSummary(ReadModel):
+    id: int
+    release: str
+    application_set: str
+    name: str
+    lane: str
+    state: str
+    digest: str
+    created_at: str
+    created_by: str
+    incident: str | None
+
+
+class Abandoned(ReadModel):
+    release: str
+    state: str
+    abandoned: AbandonRecord
 
 
 def snapshot(bundle: Bundle, app_set: str, lane: Lane) -> dict[str, Any]:
@@ -62,15 +102,20 @@ def guard_override(principal: Principal, problems: list[str], override_reason: s
             "problems": problems}
 
 
+@refusals.audited("release.create", "release",
+                  lambda a: f"{a['app_set']}/{a['name']}" if a["name"] else a["app_set"])
 def create_release(services: Services, principal: Principal, app_set: str,
                    name: str | None = None, *,
                    override_reason: str | None = None,
                    cause: Mapping[str, Any] | None = None,
-                   link: Callable[[Connection, int], None] | None = None) -> dict[str, Any]:
+                   link: Callable[[Connection, int], None] | None = None) -> CreatedRelease:
     """Cut a release of `app_set`. `cause` (the merges that cut it) goes into the audit
     entry; `link` is called with the new release's id inside the transaction that records
     it (raise there to cut nothing)."""
     require(principal, CUT_RELEASE, "cut releases")
+    if name is not None:
+        valid_name("release", name)
+    override_reason = optional_text("the forward-port override reason", override_reason)
     bundle = current_bundle(services)
     if app_set not in bundle.sets:
         raise NotFound(f"application set `{app_set}` does not exist")
@@ -89,10 +134,7 @@ def create_release(services: Services, principal: Principal, app_set: str,
                        + ", ".join(missing)
                        + " (record one with `infrastream version record APP --image REF`)",
                        missing=missing)
-    if name is not None and not valid_release_name(name):
-        raise Invalid(f"`{name}` is not a valid release name (letters, digits, `.`, `_`, `-`)")
-    frozen = {app: {k: versions[app][k] for k in ("image", "version", "commit", "id")}
-              for app in apps}
+    frozen = {app: versions[app].frozen().to_json() for app in apps}
     content: dict[str, Any] = {
         "applicationSet": app_set,
         "lane": Lane.RELEASE.value,
@@ -113,7 +155,7 @@ def insert_release(services: Services, principal: Principal, app_set: str, name:
                    incident: str | None = None, base_release_id: int | None = None,
                    guard: dict[str, Any] | None = None,
                    cause: Mapping[str, Any] | None = None,
-                   link: Callable[[Connection, int], None] | None = None) -> dict[str, Any]:
+                   link: Callable[[Connection, int], None] | None = None) -> CreatedRelease:
     for attempt in range(5):
         try:
             return _insert_once(services, principal, app_set, name, content, lane, track,
@@ -134,7 +176,7 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
                  content: dict[str, Any], lane: Lane, track: str, stage_count: int,
                  incident: str | None, base_release_id: int | None,
                  guard: dict[str, Any] | None, cause: Mapping[str, Any] | None,
-                 link: Callable[[Connection, int], None] | None) -> dict[str, Any]:
+                 link: Callable[[Connection, int], None] | None) -> CreatedRelease:
     now = services.now()
     root = source_root(services, "Application", next(iter(content["versions"])))
     release_name = name or ""
@@ -177,21 +219,29 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
     except IntegrityError:
         raise _NameTaken(release_name) from None
     services.notify()
-    return {"release": f"{app_set}/{release_name}", "name": release_name, "digest": digest,
-            "applicationSet": app_set, "lane": lane.value, "versions": content["versions"]}
+    return CreatedRelease(release=f"{app_set}/{release_name}", name=release_name, digest=digest,
+                          application_set=app_set, lane=lane.value,
+                          versions=versions_of(content), incident=incident)
 
 
 def release_name_for(conn: Connection, app_set: str, base: str) -> str:
     existing = {r.name for r in conn.execute(
         select(releases.c.name).where(releases.c.app_set == app_set))}
     number = 1
-    while f"{base}-hotfix.{number}" in existing:
+    while _hotfix_name(base, number) in existing:
         number += 1
-    return f"{base}-hotfix.{number}"
+    return _hotfix_name(base, number)
+
+
+def _hotfix_name(base: str, number: int) -> str:
+    """`v3-hotfix-1`: a DNS label like every release name (the base shortened to fit)."""
+    suffix = f"-hotfix-{number}"
+    return base[: 63 - len(suffix)].rstrip("-") + suffix
 
 
 def list_releases(services: Services, app_set: str | None = None, *, limit: int = 50,
-                  before: int | None = None) -> list[dict[str, Any]]:
+                  before: int | None = None) -> list[ReleaseSummary]:
+    valid_id("before", before)
     query = select(releases).order_by(releases.c.id.desc()).limit(limit)
     if app_set:
         query = query.where(releases.c.app_set == app_set)
@@ -199,14 +249,15 @@ def list_releases(services: Services, app_set: str | None = None, *, limit: int 
         query = query.where(releases.c.id < before)
     with services.db.connect() as conn:
         rows = conn.execute(query).all()
-    return [{"id": r.id, "release": f"{r.app_set}/{r.name}", "applicationSet": r.app_set,
-             "name": r.name, "lane": r.lane, "state": r.state, "digest": r.digest,
-             "createdAt": r.created_at.isoformat(), "createdBy": r.created_by,
-             "incident": r.incident} for r in rows]
+    return [ReleaseSummary(id=r.id, release=f"{r.app_set}/{r.name}", application_set=r.app_set,
+                           name=r.name, lane=r.lane, state=r.state, digest=r.digest,
+                           created_at=(utc(r.created_at) or r.created_at).isoformat(),
+                           created_by=r.created_by, incident=r.incident) for r in rows]
 
 
+@refusals.audited("release.abandon", "release", lambda a: a["ref"])
 def abandon_release(services: Services, principal: Principal, ref: ReleaseRef,
-                    reason: str) -> dict[str, Any]:
+                    reason: str) -> Abandoned:
     """Stop a release for good (Cloud Deploy's "abandon"): it stops waiting, leaves every
     queue and can never be promoted again. A deployment already running finishes; nothing
     follows it. Needs the promoter's role and a reason; audited.
@@ -215,6 +266,7 @@ def abandon_release(services: Services, principal: Principal, ref: ReleaseRef,
     can still be abandoned."""
     if not reason or not reason.strip():
         raise Invalid("abandoning a release needs a reason (--reason)")
+    reason = free_text("the reason", reason)
     now = services.now()
     with services.transaction() as conn:
         release = conn.execute(select(releases.c.id, releases.c.state, releases.c.lane)
@@ -234,4 +286,5 @@ def abandon_release(services: Services, principal: Principal, ref: ReleaseRef,
                      object_type="release", object_id=str(ref),
                      before={"state": release.state}, after={"state": "abandoned", **record})
     services.notify()
-    return {"release": str(ref), "state": ReleaseState.ABANDONED, "abandoned": record}
+    return Abandoned(release=str(ref), state=ReleaseState.ABANDONED,
+                     abandoned=AbandonRecord.model_validate(record))

@@ -13,25 +13,36 @@ a rollback is an emergency action like a hotfix. The release rolled back from is
 
 from __future__ import annotations
 
-from typing import Any
-
+from pydantic import Field
 from sqlalchemy import Connection, func, insert, select
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.freeze import frozen
+from infrastream.domain.inputs import free_text
 from infrastream.domain.readiness import occupied
 from infrastream.domain.roles import ROLL_BACK, Principal
 from infrastream.manifests import Lane
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import deployments, rollbacks
 
+from .auditing import refusals
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
+from .readmodel import ReadModel
 from .records.deployments import rollback_target
 from .records.manifests import current_bundle
 from .records.occupancy import hold
 from .records.releases import ReleaseRef, find, release_stages
+
+
+class RollbackStarted(ReadModel):
+    environment: str
+    from_: str = Field(alias="from")
+    """The release the environment ran."""
+    to: str
+    """The release it is being put back on."""
+    attempt: int
 
 
 def _succeeded_there(conn: Connection, release_id: int, environment: str) -> bool:
@@ -40,12 +51,14 @@ def _succeeded_there(conn: Connection, release_id: int, environment: str) -> boo
         & (deployments.c.state == "healthy")).limit(1)).first() is not None
 
 
+@refusals.audited("environment.rollback", "environment", lambda a: a["environment"])
 def rollback(services: Services, principal: Principal, environment: str,
-             to: ReleaseRef | None = None, reason: str = "") -> dict[str, Any]:
+             to: ReleaseRef | None = None, reason: str = "") -> RollbackStarted:
     require(principal, ROLL_BACK, "roll back environments")
     if not reason or not reason.strip():
         raise Invalid("a rollback needs a reason (--reason): it is shown to everyone and "
                       "audited")
+    reason = free_text("the reason", reason)
     now = services.now()
     held = frozen(current_bundle(services).freezes.values(), environment, Lane.HOTFIX.value, now)
     if held is not None:
@@ -96,6 +109,6 @@ def rollback(services: Services, principal: Principal, environment: str,
                      object_type="release", object_id=from_ref,
                      after={"environment": environment, "to": to_ref})
     services.notify()
-    return {"environment": environment, "from": from_ref, "to": to_ref, "attempt": attempt}
+    return RollbackStarted(environment=environment, from_=from_ref, to=to_ref, attempt=attempt)
 
 

@@ -7,24 +7,43 @@ trail records that a secret changed, never what it became.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete, insert, select
 
 from infrastream.domain.errors import Invalid, NotFound
+from infrastream.domain.inputs import storable
 from infrastream.domain.roles import MANAGE_SECRETS, Principal
 from infrastream.manifests.environment import secret_route
+from infrastream.store.clock import utc
 from infrastream.store.tables import secrets
 
+from .auditing import refusals
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
+from .readmodel import ReadModel
 from .records.manifests import current_bundle
 from .records.secret_values import fernet
 
 
+class SecretView(ReadModel):
+    """A secret variable's value was set: where, by whom and when (never the value)."""
+
+    environment: str
+    application: str
+    name: str
+    updated_at: str
+    updated_by: str
+
+
+class SecretSet(SecretView):
+    delivery: str
+    """How the value reaches the running application."""
+
+
+@refusals.audited("secret.set", "secret",
+                  lambda a: f"{a['environment']}/{a['app']}/{a['name']}")
 def set_secret(services: Services, principal: Principal, environment: str, app: str,
-               name: str, value: str) -> dict[str, Any]:
+               name: str, value: str) -> SecretSet:
     require(principal, MANAGE_SECRETS, "set secrets")
     bundle = current_bundle(services)
     if app not in bundle.applications:
@@ -35,6 +54,7 @@ def set_secret(services: Services, principal: Principal, environment: str, app: 
                       + (", ".join(sorted(declared)) or "none") + ")")
     if not value:
         raise Invalid("a secret value cannot be empty")
+    storable("the secret value", value)
     delivery = secret_route(bundle.environment(environment))
     if not delivery.accepts_values:
         raise Invalid(f"secret values cannot reach `{environment}` this way: {delivery.how}")
@@ -50,13 +70,13 @@ def set_secret(services: Services, principal: Principal, environment: str, app: 
         audit.record(conn, at=now, actor=principal.name, action="secret.set",
                      object_type="secret", object_id=f"{environment}/{app}/{name}",
                      after={"changed": bool(existed), "value": "<redacted>"})
-    return {"environment": environment, "application": app, "name": name,
-            "updatedAt": now.isoformat(), "updatedBy": principal.name,
-            "delivery": f"{delivery.how}: the running application gets the new value at its "
-                        "next deployment"}
+    return SecretSet(environment=environment, application=app, name=name,
+                     updated_at=now.isoformat(), updated_by=principal.name,
+                     delivery=f"{delivery.how}: the running application gets the new value at "
+                     "its next deployment")
 
 
-def list_secrets(services: Services, environment: str | None = None) -> list[dict[str, Any]]:
+def list_secrets(services: Services, environment: str | None = None) -> list[SecretView]:
     query = select(secrets.c.environment, secrets.c.app, secrets.c.name, secrets.c.updated_at,
                    secrets.c.updated_by).order_by(secrets.c.environment, secrets.c.app,
                                                   secrets.c.name)
@@ -64,7 +84,8 @@ def list_secrets(services: Services, environment: str | None = None) -> list[dic
         query = query.where(secrets.c.environment == environment)
     with services.db.connect() as conn:
         rows = conn.execute(query).all()
-    return [{"environment": r.environment, "application": r.app, "name": r.name,
-             "updatedAt": r.updated_at.isoformat(), "updatedBy": r.updated_by} for r in rows]
+    return [SecretView(environment=r.environment, application=r.app, name=r.name,
+                       updated_at=(utc(r.updated_at) or r.updated_at).isoformat(),
+                       updated_by=r.updated_by) for r in rows]
 
 

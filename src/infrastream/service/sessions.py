@@ -12,20 +12,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
-
 from infrastream.domain.errors import PermanentError, Unauthenticated
 from infrastream.domain.roles import Principal
 from infrastream.store.key_file import create_key_file
-from infrastream.store.tables import tokens, users
 
 from .auditing import trail as audit
 from .context import Services
-from .identity import authenticate, hash_token
-
-_BY_HASH = (select(users.c.name, users.c.roles, users.c.disabled)
-            .join(tokens, tokens.c.user_id == users.c.id)
-            .where(tokens.c.token_hash == bindparam("token_hash")))
+from .identity import authenticate, hash_token, principal_of_hash
 
 
 @dataclass(frozen=True)
@@ -48,13 +41,16 @@ def sign_in(services: Services, token: str) -> SignIn:
 
 
 def session_principal(services: Services, user: str, token_hash: str) -> Principal:
-    """The principal of a session, if its token is still valid and still the user's."""
-    with services.db.connect() as conn:
-        row = conn.execute(_BY_HASH, {"token_hash": token_hash}).first()
-    if row is None or row.disabled or row.name != user:
-        raise Unauthenticated("your session has ended: its API token was revoked or the "
-                              "user was disabled; sign in again")
-    return Principal(row.name, frozenset(row.roles))
+    """The principal of a session, if its token is still valid (neither revoked nor expired,
+    its user not disabled) and still the user's."""
+    try:
+        principal = principal_of_hash(services, token_hash)
+    except Unauthenticated as ended:
+        raise Unauthenticated(f"your session has ended: {ended.reason}; sign in again") from None
+    if principal.name != user:
+        raise Unauthenticated("your session has ended: its API token is no longer yours; "
+                              "sign in again")
+    return principal
 
 
 KEY_FILE = "portal-session.key"

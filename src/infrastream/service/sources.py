@@ -38,6 +38,7 @@ from .auditing import trail as audit
 from .context import Services
 from .manifests import diagnostics_json
 from .permissions import require
+from .readmodel import ReadModel
 from .records.manifests import current_revision
 from .revisions import plan, result, write
 
@@ -48,21 +49,45 @@ HeaderFor = Callable[[Any], str | None]
 """How to authenticate a fetch of a source (its row): an HTTP header, or None."""
 
 
-def _view(row: Any) -> dict[str, Any]:
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value is not None else None
+class SourceView(ReadModel):
+    """A manifest source: where it reads from, and what it applied last."""
 
-    return {"name": row.name, "repository": row.repository, "branch": row.branch,
-            "path": row.path, "scm": row.scm, "interval": row.interval, "state": row.state,
-            "commit": row.commit, "appliedCommit": row.applied_commit,
-            "appliedRevision": row.applied_revision, "syncedAt": iso(row.synced_at),
-            "message": row.message, "diagnostics": row.diagnostics,
-            "createdBy": row.created_by}
+    name: str
+    repository: str
+    branch: str
+    path: str
+    scm: str | None
+    interval: int
+    state: str
+    """`pending` (never synced), `ok` or `error`."""
+    commit: str | None
+    """The branch's newest commit seen."""
+    applied_commit: str | None
+    applied_revision: int | None
+    synced_at: str | None
+    message: str
+    diagnostics: list[dict[str, Any]]
+    """Every problem of the newest commit, when it was refused (or its warnings)."""
+    created_by: str
+    applied: dict[str, Any] | None = None
+    """What a sync just applied: the revision and each change."""
+
+
+def _view(row: Any) -> SourceView:
+    def iso(value: datetime | None) -> str | None:
+        return (utc(value) or value).isoformat() if value is not None else None
+
+    return SourceView(name=row.name, repository=row.repository, branch=row.branch,
+                      path=row.path, scm=row.scm, interval=row.interval, state=row.state,
+                      commit=row.commit, applied_commit=row.applied_commit,
+                      applied_revision=row.applied_revision, synced_at=iso(row.synced_at),
+                      message=row.message, diagnostics=row.diagnostics,
+                      created_by=row.created_by)
 
 
 def add_source(services: Services, principal: Principal, name: str, repository: str, *,
                branch: str = "main", path: str = "", scm: str | None = None,
-               interval: int = DEFAULT_INTERVAL) -> dict[str, Any]:
+               interval: int = DEFAULT_INTERVAL) -> SourceView:
     require(principal, MANAGE_SOURCES, "add manifest sources")
     if not is_dns_label(name):
         raise Invalid(f"`{name}` is not a valid source name (lowercase letters, digits, `-`)")
@@ -94,13 +119,13 @@ def add_source(services: Services, principal: Principal, name: str, repository: 
     return source_status(services, name)
 
 
-def list_sources(services: Services) -> list[dict[str, Any]]:
+def list_sources(services: Services) -> list[SourceView]:
     with services.db.connect() as conn:
         return [_view(r) for r in conn.execute(select(manifest_sources)
                                                 .order_by(manifest_sources.c.name))]
 
 
-def source_status(services: Services, name: str) -> dict[str, Any]:
+def source_status(services: Services, name: str) -> SourceView:
     with services.db.connect() as conn:
         row = conn.execute(select(manifest_sources)
                            .where(manifest_sources.c.name == name)).first()
@@ -109,7 +134,7 @@ def source_status(services: Services, name: str) -> dict[str, Any]:
     return _view(row)
 
 
-def request_sync(services: Services, principal: Principal, name: str) -> dict[str, Any]:
+def request_sync(services: Services, principal: Principal, name: str) -> SourceView:
     """`source sync`: fetch and apply now (platform)."""
     require(principal, MANAGE_SOURCES, "sync manifest sources")
     source_status(services, name)
@@ -135,7 +160,7 @@ _local_guard = threading.Lock()
 
 
 def sync_source(services: Services, name: str, *, force: bool = False,
-                header_for: HeaderFor | None = None) -> dict[str, Any]:
+                header_for: HeaderFor | None = None) -> SourceView:
     """Fetch the branch and, if its commit is new (or `force`), apply the tree as one
     revision; record the outcome on the source. Returns the source's status."""
     with _local_guard:
@@ -149,7 +174,7 @@ def sync_source(services: Services, name: str, *, force: bool = False,
 
 
 def _sync(services: Services, name: str, force: bool,
-          header_for: HeaderFor | None) -> dict[str, Any]:
+          header_for: HeaderFor | None) -> SourceView:
     outcome: dict[str, Any] | None = None
     with services.db.connect() as guard:
         if not _exclusive(guard, name):
@@ -183,7 +208,7 @@ def _sync(services: Services, name: str, force: bool,
         finally:
             _release(guard, name)
     status = source_status(services, name)
-    return {**status, "applied": outcome} if outcome else status
+    return status.model_copy(update={"applied": outcome}) if outcome else status
 
 
 def _key(name: str) -> int:

@@ -21,8 +21,17 @@ from infrastream.store.tables import team_members, teams, users
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
+from .readmodel import ReadModel
 
 HOSTS = ("github", "gitlab")
+
+
+class TeamView(ReadModel):
+    name: str
+    description: str
+    handles: dict[str, str]
+    """Git host → the handle naming the team there (`github: "@acme/payments"`)."""
+    members: list[str]
 
 
 def _handle(host: str, handle: str) -> str:
@@ -36,7 +45,7 @@ def _handle(host: str, handle: str) -> str:
 
 def create_team(services: Services, principal: Principal, name: str, *,
                 description: str = "", handles: dict[str, str] | None = None
-                ) -> dict[str, Any]:
+                ) -> TeamView:
     require(principal, MANAGE_USERS, "manage teams")
     if not is_dns_label(name):
         raise Invalid(f"`{name}` is not a valid team name (lowercase letters, digits and `-`)")
@@ -51,11 +60,11 @@ def create_team(services: Services, principal: Principal, name: str, *,
                          object_type="team", object_id=name, after={"handles": clean})
     except IntegrityError:
         raise Conflict(f"team `{name}` already exists") from None
-    return {"name": name, "description": description[:200], "handles": clean, "members": []}
+    return TeamView(name=name, description=description[:200], handles=clean, members=[])
 
 
 def set_membership(services: Services, principal: Principal, team: str, user: str, *,
-                   member: bool) -> dict[str, Any]:
+                   member: bool) -> TeamView:
     require(principal, MANAGE_USERS, "manage teams")
     now = services.now()
     with services.transaction() as conn:
@@ -78,15 +87,15 @@ def set_membership(services: Services, principal: Principal, team: str, user: st
         return _team(conn, team)
 
 
-def list_teams(services: Services) -> list[dict[str, Any]]:
+def list_teams(services: Services) -> list[TeamView]:
     with services.db.connect() as conn:
         names = conn.execute(select(teams.c.name).order_by(teams.c.name)).scalars().all()
         return [_team(conn, name) for name in names]
 
 
-def _team(conn: Any, name: str) -> dict[str, Any]:
+def _team(conn: Any, name: str) -> TeamView:
     row = conn.execute(select(teams).where(teams.c.name == name)).one()
     members = conn.execute(select(team_members.c.user).where(team_members.c.team == name)
                            .order_by(team_members.c.user)).scalars().all()
-    return {"name": row.name, "description": row.description, "handles": row.handles,
-            "members": list(members)}
+    return TeamView(name=row.name, description=row.description, handles=row.handles,
+                    members=list(members))

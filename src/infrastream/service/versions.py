@@ -16,24 +16,51 @@ from sqlalchemy.exc import IntegrityError
 from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.release import parse_image
 from infrastream.domain.roles import RECORD_VERSION, Principal
+from infrastream.store.clock import utc
 from infrastream.store.tables import app_versions
 
+from .auditing import refusals
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
+from .readmodel import ReadModel
 from .records.manifests import current_bundle
+from .records.shapes import FrozenVersion
 
 
-def _view(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "application": row.app, "image": row.image, "version": row.label,
-            "commit": row.commit, "recordedAt": row.recorded_at.isoformat(),
-            "recordedBy": row.recorded_by, "channel": row.channel,
-            "pullRequest": row.pull_request}
+class VersionView(ReadModel):
+    """One recorded build of an application."""
+
+    id: int
+    application: str
+    image: str
+    version: str
+    commit: str | None
+    recorded_at: str
+    recorded_by: str
+    channel: str
+    """`main` (CI's builds), `hotfix` (a hotfix's) or `pull-request` (a PR's build): only
+    `main` builds become the "latest"."""
+    pull_request: int | None = None
+
+    def frozen(self) -> FrozenVersion:
+        """What a release keeps of it."""
+        return FrozenVersion(image=self.image, version=self.version, commit=self.commit,
+                             id=self.id)
 
 
+def _view(row: Any) -> VersionView:
+    return VersionView(id=row.id, application=row.app, image=row.image, version=row.label,
+                       commit=row.commit, recorded_at=(utc(row.recorded_at)
+                                                       or row.recorded_at).isoformat(),
+                       recorded_by=row.recorded_by, channel=row.channel,
+                       pull_request=row.pull_request)
+
+
+@refusals.audited("version.record", "application", lambda a: a["app"])
 def record_version(services: Services, principal: Principal, app: str, image: str,
                    commit: str | None = None, *, pull_request: int | None = None,
-                   cause: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   cause: Mapping[str, Any] | None = None) -> VersionView:
     """Record a build; with `pull_request` a PR build (needs its `commit`). `cause` (the
     event that made the SCM gate record it) goes into the audit entry."""
     require(principal, RECORD_VERSION, "record application versions")
@@ -74,7 +101,7 @@ def record_version(services: Services, principal: Principal, app: str, image: st
     return _view(row)
 
 
-def list_versions(services: Services, app: str, limit: int = 50) -> list[dict[str, Any]]:
+def list_versions(services: Services, app: str, limit: int = 50) -> list[VersionView]:
     with services.db.connect() as conn:
         rows = conn.execute(select(app_versions).where(app_versions.c.app == app)
                             .order_by(app_versions.c.id.desc()).limit(limit)).all()
@@ -100,7 +127,7 @@ def _latest_statement(count: int) -> CompoundSelect[Any]:
     return found
 
 
-def latest_versions(services: Services, apps: list[str]) -> dict[str, dict[str, Any]]:
+def latest_versions(services: Services, apps: list[str]) -> dict[str, VersionView]:
     """The newest mainline version of each app (hotfix builds never become "latest"), in
     one statement."""
     if not apps:

@@ -53,7 +53,14 @@ tokens = Table(
     Column("prefix", String(16), nullable=False),
     Column("created_at", Time, nullable=False),
     Column("description", String(200), nullable=False, default=""),
+    Column("name", String(63), nullable=False, default="", server_default=""),
+    Column("created_by", String(63), nullable=True),
+    Column("expires_at", Time, nullable=True),
+    Column("revoked_at", Time, nullable=True),
+    Column("revoked_by", String(63), nullable=True),
+    Column("last_used_at", Time, nullable=True),
 )
+Index("ix_tokens_prefix", tokens.c.prefix)
 
 manifest_revisions = Table(
     "manifest_revisions", metadata,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live_server import ADMIN, Result, Server, free_port
+from live_server import ADMIN, DEFAULT, OPS_ROLES, Result, Server, free_port
 
 from infrastream.cli.main import main
 
@@ -54,7 +54,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 pytest.fail("the server did not answer /api/v1/healthz within 30s")
             time.sleep(0.1)
         token = (data_dir / "admin-token").read_text().strip()
-        yield Server(url, token, data_dir)
+        ops = httpx.post(f"{url}/api/v1/users", headers={"Authorization": f"Bearer {token}"},
+                         json={"name": "ops", "roles": OPS_ROLES}, timeout=30)
+        assert ops.status_code == 201, ops.text
+        yield Server(url, token, data_dir, ops.json()["token"])
     finally:
         stop()
 
@@ -62,12 +65,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture
 def cli(server: Server, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         tmp_path: Path):
-    """Run `infrastream ARGS` against the server as the holder of `token` (default: admin;
-    None: no INFRASTREAM_TOKEN at all)."""
+    """Run `infrastream ARGS` against the server as the holder of `token` (default: the
+    admin for `user`/`token` commands, else `ops`; None: no INFRASTREAM_TOKEN at all)."""
     monkeypatch.setenv("INFRASTREAM_CONFIG", str(tmp_path / "no-login" / "config.json"))
     monkeypatch.setenv("INFRASTREAM_URL", server.url)
 
-    def run(*args: str, token: str | None = ADMIN) -> Result:
+    def run(*args: str, token: str | None = DEFAULT) -> Result:
+        if token == DEFAULT:
+            token = ADMIN if args and args[0] in ("user", "token", "team") else server.ops_token
         if token is None:
             monkeypatch.delenv("INFRASTREAM_TOKEN", raising=False)
         else:

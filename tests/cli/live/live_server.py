@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ADMIN = "<admin>"
+DEFAULT = "<default>"
+"""The token a command runs with by default: the admin's for `user`/`token` commands (admin
+manages identities and nothing else), else `ops`'s (platform, release manager, developer)."""
+OPS_ROLES = ["platform", "release-manager", "developer"]
 
 
 def free_port() -> int:
@@ -20,6 +24,7 @@ class Server:
     url: str
     admin_token: str
     data_dir: Path
+    ops_token: str = ""
 
 
 @dataclass

@@ -238,3 +238,41 @@ def test_login_writes_a_private_config_that_later_commands_use(
     assert me.code == 0, me
     assert json.loads(me.out) == {"name": "admin", "roles": ["admin"], "server": server.url}
     assert cli("whoami", token=None).out.startswith("admin (admin)")
+
+
+def test_service_tokens_and_disabled_users_through_the_cli(cli) -> None:
+    created = cli("user", "create", "ci", "--role", "developer", "-o", "json")
+    assert created.code == 0, created
+    made = cli("token", "create", "--user", "ci", "--name", "pipeline", "--expires", "90d")
+    assert made.code == 0, made
+    secret = made.out.strip()
+    assert secret.startswith("ifs_") and "created token ifs_" in made.err
+    assert "expires" in made.err
+
+    listed = cli("token", "list", "--user", "ci")
+    assert listed.code == 0 and secret not in listed.out
+    assert "pipeline" in listed.out and "never" in listed.out
+    rows = json.loads(cli("token", "list", "--user", "ci", "-o", "json").out)
+    assert secret not in json.dumps(rows)
+    (mine,) = [t for t in rows if t["name"] == "pipeline"]
+    assert mine["state"] == "active" and mine["expiresAt"] and mine["prefix"] in listed.out
+    prefix = mine["prefix"]
+    assert cli("whoami", token=secret).out.startswith("ci (developer)")
+
+    revoked = cli("token", "revoke", prefix)
+    assert revoked.code == 0 and f"revoked token {prefix} of ci" in revoked.out
+    assert "was revoked" in one_line_error(cli("whoami", token=secret))
+    assert "already revoked" in one_line_error(cli("token", "revoke", prefix))
+    assert "may not create API tokens" in one_line_error(
+        cli("token", "create", token=json.loads(created.out)["token"]))
+
+    first = json.loads(created.out)["token"]
+    assert cli("user", "disable", "ci").code == 0
+    assert "user `ci` is disabled" in one_line_error(cli("whoami", token=first))
+    users = json.loads(cli("user", "list", "-o", "json").out)
+    assert next(u for u in users if u["name"] == "ci")["disabled"] is True
+    assert cli("user", "enable", "ci").code == 0
+    assert cli("whoami", token=first).code == 0
+    actions = {e["action"] for e in json.loads(
+        cli("audit", "list", "--object-type", "user", "-o", "json").out)}
+    assert {"token.create", "user.disable", "user.enable"} <= actions

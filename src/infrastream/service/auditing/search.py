@@ -213,7 +213,7 @@ _full: dict[str, tuple[datetime, dict[str, Any]]] = {}
 
 def verify_everything(services: Services) -> dict[str, Any]:
     """Verify every entry and checkpoint (slow for large trails) and remember the result."""
-    result = verify_all(services)
+    result = verify_all(services).to_json()
     with _full_lock:
         _full[str(services.db.url)] = (services.now(), result)
     return {**result, "at": services.now().isoformat()}

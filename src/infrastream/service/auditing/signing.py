@@ -10,6 +10,14 @@ evidence pack, without trusting the database or us.
 
 Checkpoints are idempotent (one per chain head) and are not themselves audited, or every
 checkpoint would move the head it just signed.
+
+**One key per database.** Every server of one database signs with the same key: the first
+server to start records the key's id (`audit-key-id` in `server_settings`; an older database
+takes the id of its newest checkpoint), and `enforce_key` refuses to start a server whose key
+is another one, saying how to share it. A checkpoint is never signed with another key either.
+The database holds only the key's id, never trust: whoever can write it can only stop servers
+from starting, not make a key of their own accepted, because verification uses the key the
+server holds.
 """
 
 from __future__ import annotations
@@ -31,13 +39,14 @@ from infrastream.domain.evidence import checkpoint_payload, public_pem
 from infrastream.domain.evidence import key_id as key_id_of
 from infrastream.store.clock import utc
 from infrastream.store.key_file import create_key_file
-from infrastream.store.tables import audit_checkpoints, audit_log
+from infrastream.store.tables import audit_checkpoints, audit_log, server_settings
 
 from ..context import Services
 from . import trail as audit
 
 KEY_FILE = "audit-signing.key"
 KEY_ENV = "INFRASTREAM_SIGNING_KEY"
+KEY_SETTING = "audit-key-id"
 
 
 def _load(pem: bytes, source: str) -> Ed25519PrivateKey:
@@ -80,6 +89,45 @@ def key_id(services: Services) -> str:
 def sign(services: Services, payload: bytes) -> str:
     """The base64 Ed25519 signature of `payload` with the server's audit key."""
     return base64.b64encode(private_key(services).sign(payload)).decode()
+
+
+def registered_key(conn: Connection) -> str | None:
+    """The id of the key this database's checkpoints are signed with, if one is known."""
+    found = conn.execute(select(server_settings.c.value)
+                         .where(server_settings.c.key == KEY_SETTING)).scalar_one_or_none()
+    if found is not None:
+        return str(found)
+    newest = conn.execute(select(audit_checkpoints.c.key_id)
+                          .order_by(audit_checkpoints.c.seq.desc()).limit(1)).scalar_one_or_none()
+    return str(newest) if newest is not None else None
+
+
+def _foreign(mine: str, theirs: str) -> PermanentError:
+    return PermanentError(
+        f"this server's audit signing key {mine} is not the key {theirs} that signs this "
+        f"database's audit checkpoints; every server of one database must share one key: set "
+        f"{KEY_ENV} (or `<data dir>/{KEY_FILE}`) to the same Ed25519 key on each",
+        keyId=mine, registeredKeyId=theirs)
+
+
+def enforce_key(services: Services) -> str:
+    """At startup: record this server's key id as the database's if it has none; refuse
+    (PermanentError) a key other than the one recorded. Returns the key id."""
+    mine = key_id(services)
+    for _attempt in range(2):
+        with services.db.connect() as conn:
+            theirs = registered_key(conn)
+        if theirs is not None:
+            if theirs != mine:
+                raise _foreign(mine, theirs)
+            return mine
+        try:
+            with services.transaction() as conn:
+                conn.execute(insert(server_settings).values(key=KEY_SETTING, value=mine))
+            return mine
+        except IntegrityError:
+            continue  # another server recorded its key at the same moment: compare with it
+    raise PermanentError("could not record the audit signing key id")  # pragma: no cover
 
 
 def checkpoint_json(row: Any) -> dict[str, Any]:
@@ -132,6 +180,9 @@ def checkpoint(services: Services) -> dict[str, Any] | None:
                                 .order_by(audit_checkpoints.c.seq.desc()).limit(1)).first()
             if head is None or (last is not None and last.seq >= head.seq):
                 return None
+            registered = registered_key(conn)
+            if registered is not None and registered != signer_id:
+                raise _foreign(signer_id, registered)
             _check_segment(conn, last)
             at = utc(services.now()) or services.now()
             signature = key.sign(checkpoint_payload(head.seq, head.hash, at.isoformat()))

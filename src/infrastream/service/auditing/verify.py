@@ -20,9 +20,10 @@ from infrastream.store.tables import audit_checkpoints, audit_log
 from ..context import Services
 from . import signing
 from . import trail as audit
+from .view import VerifyReport
 
 
-def verify_all(services: Services) -> dict[str, Any]:
+def verify_all(services: Services) -> VerifyReport:
     public = signing.private_key(services).public_key()
     current = key_id(public)
     problems: list[tuple[int, str]] = []
@@ -47,15 +48,11 @@ def verify_all(services: Services) -> dict[str, Any]:
         if not chain.ok:
             problems.extend(_chain_problem(conn, chain, signed, problems))
     problems.sort(key=lambda problem: problem[0])
-    return {
-        "ok": not problems,
-        "entries": chain.entries,
-        "checkpoints": len(rows),
-        "brokenAt": problems[0][0] if problems else None,
-        "reason": problems[0][1] if problems
-        else "the chain is intact and every checkpoint verifies",
-        "problems": [message for _, message in problems],
-    }
+    return VerifyReport(
+        ok=not problems, entries=chain.entries, checkpoints=len(rows),
+        broken_at=problems[0][0] if problems else None,
+        reason=problems[0][1] if problems else "the chain is intact and every checkpoint verifies",
+        problems=[message for _, message in problems])
 
 
 def _entry_against(conn: Connection, checkpoint: Any) -> str | None:

@@ -18,13 +18,39 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import deployments, releases
 
 from ..context import Services
+from ..readmodel import ReadModel
 from ..records.manifests import current_bundle
 
 HISTORY = 50
 RECENT = 5
 
 
-def environment_matrix(services: Services) -> dict[str, Any]:
+class AppCell(ReadModel):
+    """One application in one environment: its version, health and since when."""
+
+    version: str | None
+    image: str | None
+    health: str | None
+    since: str | None
+    at_least: bool
+    """`since` is the oldest time the kept history shows: it ran there longer."""
+
+
+class MatrixRow(ReadModel):
+    environment: str
+    tier: str
+    deploying: bool
+    release: str | None
+    since: str | None
+    apps: dict[str, AppCell]
+
+
+class EnvironmentMatrix(ReadModel):
+    environments: list[MatrixRow]
+    applications: list[str]
+
+
+def environment_matrix(services: Services) -> EnvironmentMatrix:
     bundle = current_bundle(services)
     names = bundle.used_environments()
     rows = []
@@ -42,23 +68,19 @@ def environment_matrix(services: Services) -> dict[str, Any]:
                                   .where(deployments.c.environment == env)
                                   .order_by(deployments.c.id.desc()).limit(RECENT)).all()
             deploying = any(r.state == "deploying" for r in newest)
-            row: dict[str, Any] = {"environment": env,
-                                   "tier": bundle.environment(env).spec.tier.value,
-                                   "deploying": deploying, "release": None, "since": None,
-                                   "apps": {}}
-            if history:
-                newest = history[0]
-                row["release"] = f"{newest.app_set}/{newest.name}"
-                row["since"] = _iso(newest.finished_at)
-                row["apps"] = _app_since(history)
-                apps.update(row["apps"])
-            rows.append(row)
-    return {"environments": rows, "applications": sorted(apps)}
+            cells = _app_since(history) if history else {}
+            apps.update(cells)
+            rows.append(MatrixRow(
+                environment=env, tier=bundle.environment(env).spec.tier.value,
+                deploying=deploying,
+                release=f"{history[0].app_set}/{history[0].name}" if history else None,
+                since=_iso(history[0].finished_at) if history else None, apps=cells))
+    return EnvironmentMatrix(environments=rows, applications=sorted(apps))
 
 
-def _app_since(history: Sequence[Any]) -> dict[str, dict[str, Any]]:
+def _app_since(history: Sequence[Any]) -> dict[str, AppCell]:
     current = {a["app"]: a for a in (history[0].result or {}).get("apps", [])}
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, AppCell] = {}
     for app, status in current.items():
         since = history[0].finished_at
         complete = False
@@ -71,9 +93,9 @@ def _app_since(history: Sequence[Any]) -> dict[str, dict[str, Any]]:
             since = older.finished_at
         else:
             complete = len(history) < HISTORY
-        found[app] = {"version": status.get("version"), "image": status.get("image"),
-                      "health": status.get("health"), "since": _iso(since),
-                      "atLeast": not complete}
+        found[app] = AppCell(version=status.get("version"), image=status.get("image"),
+                             health=status.get("health"), since=_iso(since),
+                             at_least=not complete)
     return found
 
 

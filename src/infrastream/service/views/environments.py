@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import func, select
 
 from infrastream.store.clock import utc
 from infrastream.store.tables import deployments, releases
 
 from ..context import Services
-from ..drift import stored_drift
+from ..drift import StoredDrift, stored_drift
+from ..readmodel import ReadModel
+from ..records.shapes import DeployedApp, deployed_apps
 
 
-def environment_overview(services: Services) -> list[dict[str, Any]]:
+class EnvironmentView(ReadModel):
+    """One environment: the release it runs, since when, each application, its drift."""
+
+    environment: str
+    release: str
+    digest: str
+    since: str | None
+    deploying: bool
+    """Another deployment to it is in progress."""
+    versions: dict[str, str]
+    """Application → version."""
+    apps: list[DeployedApp]
+    drift: StoredDrift | None
+
+
+def environment_overview(services: Services) -> list[EnvironmentView]:
     latest = (select(deployments.c.environment, func.max(deployments.c.id).label("id"))
               .where(deployments.c.state == "healthy").group_by(deployments.c.environment)
               .subquery())
@@ -30,14 +45,14 @@ def environment_overview(services: Services) -> list[dict[str, Any]]:
     result = []
     for row in rows:
         since = utc(row.finished_at)
-        result.append({
-            "environment": row.environment,
-            "release": f"{row.app_set}/{row.release_name}",
-            "digest": row.digest,
-            "since": since.isoformat() if since else None,
-            "deploying": row.environment in deploying,
-            "versions": {app: v["version"] for app, v in row.content["versions"].items()},
-            "apps": (row.result or {}).get("apps", []),
-            "drift": drift.get(row.environment),
-        })
+        result.append(EnvironmentView(
+            environment=row.environment,
+            release=f"{row.app_set}/{row.release_name}",
+            digest=row.digest,
+            since=since.isoformat() if since else None,
+            deploying=row.environment in deploying,
+            versions={app: v["version"] for app, v in row.content["versions"].items()},
+            apps=deployed_apps(row.result),
+            drift=drift.get(row.environment),
+        ))
     return result

@@ -9,8 +9,6 @@ promotion waits for is the readiness blocker list every face prints.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from infrastream.domain.approvals import Refusal, check_can_approve
@@ -22,9 +20,11 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import releases, stage_runs
 
 from ..context import Services
+from ..readmodel import ReadModel
 from ..records import release_content
 from ..records.releases import approvals_by_run, stage_rows
 from ..records.stage_facts import read_context, stage_facts
+from .release_status import BlockerView
 
 _WAITING = (
     select(stage_runs.c.id, stage_runs.c.stage_index, stage_runs.c.request_id,
@@ -39,10 +39,31 @@ _WAITING = (
 )
 
 
-def waiting_for(services: Services, principal: Principal) -> list[dict[str, Any]]:
+class InboxItem(ReadModel):
+    """A promotion waiting for a sign-off of a role the viewer holds."""
+
+    release: str
+    application_set: str
+    name: str
+    lane: str
+    incident: str | None
+    stage: str
+    requested_by: str | None
+    requested_at: str | None
+    roles: list[str]
+    """The viewer's roles the promotion still needs."""
+    missing: list[str]
+    blockers: list[BlockerView]
+    waiting: str
+    can_approve: bool
+    note: str
+    """Why the viewer cannot sign it (four-eyes, already signed, …), if they cannot."""
+
+
+def waiting_for(services: Services, principal: Principal) -> list[InboxItem]:
     """Promotions that still need a sign-off of one of the principal's roles, oldest first."""
     now = services.now()
-    found: list[dict[str, Any]] = []
+    found: list[InboxItem] = []
     with services.db.connect() as conn:
         waiting = conn.execute(_WAITING).all()
         if not waiting:
@@ -71,21 +92,21 @@ def waiting_for(services: Services, principal: Principal) -> list[dict[str, Any]
                 digest=row.digest, request_id=row.request_id, now=now) for role in mine]
             refusals = [v for v in verdicts if isinstance(v, Refusal)]
             requested = utc(row.requested_at)
-            found.append({
-                "release": f"{row.app_set}/{row.name}",
-                "applicationSet": row.app_set,
-                "name": row.name,
-                "lane": row.lane,
-                "incident": row.incident,
-                "stage": facts.stage.display_name,
-                "requestedBy": row.requested_by,
-                "requestedAt": requested.isoformat() if requested else None,
-                "roles": mine,
-                "missing": [b.text for b in missing],
-                "blockers": [b.to_json() for b in held],
-                "waiting": waiting_line(facts.state, held),
-                "canApprove": len(refusals) < len(verdicts),
-                "note": refusals[0].reason if refusals and len(refusals) == len(verdicts)
+            found.append(InboxItem(
+                release=f"{row.app_set}/{row.name}",
+                application_set=row.app_set,
+                name=row.name,
+                lane=row.lane,
+                incident=row.incident,
+                stage=facts.stage.display_name,
+                requested_by=row.requested_by,
+                requested_at=requested.isoformat() if requested else None,
+                roles=mine,
+                missing=[b.text for b in missing],
+                blockers=[BlockerView.model_validate(b.to_json()) for b in held],
+                waiting=waiting_line(facts.state, held),
+                can_approve=len(refusals) < len(verdicts),
+                note=refusals[0].reason if refusals and len(refusals) == len(verdicts)
                 else "",
-            })
+            ))
     return found

@@ -34,6 +34,7 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import app_versions, audit_log, deployments, releases, rollbacks
 
 from ..context import Services
+from ..readmodel import ReadModel
 from ..records import release_content
 from ..records.manifests import current_bundle
 
@@ -51,7 +52,7 @@ _DEPLOYMENTS = (
 
 
 def insights(services: Services, *, days: int = 30, until: datetime | None = None,
-             track: str | None = None) -> dict[str, Any]:
+             track: str | None = None) -> InsightsView:
     """The figures for the `days` before `until` (default: now), optionally of one track."""
     end = until or services.now()
     start = end - timedelta(days=days)
@@ -165,22 +166,66 @@ def _soak(stages: Iterable[Any], name: str) -> int:
     return 0
 
 
-def _json(found: Insights, track: str | None, days: int) -> dict[str, Any]:
-    def figure(item: Any) -> dict[str, Any]:
+class FigureView(ReadModel):
+    name: str
+    value: float | None
+    """Seconds, or a ratio (0 to 1) for the change failure rate; None: nothing to measure."""
+    unit: str
+    text: str
+    releases: list[str]
+    """The releases behind the figure."""
+    human: str | None = None
+
+
+class FrequencyView(ReadModel):
+    per_day: dict[str, float]
+    """Successful deployments per day, by environment tier."""
+    deployments: dict[str, int]
+
+
+class PhaseView(ReadModel):
+    phase: str
+    code: str
+    """The readiness blocker code the phase is spent in."""
+
+
+class StageTime(ReadModel):
+    stage: str
+    runs: int
+    seconds: dict[str, float]
+    """By phase: seconds spent, summed over the period's runs of the stage."""
+
+
+class InsightsView(ReadModel):
+    """How fast and how safely releases reached production over a period."""
+
+    since: str
+    until: str
+    days: int
+    track: str | None
+    deployment_frequency: FrequencyView
+    lead_time: FigureView
+    lead_time_p90: FigureView
+    change_failure_rate: FigureView
+    time_to_restore: FigureView
+    phases: list[PhaseView]
+    time_by_stage: list[StageTime]
+
+
+def _json(found: Insights, track: str | None, days: int) -> InsightsView:
+    def figure(item: Any) -> FigureView:
         data = asdict(item)
         data["releases"] = list(item.releases)
         data["human"] = human(item.value) if item.unit == "seconds" else None
-        return data
+        return FigureView.model_validate(data)
 
-    return {
-        "since": found.since.isoformat(), "until": found.until.isoformat(), "days": days,
-        "track": track,
-        "deploymentFrequency": {"perDay": found.frequency,
-                                "deployments": found.deployments_by_tier},
-        "leadTime": figure(found.lead_time), "leadTimeP90": figure(found.lead_time_p90),
-        "changeFailureRate": figure(found.failure_rate),
-        "timeToRestore": figure(found.time_to_restore),
-        "phases": [{"phase": phase, "code": PHASE_CODES[phase]} for phase in PHASES],
-        "timeByStage": [{"stage": stage, "runs": found.stage_runs[stage],
-                         "seconds": spent} for stage, spent in found.phases.items()],
-    }
+    return InsightsView(
+        since=found.since.isoformat(), until=found.until.isoformat(), days=days, track=track,
+        deployment_frequency=FrequencyView(per_day=found.frequency,
+                                           deployments=found.deployments_by_tier),
+        lead_time=figure(found.lead_time), lead_time_p90=figure(found.lead_time_p90),
+        change_failure_rate=figure(found.failure_rate),
+        time_to_restore=figure(found.time_to_restore),
+        phases=[PhaseView(phase=phase, code=PHASE_CODES[phase]) for phase in PHASES],
+        time_by_stage=[StageTime(stage=stage, runs=found.stage_runs[stage], seconds=spent)
+                       for stage, spent in found.phases.items()])

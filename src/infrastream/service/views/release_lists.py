@@ -7,23 +7,53 @@ those rows through the (release, stage) key.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import ColumnElement, select, true
 
+from infrastream.domain.inputs import valid_id
 from infrastream.store.clock import utc
 from infrastream.store.tables import releases, stage_runs
 
 from ..context import Services
+from ..readmodel import ReadModel
 
 _COLUMNS = (releases.c.id, releases.c.app_set, releases.c.name, releases.c.lane,
             releases.c.track, releases.c.state, releases.c.digest, releases.c.created_at,
             releases.c.created_by, releases.c.finished_at, releases.c.incident)
 
 
+class ListedRelease(ReadModel):
+    id: int
+    release: str
+    application_set: str
+    name: str
+    lane: str
+    track: str
+    state: str
+    digest: str
+    incident: str | None
+    created_by: str
+    created_at: str | None
+    finished_at: str | None
+    stages: list[str]
+    """The state of each stage, in order."""
+
+
+class ReleasePage(ReadModel):
+    releases: list[ListedRelease]
+    next: int | None
+    """The `before` of the following page (None: this is the last)."""
+
+
+class HotfixDetails(ReadModel):
+    base: str | None
+    replaced: dict[str, str]
+    """Application → the hotfix image that replaced it."""
+
+
 def newest(services: Services, *, app_set: str | None = None, lane: str | None = None,
-                 before: int | None = None, limit: int = 50) -> dict[str, Any]:
+           before: int | None = None, limit: int = 50) -> ReleasePage:
     """Releases newest first below id `before`; `next` is the following page's `before`."""
+    valid_id("before", before)
     where: ColumnElement[bool] = true()
     if app_set:
         where = where & (releases.c.app_set == app_set)
@@ -46,18 +76,18 @@ def newest(services: Services, *, app_set: str | None = None, lane: str | None =
     items = []
     for row in shown:
         created, finished = utc(row.created_at), utc(row.finished_at)
-        items.append({
-            "id": row.id, "release": f"{row.app_set}/{row.name}", "applicationSet": row.app_set,
-            "name": row.name, "lane": row.lane, "track": row.track, "state": row.state,
-            "digest": row.digest, "incident": row.incident, "createdBy": row.created_by,
-            "createdAt": created.isoformat() if created else None,
-            "finishedAt": finished.isoformat() if finished else None,
-            "stages": stages.get(row.id, []),
-        })
-    return {"releases": items, "next": shown[-1].id if len(rows) > limit else None}
+        items.append(ListedRelease(
+            id=row.id, release=f"{row.app_set}/{row.name}", application_set=row.app_set,
+            name=row.name, lane=row.lane, track=row.track, state=row.state,
+            digest=row.digest, incident=row.incident, created_by=row.created_by,
+            created_at=created.isoformat() if created else None,
+            finished_at=finished.isoformat() if finished else None,
+            stages=stages.get(row.id, []),
+        ))
+    return ReleasePage(releases=items, next=shown[-1].id if len(rows) > limit else None)
 
 
-def hotfix_details(services: Services, ids: list[int]) -> dict[int, dict[str, Any]]:
+def hotfix_details(services: Services, ids: list[int]) -> dict[int, HotfixDetails]:
     """What each hotfix release replaced and from which release it started."""
     if not ids:
         return {}
@@ -67,6 +97,6 @@ def hotfix_details(services: Services, ids: list[int]) -> dict[int, dict[str, An
     found = {}
     for row in rows:
         hotfix = row.content.get("hotfix") or {}
-        found[row.id] = {"base": hotfix.get("base"), "replaced": {
-            app: row.content["versions"][app]["image"] for app in hotfix.get("replaced", [])}}
+        found[row.id] = HotfixDetails(base=hotfix.get("base"), replaced={
+            app: row.content["versions"][app]["image"] for app in hotfix.get("replaced", [])})
     return found

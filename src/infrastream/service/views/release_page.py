@@ -19,10 +19,12 @@ from infrastream.domain.approvals import Refusal, check_can_approve
 from infrastream.domain.errors import Conflict, NotFound
 from infrastream.domain.roles import ROLL_BACK, Principal, deciders, promoters
 from infrastream.domain.stage_machine import StageState
+from infrastream.store.clock import utc
 from infrastream.store.tables import check_runs
 
 from ..context import Services
 from ..promotions import next_stage
+from ..readmodel import ReadModel
 from ..records import release_content
 from ..records.deployments import current, rollback_target
 from ..records.releases import (
@@ -35,8 +37,63 @@ from ..records.releases import (
 )
 
 
+class RollbackOffer(ReadModel):
+    environment: str
+    to: str
+
+
+class ReleaseActions(ReadModel):
+    """The buttons a viewer gets on a release page."""
+
+    promote: str | None
+    """The stage a promotion would request."""
+    retry: bool
+    approve_as: list[str]
+    approve_note: str
+    """Why the viewer cannot approve, when a role of theirs is asked for."""
+    reject: bool
+    rollback: list[RollbackOffer]
+
+
+class VersionLine(ReadModel):
+    image: str
+    version: str
+    commit: str | None
+
+
+class AppChange(ReadModel):
+    app: str
+    change: str
+    """`added`, `removed`, `changed` or `unchanged`."""
+    old: VersionLine | None
+    new: VersionLine | None
+
+
+class ProductionDiff(ReadModel):
+    environments: list[str]
+    against: str | None
+    """The release production runs now."""
+    same: bool
+    elsewhere: list[str]
+    apps: list[AppChange]
+
+
+class CheckOutput(ReadModel):
+    release: str
+    stage: int
+    attempt: int
+    environment: str
+    app: str
+    type: str
+    state: str
+    summary: str
+    output: str
+    started_at: str | None
+    finished_at: str | None
+
+
 def release_actions(services: Services, principal: Principal,
-                    ref: ReleaseRef) -> dict[str, Any]:
+                    ref: ReleaseRef) -> ReleaseActions:
     """The actions `principal` may take on the release now, and why an approval is refused."""
     now = services.now()
     actions: dict[str, Any] = {"promote": None, "retry": False, "approveAs": [],
@@ -78,7 +135,7 @@ def release_actions(services: Services, principal: Principal,
             environments = dict.fromkeys(e for s in stages for e in s.environments)
             actions["rollback"] = [found for env in environments
                                    if (found := _rollback_target(conn, release.id, env))]
-    return actions
+    return ReleaseActions.model_validate(actions)
 
 
 def _rollback_target(conn: Connection, release_id: int, environment: str
@@ -90,7 +147,7 @@ def _rollback_target(conn: Connection, release_id: int, environment: str
     return {"environment": environment, "to": f"{target.app_set}/{target.name}"}
 
 
-def production_diff(services: Services, ref: ReleaseRef) -> dict[str, Any]:
+def production_diff(services: Services, ref: ReleaseRef) -> ProductionDiff:
     """The release's versions against what runs in its lane's last stage (production) now."""
     with services.db.connect() as conn:
         release = find(conn, ref)
@@ -121,7 +178,7 @@ def production_diff(services: Services, ref: ReleaseRef) -> dict[str, Any]:
             change = "unchanged"
         result["apps"].append({"app": app, "change": change, "old": _version(before),
                                "new": _version(after)})
-    return result
+    return ProductionDiff.model_validate(result)
 
 
 def _version(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -131,7 +188,7 @@ def _version(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def check_output(services: Services, ref: ReleaseRef, stage_index: int, attempt: int,
-                 environment: str, app: str, check_type: str) -> dict[str, Any]:
+                 environment: str, app: str, check_type: str) -> CheckOutput:
     """One check run of a release, with its output (found by its idempotency key)."""
     with services.db.connect() as conn:
         release = find(conn, ref)
@@ -140,8 +197,12 @@ def check_output(services: Services, ref: ReleaseRef, stage_index: int, attempt:
     if row is None:
         raise NotFound(f"no {check_type} check of {app} in {environment} (attempt {attempt}) "
                        f"for release {ref}")
-    return {"release": str(ref), "stage": stage_index, "attempt": attempt,
-            "environment": environment, "app": app, "type": check_type, "state": row.state,
-            "summary": row.summary, "output": row.output,
-            "startedAt": row.started_at.isoformat() if row.started_at else None,
-            "finishedAt": row.finished_at.isoformat() if row.finished_at else None}
+    return CheckOutput(release=str(ref), stage=stage_index, attempt=attempt,
+                       environment=environment, app=app, type=check_type, state=row.state,
+                       summary=row.summary, output=row.output,
+                       started_at=_iso(row.started_at), finished_at=_iso(row.finished_at))
+
+
+def _iso(value: Any) -> str | None:
+    moment = utc(value)
+    return moment.isoformat() if moment else None

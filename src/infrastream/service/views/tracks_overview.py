@@ -29,8 +29,9 @@ from infrastream.store.tables import deployments, prerelease_runs, releases
 
 from ..context import Services
 from ..drift import drift_report
+from ..readmodel import ReadModel
 from ..records.manifests import current_bundle
-from .release_status import status_of
+from .release_status import BlockerView, status_of
 
 LIVE_TTL = 15.0
 RECENT_PRERELEASES = 20
@@ -42,7 +43,76 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def tracks_overview(services: Services) -> list[dict[str, Any]]:
+class QueueEntry(ReadModel):
+    """A release heading into or stuck at a stage, with the one line its status gives."""
+
+    release: str
+    state: str
+    line: str
+    blockers: list[BlockerView]
+    incident: str | None
+
+
+class LastDeployment(ReadModel):
+    release: str
+    state: str
+    message: str
+    at: str | None
+
+
+class ValidatingRun(ReadModel):
+    id: int
+    app: str
+    ref: str
+    state: str
+
+
+class EnvironmentCell(ReadModel):
+    """One environment of a stage: what runs, its health, what holds it."""
+
+    environment: str
+    tier: str
+    target: str
+    running: str | None
+    since: str | None
+    versions: dict[str, str]
+    state: str
+    """`empty`, `healthy`, `deploying`, `failed` …"""
+    last: LastDeployment | None
+    """The newest deployment when it is not what runs (it failed, or still deploys)."""
+    frozen: str | None
+    prerelease: ValidatingRun | None
+    drift: list[str]
+    live_checked_at: str | None
+
+
+class StageColumn(ReadModel):
+    index: int
+    name: str
+    approvals: list[str]
+    checks: list[str]
+    cells: list[EnvironmentCell]
+    queue: list[QueueEntry]
+
+
+class LaneColumns(ReadModel):
+    lane: str
+    title: str
+    stages: list[StageColumn]
+
+
+class SetApplications(ReadModel):
+    name: str
+    applications: list[str]
+
+
+class TrackOverview(ReadModel):
+    name: str
+    sets: list[SetApplications]
+    lanes: list[LaneColumns]
+
+
+def tracks_overview(services: Services) -> list[TrackOverview]:
     now = services.now()
     bundle = current_bundle(services)
     with services.db.connect() as conn:
@@ -69,13 +139,13 @@ def tracks_overview(services: Services) -> list[dict[str, Any]]:
                     "queue": queues.get((name, lane.value, index), []),
                 })
             lanes.append({"lane": lane.value, "title": LANE_TITLES[lane], "stages": columns})
-        tracks.append({"name": name,
-                       "sets": [{"name": s.metadata.name,
-                                 "applications": [a.metadata.name
-                                                  for a in bundle.applications_of(
-                                                      s.metadata.name)]}
-                                for s in bundle.sets_of(name)],
-                       "lanes": lanes})
+        tracks.append(TrackOverview.model_validate(
+            {"name": name,
+             "sets": [{"name": s.metadata.name,
+                       "applications": [a.metadata.name
+                                        for a in bundle.applications_of(s.metadata.name)]}
+                      for s in bundle.sets_of(name)],
+             "lanes": lanes}))
     return tracks
 
 
@@ -133,7 +203,7 @@ def _queues(services: Services, conn: Connection,
                           .order_by(releases.c.id)).all()
     queues: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for release in active:
-        status = status_of(services, conn, release, now)
+        status = status_of(services, conn, release, now).to_json()
         entry = _queue_entry(status)
         if entry is not None:
             index, item = entry
@@ -195,7 +265,7 @@ def _refresh(services: Services, environment: str, key: tuple[str, str]) -> None
     report: dict[str, Any] | None
     try:
         found = drift_report(services, environment)
-        report = found[0] if found else None
+        report = found[0].to_json() if found else None
     except Exception as exc:  # a backend or database failure is shown, never raised
         report = {"release": None, "state": "unknown",
                   "differences": [f"cannot read what runs: {exc}"]}
