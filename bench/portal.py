@@ -22,11 +22,13 @@ requests' wall time (the whole ASGI request: routing, session check, service cal
 rendering). The floor is the same for `GET /api/v1/healthz`, the trivial route, through the
 same transport. Goal: each of the four pages under 100 ms on this machine.
 
-Run: `.venv/bin/python bench/portal.py` (about a minute, most of it seeding).
+Run: `.venv/bin/python bench/portal.py [--releases N] [--audit N] [--runs N]` (about a minute
+with the defaults, most of it seeding; `--help` says what it takes without running).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import json
@@ -299,7 +301,8 @@ def main() -> int:
             "floor: GET /api/v1/healthz": "/api/v1/healthz",
             "tracks overview": "/portal/",
             f"release page ({waiting[-1]}, waiting)": f"/portal/releases/{waiting[-1]}",
-            "release page (shop/v5000, completed)": "/portal/releases/shop/v5000",
+            f"release page (shop/v{RELEASES // 2}, completed)":
+                f"/portal/releases/shop/v{RELEASES // 2}",
             "my approvals inbox (qa)": "/portal/inbox",
             "audit, first page": "/portal/audit",
             "audit, filtered by actor": "/portal/audit?actor=quinn",
@@ -330,4 +333,13 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--releases", type=int, default=RELEASES,
+                        help=f"completed releases to seed (default {RELEASES:,})")
+    parser.add_argument("--audit", type=int, default=AUDIT,
+                        help=f"audit entries to seed (default {AUDIT:,})")
+    parser.add_argument("--runs", type=int, default=RUNS,
+                        help=f"requests per page after the warm-up (default {RUNS})")
+    arguments = parser.parse_args()
+    RELEASES, AUDIT, RUNS = arguments.releases, arguments.audit, arguments.runs
     sys.exit(main())
