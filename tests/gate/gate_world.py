@@ -219,18 +219,21 @@ class Gate:
         return self.post("Push Hook", payload)
 
     def _pull_request(self, action: str, number: int, head: str, *, before: str | None = None,
-                      author: str = "octocat", **delivery: Any) -> httpx.Response:
-        """A pull request event; `delivery` options (secret, delivery id) go to `post`."""
+                      author: str = "octocat", repository: str | None = None,
+                      **delivery: Any) -> httpx.Response:
+        """A pull request event (in `repository`, by default the shop's); `delivery` options
+        (secret, delivery id) go to `post`."""
         if self.kind == "github":
             payload = copy.deepcopy(next(p for p in github_examples("pull_request")
                                          if p["action"] == action))
-            payload["repository"]["full_name"] = REPOSITORY
+            name = repository or REPOSITORY
+            payload["repository"]["full_name"] = name
             payload["number"] = number
             pr = payload["pull_request"]
             pr.update(number=number, merged=False, html_url=(
-                f"https://github.com/{REPOSITORY}/pull/{number}"))
+                f"https://github.com/{name}/pull/{number}"))
             pr["head"]["sha"] = head
-            pr["head"]["repo"]["full_name"] = REPOSITORY
+            pr["head"]["repo"]["full_name"] = name
             pr["base"].update(ref="main")
             pr["user"]["login"] = author
             if before is not None:
@@ -238,13 +241,13 @@ class Gate:
             return self.post("pull_request", payload, **delivery)
         actions = {"opened": "open", "synchronize": "update", "closed": "close"}
         payload = copy.deepcopy(gitlab_hook("merge_request"))
-        payload["project"]["path_with_namespace"] = PROJECT
+        payload["project"]["path_with_namespace"] = repository or PROJECT
         payload["user"]["username"] = author
         attributes = payload["object_attributes"]
         attributes.update(action=actions[action], iid=number, target_branch="main",
                           url=f"{self.host.root_url}/{PROJECT}/-/merge_requests/{number}")
         attributes["last_commit"]["id"] = head
-        attributes["source"]["path_with_namespace"] = PROJECT
+        attributes["source"]["path_with_namespace"] = repository or PROJECT
         if before is not None:
             attributes["oldrev"] = before
         return self.post("Merge Request Hook", payload, **delivery)

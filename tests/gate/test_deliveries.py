@@ -77,8 +77,8 @@ def test_a_delivery_for_a_repository_no_application_names_is_recorded_as_ignored
     response = gate.merged(sha("elsewhere"), repository="octo-org/billing")
     assert response.status_code == 202
     assert response.json()["outcome"] == "ignored"
-    assert response.json()["reason"] == (f"no Application names octo-org/billing as its "
-                                         f"source on {gate.kind}")
+    assert response.json()["reason"] == ("no Application or manifest source names "
+                                         f"octo-org/billing on {gate.kind}")
     listed = gate.as_user("pat").get("/api/v1/scm/deliveries").json()["webhooks"]
     assert listed[0]["outcome"] == "ignored" and listed[0]["repository"] == "octo-org/billing"
 

@@ -12,8 +12,9 @@ from fastapi.responses import PlainTextResponse
 from pydantic import Field
 
 from infrastream.domain.errors import Invalid
-from infrastream.service import manifests, sources, teams
+from infrastream.service import manifest_checks, manifests, sources, teams
 from infrastream.service.codeowners import codeowners
+from infrastream.service.manifest_checks import ManifestCheck
 from infrastream.service.manifests import ApplyResult, HistoryEntry
 from infrastream.service.sources import SourceView
 from infrastream.service.teams import TeamView
@@ -72,6 +73,14 @@ def list_sources(services: ServicesDep, principal: PrincipalDep) -> list[SourceV
 @router.get("/sources/{name}", tags=["sources"], responses=declared(401, 404, 422))
 def source_status(name: str, services: ServicesDep, principal: PrincipalDep) -> SourceView:
     return sources.source_status(services, name)
+
+
+@router.get("/sources/{name}/checks", tags=["sources"], responses=declared(401, 404, 422))
+def source_checks(name: str, services: ServicesDep, principal: PrincipalDep,
+                  limit: int = Query(50, ge=1, le=500)) -> list[ManifestCheck]:
+    """The manifest pull-request checks of a source, newest first: verdict, reviewers, plan."""
+    sources.source_status(services, name)
+    return manifest_checks.recent(services, name, limit)
 
 
 @router.post("/sources/{name}/sync", tags=["sources"], responses=declared(401, 403, 404, 422),

@@ -92,6 +92,20 @@ def sync(name: str = typer.Argument(...), output: Output = OutputOption,
         raise CliError(f"source {name}: {result.get('message')}")
 
 
+@source_app.command("checks")
+def checks(name: str = typer.Argument(...), output: Output = OutputOption,
+           server: str | None = ServerOption, token: str | None = TokenOption) -> None:
+    """The source's manifest pull-request checks: verdict and who must approve."""
+    found = connect(server, token).get(f"{_path(name)}/checks")
+    if output is not Output.TABLE:
+        emit(found, output)
+        return
+    print_table(["PR", "COMMIT", "STATE", "VERDICT", "NEEDS", "MESSAGE"],
+                [[f"#{c['number']}", c["sha"][:12], c["state"], c.get("verdict") or "-",
+                  ", ".join(c.get("reviewers") or []) or "-", c["message"]] for c in found],
+                empty="no pull request has been checked")
+
+
 def codeowners(
     source: str = typer.Argument(..., help="The manifest source whose repository it is for."),
     host: str = typer.Option("github", "--host", help="github or gitlab."),

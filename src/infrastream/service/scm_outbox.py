@@ -14,14 +14,14 @@ reports are idempotent, which is what makes "at least once" safe.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from infrastream.scm import CommitStatus, StatusReceipt, StatusState
+from infrastream.scm import Annotation, AnnotationLevel, CommitStatus, StatusReceipt, StatusState
 from infrastream.store.clock import utc
 from infrastream.store.tables import scm_statuses
 
@@ -43,14 +43,20 @@ def enqueue(conn: Connection, *, connection: str, repository: str, sha: str,
     key = pending_key(connection, repository, sha, status.context)
     values: dict[str, Any] = {"state": status.state.value, "description": status.description,
                               "target_url": status.target_url, "ref": status.ref,
-                              "subject": subject[:200], "updated_at": now}
+                              "subject": subject[:200], "updated_at": now,
+                              "output": _output(status)}
     for _ in range(3):
         current = conn.execute(select(scm_statuses.c.id, scm_statuses.c.revision)
                                .where(scm_statuses.c.pending_key == key)).first()
         if current is not None:
-            conn.execute(update(scm_statuses).where(scm_statuses.c.id == current.id).values(
-                revision=current.revision + 1, attempts=0, **values))
-            return int(current.id)
+            replaced = conn.execute(update(scm_statuses).where(
+                (scm_statuses.c.id == current.id)
+                & (scm_statuses.c.revision == current.revision)
+                & (scm_statuses.c.pending_key == key)).values(
+                    revision=current.revision + 1, attempts=0, **values)).rowcount
+            if replaced:
+                return int(current.id)
+            continue  # delivered (or replaced) since it was read: queue anew
         try:
             with conn.begin_nested():
                 result = conn.execute(insert(scm_statuses).values(
@@ -62,6 +68,14 @@ def enqueue(conn: Connection, *, connection: str, repository: str, sha: str,
         key_of = result.inserted_primary_key
         return int(key_of[0]) if key_of else 0
     raise RuntimeError("could not queue the status")  # pragma: no cover
+
+
+def _output(status: CommitStatus) -> dict[str, Any] | None:
+    """What only a check run shows (title, summary, annotations), kept as JSON."""
+    if status.title is None and status.summary is None and not status.annotations:
+        return None
+    return {"title": status.title, "summary": status.summary,
+            "annotations": [{**asdict(a), "level": a.level.value} for a in status.annotations]}
 
 
 def due_connections(conn: Connection, now: datetime) -> list[str]:
@@ -95,8 +109,12 @@ def claim(services: Services, connection: str) -> Claimed | None:
             & _unclaimed(now)).values(claimed_until=now + LEASE)).rowcount
     if not taken:
         return None
+    output = row.output or {}
     status = CommitStatus(StatusState(row.state), row.description, row.target_url,
-                          row.context, row.ref)
+                          row.context, row.ref, title=output.get("title"),
+                          summary=output.get("summary"),
+                          annotations=tuple(Annotation(**{**a, "level": AnnotationLevel(
+                              a["level"])}) for a in output.get("annotations", ())))
     return Claimed(row.id, row.revision, row.repository, row.sha, status, row.attempts)
 
 

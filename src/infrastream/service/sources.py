@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import BackendError, Conflict, Invalid, NotFound
 from infrastream.domain.roles import MANAGE_SOURCES, Principal
-from infrastream.manifests import check_with_stored, collection_paused, parse
+from infrastream.manifests import Diagnostic, check_with_stored, collection_paused, parse
 from infrastream.manifests.fields import is_dns_label
 from infrastream.scm.git_tree import GitTree, normalized
 from infrastream.store.clock import utc
@@ -40,7 +41,7 @@ from .manifests import diagnostics_json
 from .permissions import require
 from .readmodel import ReadModel
 from .records.manifests import current_revision
-from .revisions import plan, result, write
+from .revisions import Plan, plan, result, write
 
 DEFAULT_INTERVAL = 60
 SYSTEM = "infrastream"
@@ -146,9 +147,11 @@ def due(services: Services) -> list[str]:
     now = services.now()
     with services.db.connect() as conn:
         rows = conn.execute(select(manifest_sources.c.name, manifest_sources.c.interval,
-                                   manifest_sources.c.synced_at)).all()
+                                   manifest_sources.c.synced_at,
+                                   manifest_sources.c.requested_at)).all()
     return [r.name for r in rows
-            if r.synced_at is None or _utc(r.synced_at) + timedelta(seconds=r.interval) <= now]
+            if r.synced_at is None or r.requested_at is not None
+            or _utc(r.synced_at) + timedelta(seconds=r.interval) <= now]
 
 
 def _utc(value: datetime) -> datetime:
@@ -200,7 +203,7 @@ def _sync(services: Services, name: str, force: bool,
                 if commit is None:
                     conn.execute(update(manifest_sources).where(
                         manifest_sources.c.name == name).values(synced_at=services.now(),
-                                                                commit=sha))
+                                                                commit=sha, requested_at=None))
                 else:
                     with collection_paused():  # ten thousand manifests are many objects
                         outcome = _apply_tree(conn, row, files, commit.sha, commit.author,
@@ -235,6 +238,41 @@ def _row(conn: Connection, name: str) -> Any:
     return conn.execute(select(manifest_sources).where(manifest_sources.c.name == name)).one()
 
 
+@dataclass
+class Evaluation:
+    """What a tree of a source would do: the plan and its problems, or why it is refused."""
+
+    planned: Plan | None
+    problems: list[Diagnostic]
+    origins: Any = None
+    refused: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.planned is not None and self.refused is None and not any(
+            d.is_error for d in self.problems)
+
+
+def evaluate(conn: Connection, owner: str, files: list[tuple[str, str]]) -> Evaluation:
+    """Validate `files` as source `owner`'s whole tree among the other stored manifests and
+    plan the revision it would make; writes nothing (a sync and a pull-request check ask the
+    same question)."""
+    loaded = parse(files)
+    if not loaded.ok:
+        return Evaluation(None, list(loaded.result.diagnostics))
+    mine = {(r.kind, r.name) for r in conn.execute(
+        select(manifest_objects.c.kind, manifest_objects.c.name)
+        .where(manifest_objects.c.owner == owner))}
+    puts = list(loaded.result.bundle.manifests())
+    wanted = {(str(m.kind), m.metadata.name) for m in puts}
+    try:
+        planned = plan(conn, puts, sorted(mine - wanted), owner=owner)
+    except Conflict as exc:
+        return Evaluation(None, list(loaded.result.diagnostics), refused=exc.reason)
+    merged = check_with_stored(loaded, planned.kept())
+    return Evaluation(planned, list(merged.diagnostics), merged.origins)
+
+
 def _apply_tree(conn: Connection, row: Any, files: list[tuple[str, str]], sha: str,
                 author: str, now: datetime) -> dict[str, Any] | None:
     """Validate the tree among the other stored manifests and apply it, or record why not.
@@ -245,33 +283,24 @@ def _apply_tree(conn: Connection, row: Any, files: list[tuple[str, str]], sha: s
                 message=f"no manifest file under `{row.path or '/'}` at {sha[:12]}",
                 diagnostics=[])
         return None
-    loaded = parse(files)
-    problems = list(loaded.result.diagnostics)
-    if loaded.ok:
-        mine = {(r.kind, r.name) for r in conn.execute(
-            select(manifest_objects.c.kind, manifest_objects.c.name)
-            .where(manifest_objects.c.owner == owner))}
-        puts = list(loaded.result.bundle.manifests())
-        wanted = {(str(m.kind), m.metadata.name) for m in puts}
-        try:
-            planned = plan(conn, puts, sorted(mine - wanted), owner=owner)
-        except Conflict as exc:
-            _record(conn, row, now, state="error", commit=sha, message=exc.reason,
-                    diagnostics=[])
-            return None
-        merged = check_with_stored(loaded, planned.kept())
-        problems = list(merged.diagnostics)
-        if merged.ok:
-            revision = current_revision(conn)
-            if planned.changed:
-                revision = write(conn, planned, at=now, actor=f"source:{owner}", owner=owner,
-                                 source_root=None, sources=files, origins=merged.origins,
-                                 meta={"source": owner, "commit": sha, "author": author})
-            warnings = [d.to_json() for d in problems if not d.is_error]
-            _record(conn, row, now, state="ok", commit=sha, applied=(sha, revision),
-                    message=f"{sha[:12]} by {author} applied as revision {revision}",
-                    diagnostics=warnings)
-            return result(planned, revision, warnings)
+    found = evaluate(conn, owner, files)
+    if found.refused is not None:
+        _record(conn, row, now, state="error", commit=sha, message=found.refused,
+                diagnostics=[])
+        return None
+    problems = found.problems
+    if found.ok and found.planned is not None:
+        planned = found.planned
+        revision = current_revision(conn)
+        if planned.changed:
+            revision = write(conn, planned, at=now, actor=f"source:{owner}", owner=owner,
+                             source_root=None, sources=files, origins=found.origins,
+                             meta={"source": owner, "commit": sha, "author": author})
+        warnings = [d.to_json() for d in problems if not d.is_error]
+        _record(conn, row, now, state="ok", commit=sha, applied=(sha, revision),
+                message=f"{sha[:12]} by {author} applied as revision {revision}",
+                diagnostics=warnings)
+        return result(planned, revision, warnings)
     errors = diagnostics_json(problems)
     count = sum(1 for d in problems if d.is_error)
     _record(conn, row, now, state="error", commit=sha,
@@ -285,7 +314,8 @@ def _record(conn: Connection, row: Any, now: datetime, *, state: str, commit: st
             message: str, diagnostics: list[dict[str, Any]],
             applied: tuple[str, int] | None = None) -> None:
     values: dict[str, Any] = {"state": state, "commit": commit, "synced_at": now,
-                              "message": message[:4000], "diagnostics": diagnostics}
+                              "message": message[:4000], "diagnostics": diagnostics,
+                              "requested_at": None}
     if applied is not None:
         values.update(applied_commit=applied[0], applied_revision=applied[1])
     conn.execute(update(manifest_sources).where(manifest_sources.c.name == row.name)

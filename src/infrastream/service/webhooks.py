@@ -8,7 +8,7 @@ delivery and everything the event causes, so a delivery is either fully taken or
     unsigned or mis-signed     Unauthenticated (401), recorded and audited as refused
     signed but unreadable      Invalid, recorded as invalid
     a delivery id seen before  `duplicate`: nothing is done again
-    no Application names it    `ignored`, with the reason (also events the gate does not use)
+    nothing names the repo     `ignored`, with the reason (also events the gate does not use)
     otherwise                  `accepted`: pull request heads, merges (see `pull_requests`,
                                `merges`), audited with the SCM, the delivery id and the author
 
@@ -42,7 +42,7 @@ from infrastream.scm import (
 from infrastream.store.clock import utc
 from infrastream.store.tables import scm_deliveries
 
-from . import merges, pull_requests
+from . import manifest_checks, merges, pull_requests
 from .auditing import trail as audit
 from .context import Services
 from .records.manifests import current_bundle
@@ -136,24 +136,29 @@ def _act(services: Services, conn: Connection, connection: str, delivery: Delive
         return "ignored", delivery.ignored, []
     if isinstance(event, PingEvent):
         return "accepted", "ping: the webhook URL and secret work", []
+    manifests = _manifest_sources(services, conn, connection, event, now)
     apps = [a for a in current_bundle(services, conn).applications.values()
             if a.spec.source is not None and a.spec.source.scm == connection
             and a.spec.source.repository == event.repository]
     if not apps:
-        return "ignored", (f"no Application names {event.repository} as its source on "
-                           f"{connection}"), []
+        if manifests:
+            return "accepted", "", manifests
+        return "ignored", (f"no Application or manifest source names {event.repository} "
+                           f"on {connection}"), []
     actor = scm_actor(connection).name
     cause: dict[str, Any] = {"scm": connection, "delivery": delivery.delivery_id,
                              "event": delivery.event_name, "repository": event.repository}
     if isinstance(event, PullRequestEvent):
         cause.update(pullRequest=event.number, author=event.author, sender=event.actor)
-        return _pull_request(conn, connection, event, apps, cause, actor, now)
+        outcome, reason, done = _pull_request(conn, connection, event, apps, cause, actor, now)
+        return outcome, reason, manifests + done
     if isinstance(event, PushEvent):
         cause.update(pusher=event.pusher, sha=event.after)
         if event.branch is None or event.deleted:
             return "ignored", f"{event.ref} {'deleted' if event.deleted else 'is no branch'}", []
         done, why = merges.record_push(conn, connection=connection, event=event, apps=apps,
                                        cause=cause, actor=actor, now=now)
+        done = manifests + done
         return ("accepted", "", done) if done else ("ignored", why, [])
     assert isinstance(event, MergeGroupEvent)
     cause.update(mergeGroup=event.head_ref, sha=event.head_sha)
@@ -193,6 +198,19 @@ def _pull_request(conn: Connection, connection: str, event: PullRequestEvent,
         title=event.title, web_url=event.web_url, apps=apps, cause=cause, actor=actor,
         now=now)
     return "accepted", "", done
+
+
+def _manifest_sources(services: Services, conn: Connection, connection: str, event: Any,
+                      now: datetime) -> list[str]:
+    """What the event means for the manifest sources in its repository: a check of a pull
+    request's head, or a sync after a push to the source's branch."""
+    if isinstance(event, PullRequestEvent):
+        return manifest_checks.on_pull_request(
+            conn, connection=connection, event=event,
+            public_url=connected(services, connection).public_url, now=now)
+    if isinstance(event, PushEvent) and event.branch is not None:
+        return manifest_checks.on_push(conn, connection=connection, event=event, now=now)
+    return []
 
 
 def _seen(conn: Connection, connection: str, delivery_id: str) -> bool:

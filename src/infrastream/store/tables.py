@@ -115,7 +115,30 @@ manifest_sources = Table(
     Column("synced_at", Time, nullable=True),
     Column("message", Text, nullable=False),
     Column("diagnostics", JSON, nullable=False),
+    Column("requested_at", Time, nullable=True),
 )
+"""`requested_at`: a push webhook asked for a sync before the interval has passed."""
+
+manifest_checks = Table(
+    "manifest_checks", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(63), nullable=False),
+    Column("connection", String(63), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("sha", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("verdict", String(16), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("requested_at", Time, nullable=False),
+    Column("checked_at", Time, nullable=True),
+    UniqueConstraint("source", "sha", name="uq_manifest_checks_source_sha"),
+)
+"""A manifest pull request's check: one per source and head commit. `state` is `queued`
+until a worker validated the head's tree, then `done` (`verdict` success or failure) or
+`superseded` (the pull request moved on before it was checked)."""
+Index("ix_manifest_checks_state", manifest_checks.c.state)
 
 teams = Table(
     "teams", metadata,
@@ -383,11 +406,13 @@ scm_statuses = Table(
     Column("created_at", Time, nullable=False),
     Column("updated_at", Time, nullable=False),
     Column("delivered_at", Time, nullable=True),
+    Column("output", JSON, nullable=True),
 )
 """The outbox of commit statuses. `pending_key` (a digest of connection, repository, sha and
 context) is set while a row is undelivered, so a newer status for the same commit and context
 replaces the older one instead of queueing behind it; `revision` tells a delivery that its
-row was replaced meanwhile."""
+row was replaced meanwhile. `output` is what only check runs show: title, summary (Markdown)
+and annotations on files and lines."""
 Index("ix_scm_statuses_due", scm_statuses.c.outcome, scm_statuses.c.next_attempt_at)
 
 gate_heads = Table(

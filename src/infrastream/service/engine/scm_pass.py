@@ -2,8 +2,9 @@
 
 The pull-request heads and the merges move on with database steps only (`gate_job`,
 `merge_job`); what talks to a Git host comes back as jobs for the engine's workers: asking
-which paths a pull request changes, and delivering the outbox per connection (`outbox_job`).
-Most passes have nothing for the gate: one statement says so (three EXISTS probes on
+which paths a pull request changes, delivering the outbox per connection (`outbox_job`) and
+checking a manifest pull request's tree (`manifest_checks`).
+Most passes have nothing for the gate: one statement says so (four EXISTS probes on
 indexed columns), so an idle gate costs a pass one small query.
 """
 
@@ -13,8 +14,9 @@ import logging
 
 from sqlalchemy import exists, select
 
-from infrastream.store.tables import gate_heads, gate_merges, scm_statuses
+from infrastream.store.tables import gate_heads, gate_merges, manifest_checks, scm_statuses
 
+from .. import manifest_checks as checks
 from .. import scm_outbox
 from ..context import Services
 from .gate_job import Job, follow_heads
@@ -26,7 +28,8 @@ log = logging.getLogger("infrastream.gate")
 _OPEN_HEADS = exists().where(gate_heads.c.done.is_(False))
 _OPEN_MERGES = exists().where(gate_merges.c.done.is_(False))
 _PENDING = exists().where(scm_statuses.c.outcome == "pending")
-_PROBE = select(_OPEN_HEADS, _OPEN_MERGES, _PENDING)
+_CHECKS = exists().where(manifest_checks.c.state.in_(("queued", "running")))
+_PROBE = select(_OPEN_HEADS, _OPEN_MERGES, _PENDING, _CHECKS)
 
 
 def gate_pass(services: Services) -> list[Job]:
@@ -34,7 +37,7 @@ def gate_pass(services: Services) -> list[Job]:
     jobs: list[Job] = []
     try:
         with services.db.connect() as conn:
-            heads, merges, pending = conn.execute(_PROBE).one()
+            heads, merges, pending, queued = conn.execute(_PROBE).one()
     except Exception:  # the loop must survive anything; the next pass retries
         log.exception("looking for the gate's work failed")
         return jobs
@@ -48,6 +51,13 @@ def gate_pass(services: Services) -> list[Job]:
             follow_merges(services)
         except Exception:
             log.exception("gate pass over merges failed")
+    if queued:
+        try:
+            with services.db.connect() as conn:
+                ids = checks.due(conn, services.now())
+            jobs.extend((f"manifest-check:{id_}", checks.run_check, id_) for id_ in ids)
+        except Exception:
+            log.exception("looking for manifest checks failed")
     if heads or merges or pending:  # the steps above may have queued statuses
         try:
             with services.db.connect() as conn:
