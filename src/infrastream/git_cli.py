@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,19 +80,24 @@ class Git:
         self.timeout = timeout
         self.executable = executable
 
-    def __call__(self, *args: str, network: bool = False, stdin: str | None = None) -> str:
-        """Run `git args…` and return its standard output; raise a BackendError if it fails."""
-        outcome = self.attempt(*args, network=network, stdin=stdin)
+    def __call__(self, *args: str, network: bool = False, stdin: str | None = None,
+                 config: Mapping[str, str] | None = None) -> str:
+        """Run `git args…` and return its standard output; raise a BackendError if it fails.
+        `config`: settings for this call only, given through the environment (never on the
+        command line, where any local user could read them: an `http.extraHeader` with a
+        token, say)."""
+        outcome = self.attempt(*args, network=network, stdin=stdin, config=config)
         if not outcome.ok:
             raise classify(args[0], outcome, network=network)
         return outcome.stdout
 
-    def attempt(self, *args: str, network: bool = False, stdin: str | None = None) -> Outcome:
+    def attempt(self, *args: str, network: bool = False, stdin: str | None = None,
+                config: Mapping[str, str] | None = None) -> Outcome:
         """Run `git args…` and return how it went, failure included; only a timeout raises."""
         command = [self.executable, "-c", "commit.gpgsign=false", "-c", "core.autocrlf=false",
                    "-c", "core.quotepath=off", *args]
         try:
-            done = subprocess.run(command, cwd=self.cwd, env=_environment(), input=stdin,
+            done = subprocess.run(command, cwd=self.cwd, env=_environment(config), input=stdin,
                                   capture_output=True, text=True, timeout=self.timeout,
                                   check=False)
         except subprocess.TimeoutExpired as exc:
@@ -112,8 +118,13 @@ def classify(subcommand: str, outcome: Outcome, *, network: bool) -> BackendErro
     return PermanentError(reason)
 
 
-def _environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _DROPPED}
+def _environment(config: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in _DROPPED and not k.startswith("GIT_CONFIG_")}
+    for index, (key, value) in enumerate((config or {}).items()):
+        env[f"GIT_CONFIG_KEY_{index}"], env[f"GIT_CONFIG_VALUE_{index}"] = key, value
+    if config:
+        env["GIT_CONFIG_COUNT"] = str(len(config))
     env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", LANGUAGE="C",
                GIT_AUTHOR_NAME=AUTHOR_NAME, GIT_AUTHOR_EMAIL=AUTHOR_EMAIL,
                GIT_COMMITTER_NAME=AUTHOR_NAME, GIT_COMMITTER_EMAIL=AUTHOR_EMAIL)

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from gate_world import SECRET, Gate
+from git_http import git_http_server
 
 from infrastream.scm.fake_github import FakeGitHub
+from infrastream.scm.git_tree import basic_header
 from infrastream.service import sources
 
 MANIFESTS = "octo-org/shop-manifests"
@@ -163,3 +165,33 @@ def test_a_manifest_pull_request_is_judged_by_the_rules_its_merge_will_meet(
                for line in lines), shown.stdout
     assert any(line.startswith("#7") and "success" in line and "team `payments`" in line
                for line in lines), shown.stdout
+
+
+def test_a_source_over_https_fetches_with_its_connections_token(github_gate: Gate,
+                                                                 tmp_path: Path) -> None:
+    """`source add --scm github` over HTTPS: git fetches with the connection's token (as
+    GitHub wants it: the password of `x-access-token`); without the connection the same
+    server refuses, and the source says so in one line without any secret."""
+    gate = github_gate
+    assert isinstance(gate.host, FakeGitHub)
+    gate.connect()
+    remote = Remote(tmp_path, gate.repo)
+    first = remote.commit("the shop's manifests")
+    header = basic_header("x-access-token", gate.host.token)
+    assert header.startswith("Authorization: Basic ")
+    expected = header.removeprefix("Authorization: ")
+    with git_http_server(remote.bare.parent.parent, expected) as (url, seen):
+        pat = gate.as_user("pat")
+        for name, scm in (("shop", "github"), ("anonymous", None)):
+            added = pat.post("/api/v1/sources", json={
+                "name": name, "repository": f"{url}/{MANIFESTS}.git", "path": "deploy",
+                "scm": scm})
+            assert added.status_code == 201, added.text
+        synced = pat.post("/api/v1/sources/shop/sync").json()
+        assert (synced["state"], synced["appliedCommit"]) == ("ok", first), (synced, seen)
+        assert seen and set(seen) == {expected}
+        refused = pat.post("/api/v1/sources/anonymous/sync").json()
+    assert refused["state"] == "error"
+    assert refused["message"].startswith("cannot fetch main: git fetch:"), refused
+    assert gate.host.token not in str(refused) and expected not in str(refused)
+    assert gate.host.token not in str(pat.get("/api/v1/sources").json())

@@ -1,4 +1,4 @@
-"""The SCM provider interface: the four things the service layer asks of any Git host.
+"""The SCM provider interface: the five things the service layer asks of any Git host.
 
 One instance serves one connection (one GitHub or GitLab account with its token and webhook
 secret, see `registry`). Calls are blocking and safe to call from several threads. The
@@ -10,6 +10,7 @@ service layer calls them like this:
         # from the outbox; retry TransientError after error.delay, give up on PermanentError
     provider.changed_paths("org/shop-api", 17)      # does this PR touch services/api?
     provider.require_check("org/shop-api", "main")   # `scm protect`; print .instructions
+    provider.git_header("org/shop-manifests")        # git fetch over HTTPS as the connection
 
 Failures are sorted by the caller's next move, as for targets and gates:
 `TransientError(delay=seconds)` (the host is down, slow or rate-limiting us: try again, not
@@ -48,6 +49,11 @@ class ScmProvider(Protocol):
 
     def changed_paths(self, repository: str, number: int) -> tuple[str, ...]:
         """Every path a pull/merge request changes (both sides of a rename), sorted."""
+        ...
+
+    def git_header(self, repository: str) -> str:
+        """The `http.extraHeader` that lets git fetch `repository` over HTTPS with this
+        connection's credentials (`Authorization: Basic …`). Secret: never log it."""
         ...
 
     def require_check(self, repository: str, branch: str,

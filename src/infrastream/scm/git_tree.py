@@ -10,6 +10,7 @@ credential helpers and SSH keys work; an extra HTTP header can carry a token.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,8 +39,8 @@ class GitTree:
         self._header = header
         self._git = Git(directory, timeout=timeout)
 
-    def _config(self) -> list[str]:
-        return ["-c", f"http.extraHeader={self._header}"] if self._header else []
+    def _config(self) -> dict[str, str]:
+        return {"http.extraHeader": self._header} if self._header else {}
 
     def fetch(self, ref: str) -> str:
         """Fetch `ref` (a branch name, or `refs/pull/17/head`) and return its commit sha."""
@@ -47,8 +48,8 @@ class GitTree:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._git("init", "--bare", "-q", ".")
         local = f"refs/infrastream/{ref.removeprefix('refs/')}"
-        self._git(*self._config(), "fetch", "--quiet", "--no-tags", "--force",
-                  self.repository, f"{_full(ref)}:{local}", network=True)
+        self._git("fetch", "--quiet", "--no-tags", "--force", self.repository,
+                  f"{_full(ref)}:{local}", network=True, config=self._config())
         return self._git("rev-parse", "--verify", f"{local}^{{commit}}").strip()
 
     def commit(self, sha: str) -> Commit:
@@ -92,6 +93,23 @@ class GitTree:
             found[obj] = data[start:start + int(size)].decode("utf-8", errors="replace")
             at = start + int(size) + 1
         return found
+
+
+def basic_header(user: str, password: str) -> str:
+    """An `http.extraHeader` value authenticating git over HTTPS as `user:password`."""
+    pair = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return f"Authorization: Basic {pair}"
+
+
+def host_repository(url: str) -> str:
+    """The host's name of a repository from its clone URL: `https://github.com/o/r.git` and
+    `git@github.com:o/r.git` → `o/r` (GitLab groups keep their depth)."""
+    rest = url.strip().rstrip("/").removesuffix(".git")
+    if "://" in rest:
+        rest = rest.split("://", 1)[1].split("/", 1)[-1]
+    elif ":" in rest:
+        rest = rest.split(":", 1)[1]
+    return rest.strip("/")
 
 
 def normalized(path: str) -> str:

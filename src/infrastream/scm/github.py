@@ -27,6 +27,7 @@ from infrastream.domain.errors import PermanentError
 
 from . import github_rulesets, github_webhooks
 from .events import Delivery
+from .git_tree import basic_header
 from .github_app import GitHubApp
 from .rest import RestClient
 from .statuses import (
@@ -230,6 +231,13 @@ class GitHubProvider:
             return {"Authorization": f"Bearer {self._app.token_for(repository)}"}
         assert self.config.token is not None
         return {"Authorization": f"Bearer {self.config.token.get_secret_value()}"}
+
+    def git_header(self, repository: str) -> str:
+        """GitHub takes a token (or an App's installation token) as the password of user
+        `x-access-token` for git over HTTPS."""
+        token = (self._app.token_for(repository) if self._app is not None
+                 else self.config.token.get_secret_value() if self.config.token else "")
+        return basic_header("x-access-token", token)
 
     def _secrets(self) -> tuple[str, ...]:
         values = [s.get_secret_value() for s in

@@ -32,6 +32,7 @@ from infrastream.domain.errors import PermanentError
 
 from . import gitlab_webhooks
 from .events import Delivery
+from .git_tree import basic_header
 from .rest import RestClient
 from .statuses import (
     DEFAULT_CONTEXT,
@@ -95,6 +96,10 @@ class GitLabProvider:
 
     def close(self) -> None:
         self._rest.close()
+
+    def git_header(self, repository: str) -> str:
+        """GitLab takes an access token as the password of user `oauth2` for git over HTTPS."""
+        return basic_header("oauth2", self.config.token.get_secret_value())
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> Delivery:
         return gitlab_webhooks.parse(self.config.webhook_secret.get_secret_value(), headers, body)

@@ -39,14 +39,13 @@ from infrastream.scm import (
     PushEvent,
     StatusState,
 )
-from infrastream.scm.git_tree import GitTree
 from infrastream.store.tables import manifest_checks, manifest_sources
 
 from . import scm_outbox
 from .context import Services
 from .readmodel import ReadModel
 from .scm_connections import connected
-from .sources import evaluate
+from .sources import evaluate, tree_of
 
 CONTEXT = "infrastream/manifests"
 PULL_REFS = {"github": "refs/pull/{number}/head", "gitlab": "refs/merge-requests/{number}/head"}
@@ -158,10 +157,10 @@ def run_check(services: Services, check_id: int) -> None:
                 CommitStatus(StatusState.ERROR, "the manifest source was removed", link,
                              CONTEXT))
         return
-    tree = GitTree(services.data_dir / "sources" / f"{source.name}.git", source.repository)
     ref = PULL_REFS.get(scm.provider.type_name, PULL_REFS["github"]).format(
         number=check.number)
     try:
+        tree = tree_of(services, source)
         head = tree.fetch(ref)
         files = tree.files(check.sha, source.path) if head == check.sha else []
     except BackendError as exc:

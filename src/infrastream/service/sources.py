@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,7 +30,7 @@ from infrastream.domain.errors import BackendError, Conflict, Invalid, NotFound
 from infrastream.domain.roles import MANAGE_SOURCES, Principal
 from infrastream.manifests import Diagnostic, check_with_stored, collection_paused, parse
 from infrastream.manifests.fields import is_dns_label
-from infrastream.scm.git_tree import GitTree, normalized
+from infrastream.scm.git_tree import GitTree, host_repository, normalized
 from infrastream.store.clock import utc
 from infrastream.store.tables import manifest_objects, manifest_sources
 
@@ -42,12 +41,11 @@ from .permissions import require
 from .readmodel import ReadModel
 from .records.manifests import current_revision
 from .revisions import Plan, plan, result, write
+from .scm_connections import connected
 
 DEFAULT_INTERVAL = 60
 SYSTEM = "infrastream"
 
-HeaderFor = Callable[[Any], str | None]
-"""How to authenticate a fetch of a source (its row): an HTTP header, or None."""
 
 
 class SourceView(ReadModel):
@@ -162,8 +160,7 @@ _local_locks: dict[str, threading.Lock] = {}
 _local_guard = threading.Lock()
 
 
-def sync_source(services: Services, name: str, *, force: bool = False,
-                header_for: HeaderFor | None = None) -> SourceView:
+def sync_source(services: Services, name: str, *, force: bool = False) -> SourceView:
     """Fetch the branch and, if its commit is new (or `force`), apply the tree as one
     revision; record the outcome on the source. Returns the source's status."""
     with _local_guard:
@@ -171,13 +168,24 @@ def sync_source(services: Services, name: str, *, force: bool = False,
     if not lock.acquire(blocking=False):
         return source_status(services, name)  # this process syncs it right now
     try:
-        return _sync(services, name, force, header_for)
+        return _sync(services, name, force)
     finally:
         lock.release()
 
 
-def _sync(services: Services, name: str, force: bool,
-          header_for: HeaderFor | None) -> SourceView:
+def tree_of(services: Services, row: Any) -> GitTree:
+    """The bare mirror of a source; over HTTPS with its SCM connection's credentials when
+    it names one (`source add --scm`), else with the server's own (credential helpers, SSH
+    keys). The header travels in git's environment, never on a command line."""
+    header = None
+    if row.scm and row.repository.startswith(("https://", "http://")):
+        header = connected(services, row.scm).provider.git_header(
+            host_repository(row.repository))
+    return GitTree(services.data_dir / "sources" / f"{row.name}.git", row.repository,
+                   header=header)
+
+
+def _sync(services: Services, name: str, force: bool) -> SourceView:
     outcome: dict[str, Any] | None = None
     with services.db.connect() as guard:
         if not _exclusive(guard, name):
@@ -185,14 +193,13 @@ def _sync(services: Services, name: str, force: bool,
         try:
             row = _row(guard, name)
             guard.rollback()  # hold no snapshot while git fetches
-            tree = GitTree(services.data_dir / "sources" / f"{name}.git", row.repository,
-                           header=header_for(row) if header_for else None)
             try:
+                tree = tree_of(services, row)
                 sha = tree.fetch(row.branch)
                 fresh = force or sha != row.applied_commit or row.state != "ok"
                 commit = tree.commit(sha) if fresh else None
                 files = tree.files(sha, row.path) if fresh else []
-            except BackendError as exc:
+            except (BackendError, NotFound) as exc:
                 with services.transaction() as conn:
                     _record(conn, row, services.now(), state="error", commit=row.commit,
                             message=f"cannot fetch {row.branch}: {exc.reason}",
