@@ -252,6 +252,20 @@ audit_log = Table(
 )
 Index("ix_audit_log_object", audit_log.c.object_type, audit_log.c.object_id)
 
+audit_pending = Table(
+    "audit_pending", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Time, nullable=False),
+    Column("actor", String(63), nullable=False),
+    Column("action", String(63), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(200), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+)
+"""Audit entries committed by their use case and not yet linked into the chain (the chainer
+moves them to `audit_log`, see service.auditing.trail)."""
+
 server_settings = Table(
     "server_settings", metadata,
     Column("key", String(63), primary_key=True),

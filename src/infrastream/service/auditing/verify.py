@@ -28,6 +28,7 @@ def verify_all(services: Services) -> VerifyReport:
     current = key_id(public)
     problems: list[tuple[int, str]] = []
     signed: list[int] = []
+    audit.settle(services.db)
     with services.db.connect() as conn:
         chain = audit.verify(conn)
         rows = conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()

@@ -57,6 +57,7 @@ def list_entries(services: Services, *, limit: int = 100, before: int | None = N
                  object_type: str | None = None,
                  object_id: str | None = None) -> list[AuditEntryView]:
     valid_id("before", before)
+    audit.settle(services.db)
     with services.db.connect() as conn:
         rows = audit.entries(conn, after=before or 0, limit=limit, object_type=object_type,
                              object_id=object_id, newest_first=True)
@@ -64,6 +65,7 @@ def list_entries(services: Services, *, limit: int = 100, before: int | None = N
 
 
 def verify(services: Services) -> VerifyReport:
+    audit.settle(services.db)
     with services.db.connect() as conn:
         verdict = audit.verify(conn)
     return VerifyReport(ok=verdict.ok, entries=verdict.entries, broken_at=verdict.broken_at,
