@@ -48,11 +48,15 @@ def verify_all(services: Services) -> VerifyReport:
                     problems.append((row.seq, problem))
         if not chain.ok:
             problems.extend(_chain_problem(conn, chain, signed, problems))
+        waiting = audit.waiting(conn)
     problems.sort(key=lambda problem: problem[0])
-    return VerifyReport(
+    intact = "the chain is intact and every checkpoint verifies"
+    if waiting:
+        intact += f"; {waiting} newer entries wait to be chained (not yet verified)"
+    return VerifyReport(waiting=waiting,
         ok=not problems, entries=chain.entries, checkpoints=len(rows),
         broken_at=problems[0][0] if problems else None,
-        reason=problems[0][1] if problems else "the chain is intact and every checkpoint verifies",
+        reason=problems[0][1] if problems else intact,
         problems=[message for _, message in problems])
 
 

@@ -51,6 +51,9 @@ class VerifyReport(ReadModel):
     broken_at: int | None
     reason: str
     problems: list[str] = []
+    waiting: int = 0
+    """Entries committed after verification linked the chain, still waiting for the chainer:
+    not in the chain yet, so neither verified nor a problem (the next check covers them)."""
 
 
 def list_entries(services: Services, *, limit: int = 100, before: int | None = None,
