@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Text, cast, delete, select, text, update
 
 from infrastream.service.auditing import trail as audit
 from infrastream.service.auditing import verify as audit_verify
@@ -110,6 +110,18 @@ def test_the_engine_pass_links_waiting_entries(services):
     with services.db.connect() as conn:
         assert audit.waiting(conn) == 0
         assert conn.execute(select(audit_log.c.actor)).scalars().all() == ["carol"]
+
+
+def test_before_and_after_are_stored_as_the_canonical_text_the_hash_covers(services):
+    with services.transaction() as conn:
+        audit.record(conn, at=datetime.now(UTC), actor="rita", action="test.write",
+                     object_type="test", object_id="1", before={"z": 1, "a": "ü"},
+                     after=None)
+    with services.db.connect() as conn:
+        row = conn.execute(select(cast(audit_log.c.before, Text), cast(audit_log.c.after, Text),
+                                  audit_log.c.before)).one()
+    assert tuple(row) == ('{"a":"ü","z":1}', "null", {"a": "ü", "z": 1})
+    assert audit_verify.verify_all(services).ok
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ what keeps two concurrent approvals or promotions from advancing a stage twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,6 +24,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from infrastream.domain.release import canonical_json
 
 metadata = MetaData(
     naming_convention={
@@ -34,6 +40,21 @@ metadata = MetaData(
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Time = DateTime(timezone=True)
+
+
+class CanonicalJSON(TypeDecorator[Any]):
+    """JSON written as its canonical text (sorted keys, compact, UTF-8): the stored text of an
+    audit entry's `before`/`after` is then exactly what its hash covers, so verification
+    splices it into the hashed bytes instead of decoding and re-encoding it (PostgreSQL's
+    `json` type and SQLite keep the text as written)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def process(value: Any) -> str:
+            return canonical_json(value).decode()
+        return process
 
 users = Table(
     "users", metadata,
@@ -245,8 +266,8 @@ audit_log = Table(
     Column("action", String(63), nullable=False),
     Column("object_type", String(32), nullable=False),
     Column("object_id", String(200), nullable=False),
-    Column("before", JSON, nullable=True),
-    Column("after", JSON, nullable=True),
+    Column("before", CanonicalJSON, nullable=True),
+    Column("after", CanonicalJSON, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )

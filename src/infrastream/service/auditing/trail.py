@@ -24,20 +24,33 @@ record is also what lets `verify` notice a deleted newest entry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Text,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from infrastream.domain.audit_chain import (
     GENESIS,
     AuditEntry,
     ChainVerdict,
+    ChainWalk,
+    Progress,
     entry_hash,
-    verify_chain,
 )
 from infrastream.store.clock import utc
 from infrastream.store.database import writing
@@ -203,21 +216,28 @@ def entries(conn: Connection, *, after: int = 0, limit: int | None = None,
     return [_entry(row) for row in conn.execute(query)]
 
 
-def _all(conn: Connection, batch: int = 5000) -> Iterator[AuditEntry]:
+_STORED = select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log.c.action,
+                 audit_log.c.object_type, audit_log.c.object_id,
+                 cast(audit_log.c.before, Text), cast(audit_log.c.after, Text),
+                 audit_log.c.prev_hash, audit_log.c.hash)
+
+
+def verify(conn: Connection, *, chunk: int = 20_000,
+           progress: Progress | None = None) -> ChainVerdict:
+    """The chain checked from its stored texts, streamed in chunks of `chunk` entries."""
+    walk = ChainWalk()
     last = 0
     while True:
-        chunk = conn.execute(
-            select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
-        ).all()
-        if not chunk:
-            return
-        for row in chunk:
-            yield _entry(row)
-        last = chunk[-1].seq
-
-
-def verify(conn: Connection) -> ChainVerdict:
-    verdict = verify_chain(_all(conn))
+        rows = conn.execute(_STORED.where(audit_log.c.seq > last).order_by(audit_log.c.seq)
+                            .limit(chunk)).all()
+        if not rows:
+            break
+        if not walk.feed([(r[0], utc(r[1]), *r[2:]) for r in rows]):
+            break
+        last = rows[-1][0]
+        if progress is not None:
+            progress(walk.count)
+    verdict = walk.result()
     if not verdict.ok:
         return verdict
     head = conn.execute(
