@@ -61,5 +61,6 @@ def test_the_stored_bytes_are_the_canonical_body_the_hash_covers():
               "prev_hash": "ab" * 32}
     expected = entry_hash(before=before, after=after, **fields)
     spliced = stored_bytes(before=canonical_json(before).decode(),
-                           after=canonical_json(after).decode(), **fields)
+                           after=canonical_json(after).decode(),
+                           **{**fields, "at": at.isoformat()})
     assert hashlib.sha256(spliced).hexdigest() == expected

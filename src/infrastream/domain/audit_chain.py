@@ -89,15 +89,16 @@ def verify_chain(entries: Iterable[AuditEntry]) -> ChainVerdict:
 
 StoredEntry = Sequence[Any]
 """(seq, at, actor, action, object_type, object_id, before text, after text, prev, hash): an
-entry as stored, its `before`/`after` as the canonical JSON text they were written as."""
+entry as stored, `at` as its UTC ISO 8601 text (`datetime.isoformat`), `before`/`after` as
+the canonical JSON text they were written as."""
 
 
-def stored_bytes(seq: int, at: datetime, actor: str, action: str, object_type: str,
+def stored_bytes(seq: int, at: str, actor: str, action: str, object_type: str,
                  object_id: str, before: str, after: str, prev_hash: str) -> bytes:
     """The bytes `entry_hash` covers, assembled from stored canonical texts (no JSON work):
     `canonical_json` of the body, keys in their sorted order."""
     return (f'{{"action":{_text(action)},"actor":{_text(actor)},"after":{after},'
-            f'"at":"{at.isoformat()}","before":{before},"objectId":{_text(object_id)},'
+            f'"at":"{at}","before":{before},"objectId":{_text(object_id)},'
             f'"objectType":{_text(object_type)},"prev":{_text(prev_hash)},"seq":{seq}}}'
             ).encode()
 
@@ -109,9 +110,10 @@ def _stored_hash(row: StoredEntry) -> str:
     if digest == row[9]:
         return digest
     # Written before the texts were canonical (or edited): the hash of the decoded values.
-    return entry_hash(seq=seq, at=at, actor=actor, action=action, object_type=object_type,
-                      object_id=object_id, before=json.loads(before or "null"),
-                      after=json.loads(after or "null"), prev_hash=prev)
+    return entry_hash(seq=seq, at=datetime.fromisoformat(at), actor=actor, action=action,
+                      object_type=object_type, object_id=object_id,
+                      before=json.loads(before or "null"), after=json.loads(after or "null"),
+                      prev_hash=prev)
 
 
 class ChainWalk:

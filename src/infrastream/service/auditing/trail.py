@@ -33,9 +33,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import (
     Connection,
     Engine,
-    Text,
     bindparam,
-    cast,
     delete,
     func,
     insert,
@@ -216,27 +214,47 @@ def entries(conn: Connection, *, after: int = 0, limit: int | None = None,
     return [_entry(row) for row in conn.execute(query)]
 
 
-_STORED = select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log.c.action,
-                 audit_log.c.object_type, audit_log.c.object_id,
-                 cast(audit_log.c.before, Text), cast(audit_log.c.after, Text),
-                 audit_log.c.prev_hash, audit_log.c.hash)
+_STORED_COLUMNS = {
+    # `at` as text: SQLite keeps what SQLAlchemy wrote ('YYYY-MM-DD HH:MM:SS.ffffff', UTC);
+    # PostgreSQL is asked for the same form in UTC.
+    "sqlite": "at",
+    "postgresql": """to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')""",
+}
+
+
+def _stored_query(dialect: str, after: int, chunk: int) -> str:
+    at = _STORED_COLUMNS.get(dialect, "at")
+    return (f"SELECT seq, {at}, actor, action, object_type, object_id, CAST(before AS TEXT), "
+            f"CAST(after AS TEXT), prev_hash, hash FROM audit_log WHERE seq > {int(after)} "
+            f"ORDER BY seq LIMIT {int(chunk)}")
+
+
+def _iso(stored: str) -> str:
+    """'YYYY-MM-DD HH:MM:SS.ffffff' (UTC) as `datetime.isoformat` writes it."""
+    text = stored[:10] + "T" + stored[11:]
+    return (text[:-7] if text.endswith(".000000") else text) + "+00:00"
 
 
 def verify(conn: Connection, *, chunk: int = 20_000,
            progress: Progress | None = None) -> ChainVerdict:
-    """The chain checked from its stored texts, streamed in chunks of `chunk` entries."""
+    """The chain checked from its stored texts (the raw DB-API cursor: no per-row type
+    processing), streamed in chunks of `chunk` entries."""
     walk = ChainWalk()
     last = 0
-    while True:
-        rows = conn.execute(_STORED.where(audit_log.c.seq > last).order_by(audit_log.c.seq)
-                            .limit(chunk)).all()
-        if not rows:
-            break
-        if not walk.feed([(r[0], utc(r[1]), *r[2:]) for r in rows]):
-            break
-        last = rows[-1][0]
-        if progress is not None:
-            progress(walk.count)
+    cursor = conn.connection.cursor()
+    try:
+        while True:
+            cursor.execute(_stored_query(conn.dialect.name, last, chunk))
+            rows = cursor.fetchall()
+            if not rows:
+                break
+            if not walk.feed([(r[0], _iso(str(r[1])), *r[2:]) for r in rows]):
+                break
+            last = rows[-1][0]
+            if progress is not None:
+                progress(walk.count)
+    finally:
+        cursor.close()
     verdict = walk.result()
     if not verdict.ok:
         return verdict
