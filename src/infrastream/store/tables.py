@@ -187,9 +187,13 @@ releases = Table(
     Column("base_release_id", Id, nullable=True),
     Column("guard_override", JSON, nullable=True),
     Column("abandoned", JSON, nullable=True),
+    Column("number", Integer, nullable=True),
     UniqueConstraint("app_set", "name", name="uq_releases_app_set_name"),
 )
+"""`number` is N of a release named `vN` (NULL for any other name): the next auto-name is
+one index probe (`max(number)` of the set), not a read of every name of the set."""
 Index("ix_releases_state", releases.c.state, releases.c.id)
+Index("ix_releases_number", releases.c.app_set, releases.c.number)
 
 stage_runs = Table(
     "stage_runs", metadata,
@@ -240,6 +244,10 @@ deployments = Table(
     Column("result", JSON, nullable=True),
 )
 Index("ix_deployments_environment", deployments.c.environment, deployments.c.id)
+Index("ix_deployments_deploying", deployments.c.environment, deployments.c.id,
+      postgresql_where=deployments.c.state == "deploying",
+      sqlite_where=deployments.c.state == "deploying")
+"""Occupancy reads only active work: a partial index of the deployments now deploying."""
 
 check_runs = Table(
     "check_runs", metadata,
@@ -333,6 +341,9 @@ prerelease_runs = Table(
     Column("cancel_reason", Text, nullable=True),
 )
 Index("ix_prerelease_runs_app", prerelease_runs.c.app, prerelease_runs.c.id)
+Index("ix_prerelease_runs_running", prerelease_runs.c.environment, prerelease_runs.c.id,
+      postgresql_where=prerelease_runs.c.state == "running",
+      sqlite_where=prerelease_runs.c.state == "running")
 
 rollbacks = Table(
     "rollbacks", metadata,
