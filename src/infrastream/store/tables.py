@@ -248,6 +248,7 @@ Index("ix_deployments_deploying", deployments.c.environment, deployments.c.id,
       postgresql_where=deployments.c.state == "deploying",
       sqlite_where=deployments.c.state == "deploying")
 """Occupancy reads only active work: a partial index of the deployments now deploying."""
+Index("ix_deployments_state", deployments.c.state, deployments.c.id)
 
 check_runs = Table(
     "check_runs", metadata,

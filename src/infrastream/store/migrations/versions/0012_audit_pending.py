@@ -47,12 +47,14 @@ def upgrade() -> None:
     running = sa.text("state = 'running'")
     op.create_index('ix_deployments_deploying', 'deployments', ['environment', 'id'],
                     postgresql_where=deploying, sqlite_where=deploying)
+    op.create_index('ix_deployments_state', 'deployments', ['state', 'id'])
     op.create_index('ix_prerelease_runs_running', 'prerelease_runs', ['environment', 'id'],
                     postgresql_where=running, sqlite_where=running)
 
 
 def downgrade() -> None:
     op.drop_index('ix_prerelease_runs_running', table_name='prerelease_runs')
+    op.drop_index('ix_deployments_state', table_name='deployments')
     op.drop_index('ix_deployments_deploying', table_name='deployments')
     with op.batch_alter_table('releases', schema=None) as batch_op:
         batch_op.drop_index('ix_releases_number')
