@@ -71,8 +71,12 @@ def _seed(bench: Any, total: int) -> None:
                 if values:
                     conn.execute(insert(table), values)
         done += batch
-    if db.dialect.name == "postgresql":
+    if db.dialect.name == "postgresql":  # explicit ids: move the sequences past them
         with db.connect() as conn:
+            for table in next_id:
+                conn.exec_driver_sql(
+                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                    f"(SELECT max(id) FROM {table.name}))")
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
 
