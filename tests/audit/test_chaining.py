@@ -157,3 +157,20 @@ def test_reordered_entries_are_detected(five):
                 prev_hash=source.prev_hash, hash=source.hash))
     report = audit_verify.verify_all(five)
     assert not report.ok and report.broken_at == 2
+
+
+def test_a_running_verification_publishes_its_progress(five, monkeypatch):
+    seen = []
+    original = audit.verify
+
+    def watched(conn, **options):
+        def progress(done: int) -> None:
+            options["progress"](done)
+            seen.append(audit_verify.progress(five).to_json())
+        return original(conn, **{**options, "progress": progress})
+
+    monkeypatch.setattr(audit, "verify", watched)
+    assert audit_verify.progress(five).to_json() == {"running": False, "done": 0, "total": 0}
+    assert audit_verify.verify_all(five).ok
+    assert seen == [{"running": True, "done": 5, "total": 5}]
+    assert not audit_verify.progress(five).running

@@ -9,6 +9,7 @@ Every problem is reported, not only the first; `reason` is the earliest.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -20,17 +21,50 @@ from infrastream.store.tables import audit_checkpoints, audit_log
 from ..context import Services
 from . import signing
 from . import trail as audit
-from .view import VerifyReport
+from .view import VerifyProgress, VerifyReport
+
+_progress_lock = threading.Lock()
+_running: dict[str, list[int]] = {}
+"""Per database: [entries verified, entries to verify] of each verification running now."""
+
+
+def progress(services: Services) -> VerifyProgress:
+    """How far the running verification has got (the CLI draws it as a progress bar)."""
+    with _progress_lock:
+        found = _running.get(str(services.db.url))
+        return VerifyProgress(running=found is not None, done=found[0] if found else 0,
+                              total=found[1] if found else 0)
 
 
 def verify_all(services: Services) -> VerifyReport:
+    """Verify the chain and every checkpoint, publishing progress while it runs (it runs on
+    the API's worker threads, never on the event loop, so the API stays responsive)."""
+    key = str(services.db.url)
+    with services.db.connect() as conn:
+        total = conn.execute(select(func.max(audit_log.c.seq))).scalar_one_or_none() or 0
+    state = [0, int(total)]
+    with _progress_lock:
+        _running[key] = state
+
+    def advance(done: int) -> None:
+        with _progress_lock:
+            state[0] = done
+    try:
+        return _verify_all(services, advance)
+    finally:
+        with _progress_lock:
+            if _running.get(key) is state:
+                del _running[key]
+
+
+def _verify_all(services: Services, advance: Any) -> VerifyReport:
     public = signing.private_key(services).public_key()
     current = key_id(public)
     problems: list[tuple[int, str]] = []
     signed: list[int] = []
     audit.settle(services.db)
     with services.db.connect() as conn:
-        chain = audit.verify(conn)
+        chain = audit.verify(conn, progress=advance)
         rows = conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()
         for row in rows:
             checkpoint = signing.checkpoint_json(row)

@@ -56,6 +56,14 @@ class VerifyReport(ReadModel):
     not in the chain yet, so neither verified nor a problem (the next check covers them)."""
 
 
+class VerifyProgress(ReadModel):
+    """How far the verification running in this server has got (entries of the chain)."""
+
+    running: bool
+    done: int = 0
+    total: int = 0
+
+
 def list_entries(services: Services, *, limit: int = 100, before: int | None = None,
                  object_type: str | None = None,
                  object_id: str | None = None) -> list[AuditEntryView]:
