@@ -118,13 +118,15 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=10_000)
     parser.add_argument("--lifecycles", type=int, default=15)
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--postgres-only", action="store_true")
     args = parser.parse_args()
 
     import engine as lifecycle  # bench/engine.py
 
     with tempfile.TemporaryDirectory() as tmp:
-        measure("SQLite", f"sqlite:///{Path(tmp) / 'sqlite' / 'bench.db'}", Path(tmp) / "sqlite",
-                args)
+        if not args.postgres_only:
+            measure("SQLite", f"sqlite:///{Path(tmp) / 'sqlite' / 'bench.db'}",
+                    Path(tmp) / "sqlite", args)
         if not args.sqlite_only:
             found = lifecycle.postgres_url()
             if found is not None:
