@@ -96,7 +96,7 @@ def test_a_checkpoint_signs_the_chain_head_once_and_verifies(story):
     verdict = audit_verify.verify_all(story.services).to_json()
     assert verdict == {"ok": True, "entries": head, "checkpoints": 1, "brokenAt": None,
                        "reason": "the chain is intact and every checkpoint verifies",
-                       "problems": []}
+                       "problems": [], "waiting": 0}
 
     story.record_versions("1.0.1")
     moved = signing.checkpoint(story.services)

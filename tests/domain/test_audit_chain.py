@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -46,3 +47,20 @@ def test_reordered_entries_are_detected():
     entries[1], entries[2] = entries[2], entries[1]
     verdict = verify_chain(entries)
     assert not verdict.ok and verdict.broken_at == 3
+
+
+def test_the_stored_bytes_are_the_canonical_body_the_hash_covers():
+    from infrastream.domain.audit_chain import stored_bytes
+    from infrastream.domain.release import canonical_json
+
+    at = datetime(2026, 12, 2, 13, 0, 0, 123456, tzinfo=UTC)
+    before = {"z": 1, "a": ["ü", {"q": 'say "hi"\n'}], "m": None}
+    after = {"tab\t": "é\\", "n": 1.5}
+    fields = {"seq": 7, "at": at, "actor": 'an "odd" ü actor', "action": "release.create",
+              "object_type": "release", "object_id": "shop/2026.12.02-1\u2028",
+              "prev_hash": "ab" * 32}
+    expected = entry_hash(before=before, after=after, **fields)
+    spliced = stored_bytes(before=canonical_json(before).decode(),
+                           after=canonical_json(after).decode(),
+                           **{**fields, "at": at.isoformat()})
+    assert hashlib.sha256(spliced).hexdigest() == expected

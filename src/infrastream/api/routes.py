@@ -24,6 +24,7 @@ from infrastream.service import (
     versions,
 )
 from infrastream.service.auditing import view as audit_view
+from infrastream.service.auditing.verify import progress as audit_verify_progress
 from infrastream.service.auditing.verify import verify_all as audit_verify_all
 from infrastream.service.drift import DriftReport, drift_report
 from infrastream.service.readmodel import ReadModel
@@ -260,6 +261,13 @@ def audit_list(services: ServicesDep, principal: PrincipalDep,
 def audit_verify(services: ServicesDep, principal: PrincipalDep) -> audit_view.VerifyReport:
     """The hash chain and every signed checkpoint."""
     return audit_verify_all(services)
+
+
+@router.get("/audit/verify/progress", tags=["audit"], responses=declared(401))
+def audit_verify_progress_route(services: ServicesDep,
+                                principal: PrincipalDep) -> audit_view.VerifyProgress:
+    """How far a verification running on this server has got (entries of the chain)."""
+    return audit_verify_progress(services)
 
 
 @router.post("/environments/{environment}/rollbacks", status_code=202, tags=["environments"],

@@ -7,8 +7,8 @@ from typing import Any
 
 import typer
 
-from .client import ServerOption, TokenOption, connect
-from .output import CliError, Output, OutputOption, console, emit
+from .client import ApiClient, ServerOption, TokenOption, connect, connect_unhurried
+from .output import CliError, Output, OutputOption, console, emit, err_console
 from .render import print_table, when
 
 CHANGE_WIDTH = 72
@@ -61,8 +61,14 @@ def verify(
     server: str | None = ServerOption,
     token: str | None = TokenOption,
 ) -> None:
-    """Verify the hash chain of the whole audit trail. Exit status 1 when it is broken."""
-    verdict = connect(server, token).get("/audit/verify")
+    """Verify the hash chain of the whole audit trail. Exit status 1 when it is broken.
+
+    Waits as long as the verification runs; on a terminal it draws its progress."""
+    client = connect_unhurried(server, token)
+    if output is Output.TABLE and err_console.is_terminal:
+        verdict = _with_progress(client)
+    else:
+        verdict = client.get("/audit/verify")
     if output is not Output.TABLE:
         emit(verdict, output)
     elif verdict.get("ok"):
@@ -98,3 +104,38 @@ def public_key(
 ) -> None:
     """Print the server's Ed25519 public key (PEM): what verifies checkpoints and packs."""
     typer.echo(connect(server, token).text("/audit/public-key"), nl=False)
+
+
+def _with_progress(client: ApiClient) -> Any:
+    """GET /audit/verify on a thread while a Rich bar follows /audit/verify/progress."""
+    import threading
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["verdict"] = client.get("/audit/verify")
+        except CliError as exc:
+            result["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    poller = ApiClient(client.server, client.token)
+    with Progress("verifying the audit trail", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+        task = bar.add_task("verify", total=None)
+        while worker.is_alive():
+            worker.join(0.5)
+            if not worker.is_alive():
+                break
+            try:
+                seen = poller.get("/audit/verify/progress")
+            except CliError:
+                continue  # the bar waits; the verification itself decides the outcome
+            if seen.get("running"):
+                bar.update(task, completed=seen.get("done", 0), total=seen.get("total") or None)
+    if "error" in result:
+        raise result["error"]
+    return result["verdict"]

@@ -100,10 +100,18 @@ def connect(server: str | None, token: str | None) -> ApiClient:
     return ApiClient(url, secret)
 
 
+def connect_unhurried(server: str | None, token: str | None) -> ApiClient:
+    """`connect`, for a request that takes as long as the work it asks for (no timeout)."""
+    client = connect(server, token)
+    client.timeout = None
+    return client
+
+
 class ApiClient:
     """Calls /api/v1 and returns the decoded JSON, or raises CliError with one line."""
 
-    def __init__(self, server: str, token: str | None, *, timeout: float = TIMEOUT) -> None:
+    def __init__(self, server: str, token: str | None, *,
+                 timeout: float | None = TIMEOUT) -> None:
         self.server = server.rstrip("/")
         self.token = token
         self.timeout = timeout
@@ -135,7 +143,7 @@ class ApiClient:
                            "is `infrastream serve` running?") from None
         except httpx.TimeoutException:
             raise CliError(f"the Infrastream server at {self.server} did not answer within "
-                           f"{self.timeout:g}s") from None
+                           f"{self.timeout or 0:g}s") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise CliError(f"`{self.server}` is not a valid server URL "
                            "(e.g. http://127.0.0.1:8420)") from None

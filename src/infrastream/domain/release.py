@@ -60,10 +60,17 @@ def valid_release_name(name: str) -> bool:
     return bool(_RELEASE_NAME.match(name))
 
 
-def next_release_name(existing: list[str]) -> str:
+def release_number(name: str) -> int | None:
+    """N of a release named `vN` (N below 2³¹); None for any other name."""
+    if not (name.startswith("v") and name[1:].isdigit() and name[1:].isascii()):
+        return None
+    number = int(name[1:])
+    return number if number < 2**31 else None
+
+
+def next_release_name(highest: int | None) -> str:
     """`v1`, `v2`, … : one more than the highest `vN` among the set's release names."""
-    numbers = [int(n[1:]) for n in existing if n.startswith("v") and n[1:].isdigit()]
-    return f"v{max(numbers, default=0) + 1}"
+    return f"v{(highest or 0) + 1}"
 
 
 def canonical_json(value: Any) -> bytes:

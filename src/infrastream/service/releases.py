@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
 from infrastream.domain.forward_port import violations
 from infrastream.domain.inputs import free_text, optional_text, valid_id, valid_name
-from infrastream.domain.release import content_digest, next_release_name
+from infrastream.domain.release import content_digest, next_release_name, release_number
 from infrastream.domain.roles import CUT_RELEASE, PROMOTE, Principal, promoters
 from infrastream.domain.stage_machine import StageState
 from infrastream.manifests import Bundle, Lane
@@ -186,9 +186,9 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
             conn.execute(select(manifest_objects.c.name).where(
                 (manifest_objects.c.kind == "ApplicationSet")
                 & (manifest_objects.c.name == app_set)).with_for_update())
-            existing = [r.name for r in conn.execute(
-                select(releases.c.name).where(releases.c.app_set == app_set))]
-            release_name = name or next_release_name(existing)
+            highest = conn.execute(select(func.max(releases.c.number))
+                                   .where(releases.c.app_set == app_set)).scalar()
+            release_name = name or next_release_name(highest)
             content = {**content, "name": release_name}
             digest = content_digest(content)
             release_id = inserted_id(conn.execute(insert(releases).values(
@@ -196,6 +196,7 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
                 digest=digest, content=content, state=ReleaseState.ACTIVE, created_at=now,
                 created_by=principal.name, incident=incident, source_root=root,
                 base_release_id=base_release_id, guard_override=guard,
+                number=release_number(release_name),
             )))
             for index in range(stage_count):
                 first = index == 0

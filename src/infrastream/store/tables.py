@@ -7,6 +7,8 @@ what keeps two concurrent approvals or promotions from advancing a stage twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,6 +24,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from infrastream.domain.release import canonical_json
 
 metadata = MetaData(
     naming_convention={
@@ -34,6 +40,21 @@ metadata = MetaData(
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Time = DateTime(timezone=True)
+
+
+class CanonicalJSON(TypeDecorator[Any]):
+    """JSON written as its canonical text (sorted keys, compact, UTF-8): the stored text of an
+    audit entry's `before`/`after` is then exactly what its hash covers, so verification
+    splices it into the hashed bytes instead of decoding and re-encoding it (PostgreSQL's
+    `json` type and SQLite keep the text as written)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def process(value: Any) -> str:
+            return canonical_json(value).decode()
+        return process
 
 users = Table(
     "users", metadata,
@@ -189,9 +210,13 @@ releases = Table(
     Column("base_release_id", Id, nullable=True),
     Column("guard_override", JSON, nullable=True),
     Column("abandoned", JSON, nullable=True),
+    Column("number", Integer, nullable=True),
     UniqueConstraint("app_set", "name", name="uq_releases_app_set_name"),
 )
+"""`number` is N of a release named `vN` (NULL for any other name): the next auto-name is
+one index probe (`max(number)` of the set), not a read of every name of the set."""
 Index("ix_releases_state", releases.c.state, releases.c.id)
+Index("ix_releases_number", releases.c.app_set, releases.c.number)
 
 stage_runs = Table(
     "stage_runs", metadata,
@@ -242,6 +267,11 @@ deployments = Table(
     Column("result", JSON, nullable=True),
 )
 Index("ix_deployments_environment", deployments.c.environment, deployments.c.id)
+Index("ix_deployments_deploying", deployments.c.environment, deployments.c.id,
+      postgresql_where=deployments.c.state == "deploying",
+      sqlite_where=deployments.c.state == "deploying")
+"""Occupancy reads only active work: a partial index of the deployments now deploying."""
+Index("ix_deployments_state", deployments.c.state, deployments.c.id)
 
 check_runs = Table(
     "check_runs", metadata,
@@ -268,12 +298,26 @@ audit_log = Table(
     Column("action", String(63), nullable=False),
     Column("object_type", String(32), nullable=False),
     Column("object_id", String(200), nullable=False),
-    Column("before", JSON, nullable=True),
-    Column("after", JSON, nullable=True),
+    Column("before", CanonicalJSON, nullable=True),
+    Column("after", CanonicalJSON, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
 Index("ix_audit_log_object", audit_log.c.object_type, audit_log.c.object_id)
+
+audit_pending = Table(
+    "audit_pending", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Time, nullable=False),
+    Column("actor", String(63), nullable=False),
+    Column("action", String(63), nullable=False),
+    Column("object_type", String(32), nullable=False),
+    Column("object_id", String(200), nullable=False),
+    Column("before", JSON, nullable=True),
+    Column("after", JSON, nullable=True),
+)
+"""Audit entries committed by their use case and not yet linked into the chain (the chainer
+moves them to `audit_log`, see service.auditing.trail)."""
 
 server_settings = Table(
     "server_settings", metadata,
@@ -321,6 +365,9 @@ prerelease_runs = Table(
     Column("cancel_reason", Text, nullable=True),
 )
 Index("ix_prerelease_runs_app", prerelease_runs.c.app, prerelease_runs.c.id)
+Index("ix_prerelease_runs_running", prerelease_runs.c.environment, prerelease_runs.c.id,
+      postgresql_where=prerelease_runs.c.state == "running",
+      sqlite_where=prerelease_runs.c.state == "running")
 
 rollbacks = Table(
     "rollbacks", metadata,

@@ -62,6 +62,7 @@ def build_evidence(services: Services, ref: ReleaseRef) -> dict[str, Any]:
     signing.checkpoint(services)
     key = signing.private_key(services)
     public = key.public_key()
+    audit.settle(services.db)
     with services.db.connect() as conn:
         release = find(conn, ref)
         rows = stage_rows(conn, release.id)

@@ -20,7 +20,7 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import audit_checkpoints, audit_log
 
 from ..context import Services
-from . import signing
+from . import signing, trail
 
 BATCH = 2000
 
@@ -60,6 +60,7 @@ def _batches(services: Services, table: Table, since: datetime | None,
 def export(services: Services, since: datetime | None = None,
            until: datetime | None = None) -> Iterator[dict[str, Any]]:
     """The audit entries, then the checkpoints, made in [since, until), oldest first."""
+    trail.settle(services.db)
     for rows in _batches(services, audit_log, since, until):
         for row in rows:
             yield {"type": "entry", **_entry(row).to_json()}

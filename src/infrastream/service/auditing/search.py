@@ -31,6 +31,7 @@ from infrastream.store.tables import audit_checkpoints, audit_log, server_settin
 
 from ..context import Services
 from . import signing
+from . import trail as audit
 from .verify import verify_all
 
 PAGE = 50
@@ -63,6 +64,7 @@ def audit_page(services: Services, *, actor: str | None = None, action: str | No
     actor, action = actor or None, action or None
     object_type, object_id = object_type or None, object_id or None
     by_object = object_type is not None and object_id is not None
+    audit.settle(services.db)
     windowed = not by_object and any((actor, action, object_type, object_id))
     with services.db.connect() as conn:
         newest = conn.execute(select(audit_log.c.seq).order_by(audit_log.c.seq.desc())
@@ -103,6 +105,7 @@ def chain_status(services: Services, *, tail: int = TAIL) -> dict[str, Any]:
     public = signing.private_key(services).public_key()
     current_key = key_id(public)
     problems: list[str] = []
+    audit.settle(services.db)
     with services.db.connect() as conn:
         head = conn.execute(select(audit_log.c.seq, audit_log.c.hash)
                             .order_by(audit_log.c.seq.desc()).limit(1)).first()

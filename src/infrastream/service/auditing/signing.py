@@ -172,6 +172,7 @@ def checkpoint(services: Services) -> dict[str, Any] | None:
     new to sign (or a concurrent caller just signed the same head)."""
     key = private_key(services)
     signer_id = key_id_of(key.public_key())
+    audit.settle(services.db)
     try:
         with services.transaction() as conn:
             head = conn.execute(select(audit_log.c.seq, audit_log.c.hash)

@@ -1,35 +1,58 @@
 """Appending to and reading the audit trail (a hash chain, see domain.audit_chain).
 
 Every mutating use case calls `record` inside its own transaction, so an action and its audit
-entry commit together or not at all. Appends are serialised on the chain head, the
-`audit-head` setting (SQLite: the transaction's write lock from BEGIN IMMEDIATE;
-PostgreSQL: the head row's lock). The head this process wrote last is kept as a hint: the
-append moves the head with a compare-and-set against it (`UPDATE … WHERE value = hint`), so
-the usual append is that one UPDATE and the INSERT (`record_many`: one of each for several
-entries); when another process or a rollback moved the head meanwhile, the CAS matches
-nothing and the head is read under lock as before. The head record is also what lets
-`verify` notice a deleted newest entry.
+entry commit together or not at all. Linking an entry into the chain needs the chain head,
+and holding the head through every user commit capped the whole installation at a few
+hundred audited writes per second, so the head is taken out of the user transaction:
+
+- `record` tries to become the *chainer* for its transaction (PostgreSQL: a transaction
+  advisory lock taken with `pg_try_advisory_xact_lock`, never waited for; SQLite: the write
+  lock the transaction already holds from BEGIN IMMEDIATE). The chainer links the entries
+  other transactions left waiting, then its own, and moves the `audit-head` setting.
+- A transaction that does not get the lock appends its entries to `audit_pending` and goes
+  on: no wait, no shared row. The next chainer (another writer, the engine pass, or any
+  reader of the trail through `settle`) links them, in the order of their ids.
+
+So exactly one server links at a time, entries are totally ordered by `seq` (contiguous, in
+chaining order, which respects commit order: an entry committed before another transaction
+started has the smaller id), and the stored chain is what it always was, so verification,
+checkpoints and evidence packs are unchanged. The head this process wrote last is kept as a
+hint: the chainer moves the head with a compare-and-set against it (`UPDATE … WHERE value =
+hint`); when another process or a rollback moved it meanwhile, the head is read. The head
+record is also what lets `verify` notice a deleted newest entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from infrastream.domain.audit_chain import (
     GENESIS,
     AuditEntry,
     ChainVerdict,
+    ChainWalk,
+    Progress,
     entry_hash,
-    verify_chain,
 )
 from infrastream.store.clock import utc
-from infrastream.store.tables import audit_log, server_settings
+from infrastream.store.database import writing
+from infrastream.store.tables import audit_log, audit_pending, server_settings
 
 _HEAD = "audit-head"
 
@@ -61,50 +84,109 @@ class NewEntry:
 
 
 def record(conn: Connection, *, at: datetime, actor: str, action: str, object_type: str,
-           object_id: str, before: Any = None, after: Any = None) -> int:
-    return record_many(conn, [NewEntry(at, actor, action, object_type, object_id, before,
+           object_id: str, before: Any = None, after: Any = None) -> None:
+    record_many(conn, [NewEntry(at, actor, action, object_type, object_id, before,
                                        after)])
 
 
-def record_many(conn: Connection, entries: Sequence[NewEntry]) -> int:
-    """Append entries in order, with one move of the head and one INSERT; the last seq."""
+def record_many(conn: Connection, entries: Sequence[NewEntry]) -> None:
+    """Append entries in order: linked now when this transaction is the chainer, else left
+    in `audit_pending` for the next chainer."""
     if not entries:
         raise ValueError("nothing to record")
+    fields = [{"at": utc(e.at) or e.at, "actor": e.actor, "action": e.action,
+               "object_type": e.object_type, "object_id": e.object_id, "before": e.before,
+               "after": e.after} for e in entries]
+    if not _try_chainer(conn):
+        conn.execute(_PEND, fields[0] if len(fields) == 1 else fields)
+        return
+    _link(conn, [*_take_waiting(conn), *fields])
+
+
+_CHAINER_KEY = 0x1A7D17  # the advisory lock that makes one transaction the chainer
+_TRY_LOCK = text(f"SELECT pg_try_advisory_xact_lock({_CHAINER_KEY})")
+_LOCK = text(f"SELECT pg_advisory_xact_lock({_CHAINER_KEY})")
+_PEND = insert(audit_pending)
+_TAKE = delete(audit_pending).returning(*audit_pending.c)
+_ANY_WAITING = select(audit_pending.c.id).limit(1)
+_WAITING = select(func.count()).select_from(audit_pending)
+
+
+def _postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _try_chainer(conn: Connection) -> bool:
+    """Become the chainer of this transaction without waiting (SQLite: already the one writer)."""
+    return not _postgres(conn) or bool(conn.execute(_TRY_LOCK).scalar_one())
+
+
+def _take_waiting(conn: Connection) -> list[dict[str, Any]]:
+    """The chainer takes every waiting entry (visible to it: committed, or its own), id order."""
+    if conn.execute(_ANY_WAITING).first() is None:
+        return []  # the usual case, without taking a row lock on anything
+    rows = sorted(conn.execute(_TAKE).all(), key=lambda row: row.id)
+    return [{"at": utc(r.at) or r.at, "actor": r.actor, "action": r.action,
+             "object_type": r.object_type, "object_id": r.object_id, "before": r.before,
+             "after": r.after} for r in rows]
+
+
+def _link(conn: Connection, fields: list[dict[str, Any]]) -> None:
+    """Chain `fields` after the head (the caller is the chainer) and move the head."""
+    if not fields:
+        return
     engine = conn.engine
     hint = _hints.get(engine)
     if hint is not None:
-        head, rows = _chain(hint, entries)
+        head, rows = _chain(hint, fields)
         if conn.execute(_MOVE_HEAD, {"expected": hint, "head": head}).rowcount == 1:
-            return _append(conn, engine, head, rows)
+            _append(conn, engine, head, rows)
+            return
     current = conn.execute(_READ_HEAD).scalar_one_or_none()
     if current is None:
         current = f"0:{GENESIS}"
         conn.execute(insert(server_settings).values(key=_HEAD, value=current))
-    head, rows = _chain(current, entries)
+    head, rows = _chain(current, fields)
     conn.execute(_SET_HEAD, {"head": head})
-    return _append(conn, engine, head, rows)
+    _append(conn, engine, head, rows)
 
 
-def _chain(head: str, entries: Sequence[NewEntry]) -> tuple[str, list[dict[str, Any]]]:
+def settle(db: Engine) -> int:
+    """Link every entry waiting to be chained (waits for the chainer lock); how many."""
+    linked = 0
+    while True:
+        with db.connect() as conn:
+            if conn.execute(_ANY_WAITING).first() is None:
+                return linked
+        with writing(db) as conn:
+            if _postgres(conn):
+                conn.execute(_LOCK)
+            waiting = _take_waiting(conn)
+            _link(conn, waiting)
+            linked += len(waiting)
+
+
+def waiting(conn: Connection) -> int:
+    """How many committed entries wait for the chainer (not yet in the chain)."""
+    return int(conn.execute(_WAITING).scalar_one())
+
+
+def _chain(head: str, entries: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """The rows of `entries` chained after `head`, and the new head."""
     last_seq_text, prev_hash = head.split(":", 1)
     seq = int(last_seq_text)
     rows = []
-    for entry in entries:
+    for fields in entries:
         seq += 1
-        fields = {"at": utc(entry.at) or entry.at, "actor": entry.actor, "action": entry.action,
-                  "object_type": entry.object_type, "object_id": entry.object_id,
-                  "before": entry.before, "after": entry.after}
         digest = entry_hash(seq=seq, prev_hash=prev_hash, **fields)
         rows.append({"seq": seq, "prev_hash": prev_hash, "hash": digest, **fields})
         prev_hash = digest
     return f"{seq}:{prev_hash}", rows
 
 
-def _append(conn: Connection, engine: Engine, head: str, rows: list[dict[str, Any]]) -> int:
+def _append(conn: Connection, engine: Engine, head: str, rows: list[dict[str, Any]]) -> None:
     conn.execute(_APPEND, rows[0] if len(rows) == 1 else rows)
     _hints[engine] = head  # if this transaction rolls back, the next CAS just misses
-    return int(rows[-1]["seq"])
 
 
 def _entry(row: Any) -> AuditEntry:
@@ -132,21 +214,48 @@ def entries(conn: Connection, *, after: int = 0, limit: int | None = None,
     return [_entry(row) for row in conn.execute(query)]
 
 
-def _all(conn: Connection, batch: int = 5000) -> Iterator[AuditEntry]:
+_STORED_COLUMNS = {
+    # `at` as text: SQLite keeps what SQLAlchemy wrote ('YYYY-MM-DD HH:MM:SS.ffffff', UTC);
+    # PostgreSQL is asked for the same form in UTC.
+    "sqlite": "at",
+    "postgresql": """to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')""",
+}
+
+
+def _stored_query(dialect: str, after: int, chunk: int) -> str:
+    at = _STORED_COLUMNS.get(dialect, "at")
+    return (f"SELECT seq, {at}, actor, action, object_type, object_id, CAST(before AS TEXT), "
+            f"CAST(after AS TEXT), prev_hash, hash FROM audit_log WHERE seq > {int(after)} "
+            f"ORDER BY seq LIMIT {int(chunk)}")
+
+
+def _iso(stored: str) -> str:
+    """'YYYY-MM-DD HH:MM:SS.ffffff' (UTC) as `datetime.isoformat` writes it."""
+    text = stored[:10] + "T" + stored[11:]
+    return (text[:-7] if text.endswith(".000000") else text) + "+00:00"
+
+
+def verify(conn: Connection, *, chunk: int = 20_000,
+           progress: Progress | None = None) -> ChainVerdict:
+    """The chain checked from its stored texts (the raw DB-API cursor: no per-row type
+    processing), streamed in chunks of `chunk` entries."""
+    walk = ChainWalk()
     last = 0
-    while True:
-        chunk = conn.execute(
-            select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(batch)
-        ).all()
-        if not chunk:
-            return
-        for row in chunk:
-            yield _entry(row)
-        last = chunk[-1].seq
-
-
-def verify(conn: Connection) -> ChainVerdict:
-    verdict = verify_chain(_all(conn))
+    cursor = conn.connection.cursor()
+    try:
+        while True:
+            cursor.execute(_stored_query(conn.dialect.name, last, chunk))
+            rows = cursor.fetchall()
+            if not rows:
+                break
+            if not walk.feed([(r[0], _iso(str(r[1])), *r[2:]) for r in rows]):
+                break
+            last = rows[-1][0]
+            if progress is not None:
+                progress(walk.count)
+    finally:
+        cursor.close()
+    verdict = walk.result()
     if not verdict.ok:
         return verdict
     head = conn.execute(

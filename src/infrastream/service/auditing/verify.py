@@ -9,6 +9,7 @@ Every problem is reported, not only the first; `reason` is the earliest.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -20,16 +21,50 @@ from infrastream.store.tables import audit_checkpoints, audit_log
 from ..context import Services
 from . import signing
 from . import trail as audit
-from .view import VerifyReport
+from .view import VerifyProgress, VerifyReport
+
+_progress_lock = threading.Lock()
+_running: dict[str, list[int]] = {}
+"""Per database: [entries verified, entries to verify] of each verification running now."""
+
+
+def progress(services: Services) -> VerifyProgress:
+    """How far the running verification has got (the CLI draws it as a progress bar)."""
+    with _progress_lock:
+        found = _running.get(str(services.db.url))
+        return VerifyProgress(running=found is not None, done=found[0] if found else 0,
+                              total=found[1] if found else 0)
 
 
 def verify_all(services: Services) -> VerifyReport:
+    """Verify the chain and every checkpoint, publishing progress while it runs (it runs on
+    the API's worker threads, never on the event loop, so the API stays responsive)."""
+    key = str(services.db.url)
+    with services.db.connect() as conn:
+        total = conn.execute(select(func.max(audit_log.c.seq))).scalar_one_or_none() or 0
+    state = [0, int(total)]
+    with _progress_lock:
+        _running[key] = state
+
+    def advance(done: int) -> None:
+        with _progress_lock:
+            state[0] = done
+    try:
+        return _verify_all(services, advance)
+    finally:
+        with _progress_lock:
+            if _running.get(key) is state:
+                del _running[key]
+
+
+def _verify_all(services: Services, advance: Any) -> VerifyReport:
     public = signing.private_key(services).public_key()
     current = key_id(public)
     problems: list[tuple[int, str]] = []
     signed: list[int] = []
+    audit.settle(services.db)
     with services.db.connect() as conn:
-        chain = audit.verify(conn)
+        chain = audit.verify(conn, progress=advance)
         rows = conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()
         for row in rows:
             checkpoint = signing.checkpoint_json(row)
@@ -47,11 +82,15 @@ def verify_all(services: Services) -> VerifyReport:
                     problems.append((row.seq, problem))
         if not chain.ok:
             problems.extend(_chain_problem(conn, chain, signed, problems))
+        waiting = audit.waiting(conn)
     problems.sort(key=lambda problem: problem[0])
-    return VerifyReport(
+    intact = "the chain is intact and every checkpoint verifies"
+    if waiting:
+        intact += f"; {waiting} newer entries wait to be chained (not yet verified)"
+    return VerifyReport(waiting=waiting,
         ok=not problems, entries=chain.entries, checkpoints=len(rows),
         broken_at=problems[0][0] if problems else None,
-        reason=problems[0][1] if problems else "the chain is intact and every checkpoint verifies",
+        reason=problems[0][1] if problems else intact,
         problems=[message for _, message in problems])
 
 

@@ -51,12 +51,24 @@ class VerifyReport(ReadModel):
     broken_at: int | None
     reason: str
     problems: list[str] = []
+    waiting: int = 0
+    """Entries committed after verification linked the chain, still waiting for the chainer:
+    not in the chain yet, so neither verified nor a problem (the next check covers them)."""
+
+
+class VerifyProgress(ReadModel):
+    """How far the verification running in this server has got (entries of the chain)."""
+
+    running: bool
+    done: int = 0
+    total: int = 0
 
 
 def list_entries(services: Services, *, limit: int = 100, before: int | None = None,
                  object_type: str | None = None,
                  object_id: str | None = None) -> list[AuditEntryView]:
     valid_id("before", before)
+    audit.settle(services.db)
     with services.db.connect() as conn:
         rows = audit.entries(conn, after=before or 0, limit=limit, object_type=object_type,
                              object_id=object_id, newest_first=True)
@@ -64,6 +76,7 @@ def list_entries(services: Services, *, limit: int = 100, before: int | None = N
 
 
 def verify(services: Services) -> VerifyReport:
+    audit.settle(services.db)
     with services.db.connect() as conn:
         verdict = audit.verify(conn)
     return VerifyReport(ok=verdict.ok, entries=verdict.entries, broken_at=verdict.broken_at,

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from infrastream.domain.readiness import occupied
 from infrastream.store.tables import deployments, prerelease_runs
 
+from ..auditing import trail as audit
 from ..context import Services
 from ..drift import record_drift
 from ..records.occupancy import hold
@@ -108,6 +109,7 @@ class Engine:
         self.passes += 1
         started = time.monotonic()
         sweep = self._swept_at is None or started - self._swept_at >= self.poll
+        audit.settle(self.services.db)  # entries left waiting by contended writers
         with self.services.db.connect() as conn:
             state = engine_state.read(self.services, conn)
             orphans = self._deploying_outside(conn, state.newest_deployment, sweep)

@@ -99,11 +99,28 @@ _IN_PRODUCTION = (
     .where((releases.c.app_set == bindparam("app_set")) & (deployments.c.state == "healthy")
            & (deployments.c.stage_index == _LAST_STAGE))
     .order_by(deployments.c.id.desc()).limit(1))
+_RECENT = 200
+_RECENT_HEALTHY = (select(deployments.c.id, deployments.c.release_id,
+                          deployments.c.stage_index)
+                   .where(deployments.c.state == "healthy")
+                   .order_by(deployments.c.id.desc()).limit(_RECENT).subquery())
+_IN_PRODUCTION_RECENTLY = (
+    select(releases)
+    .join(_RECENT_HEALTHY, _RECENT_HEALTHY.c.release_id == releases.c.id)
+    .where((releases.c.app_set == bindparam("app_set"))
+           & (_RECENT_HEALTHY.c.stage_index == _LAST_STAGE))
+    .order_by(_RECENT_HEALTHY.c.id.desc()).limit(1))
 
 
 def in_production(conn: Connection, app_set: str) -> Any | None:
     """The release of the set that runs in production now: the one whose deployment into its
-    lane's last stage succeeded last (a rollback there counts: it is what runs)."""
+    lane's last stage succeeded last (a rollback there counts: it is what runs).
+
+    Looked for first among the newest healthy deployments (a walk down an index, whatever
+    the history), and only when none of them is the set's over the set's releases."""
+    found = conn.execute(_IN_PRODUCTION_RECENTLY, {"app_set": app_set}).first()
+    if found is not None:
+        return found
     return conn.execute(_IN_PRODUCTION, {"app_set": app_set}).first()
 
 
