@@ -18,15 +18,24 @@ def _versions(item: dict[str, Any]) -> str:
     return ", ".join(f"{app}={version}" for app, version in sorted(item["versions"].items()))
 
 
+def _health(item: dict[str, Any]) -> str:
+    """The live health the engine stored, with the restarts of any application."""
+    health = item.get("health")
+    if not health:
+        return "-"
+    restarts = ", ".join(f"{app} restarted {n}×" for app, n in sorted(health["restarts"].items()))
+    return str(health["state"]) + (f" ({restarts})" if restarts else "")
+
+
 def show_environments(output: Output, server: str | None, token: str | None) -> None:
     overview = connect(server, token).get("/environments")
     if output is not Output.TABLE:
         emit(overview, output)
         return
     print_table(
-        ["ENVIRONMENT", "RELEASE", "VERSIONS", "SINCE"],
+        ["ENVIRONMENT", "RELEASE", "HEALTH", "VERSIONS", "SINCE"],
         [[e["environment"], e["release"] + (" (deploying)" if e.get("deploying") else ""),
-          _versions(e), when(e.get("since"))] for e in overview],
+          _health(e), _versions(e), when(e.get("since"))] for e in overview],
         empty="nothing is deployed yet")
 
 

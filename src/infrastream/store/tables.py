@@ -328,6 +328,15 @@ environment_drift = Table(
     Column("checked_at", Time, nullable=False),
 )
 
+environment_health = Table(
+    "environment_health", metadata,
+    Column("environment", String(63), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("release", String(130), nullable=False),
+    Column("apps", JSON, nullable=False),
+    Column("checked_at", Time, nullable=False),
+)
+
 # -- the SCM gate: connections, webhook deliveries, the status outbox, pull requests, merges --
 
 scm_connections = Table(

@@ -9,6 +9,7 @@ from infrastream.store.tables import deployments, releases
 
 from ..context import Services
 from ..drift import StoredDrift, stored_drift
+from ..health import StoredHealth, stored_health
 from ..readmodel import ReadModel
 from ..records.shapes import DeployedApp, deployed_apps
 
@@ -26,6 +27,8 @@ class EnvironmentView(ReadModel):
     """Application → version."""
     apps: list[DeployedApp]
     drift: StoredDrift | None
+    health: StoredHealth | None
+    """The live health the engine last stored (None until its first health pass)."""
 
 
 def environment_overview(services: Services) -> list[EnvironmentView]:
@@ -42,6 +45,7 @@ def environment_overview(services: Services) -> list[EnvironmentView]:
         deploying = conn.execute(select(deployments.c.environment).where(
             deployments.c.state == "deploying")).scalars().all()
     drift = stored_drift(services)
+    health = stored_health(services)
     result = []
     for row in rows:
         since = utc(row.finished_at)
@@ -54,5 +58,6 @@ def environment_overview(services: Services) -> list[EnvironmentView]:
             versions={app: v["version"] for app, v in row.content["versions"].items()},
             apps=deployed_apps(row.result),
             drift=drift.get(row.environment),
+            health=health.get(row.environment),
         ))
     return result

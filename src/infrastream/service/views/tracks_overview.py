@@ -29,6 +29,7 @@ from infrastream.store.tables import deployments, prerelease_runs, releases
 
 from ..context import Services
 from ..drift import drift_report
+from ..health import stored_health
 from ..readmodel import ReadModel
 from ..records.manifests import current_bundle
 from .release_status import BlockerView, status_of
@@ -84,6 +85,9 @@ class EnvironmentCell(ReadModel):
     prerelease: ValidatingRun | None
     drift: list[str]
     live_checked_at: str | None
+    health: str | None
+    """The live health the engine stored for the running release (`healthy`, `unhealthy`,
+    `unknown`); None when nothing runs or no health pass has looked yet."""
 
 
 class StageColumn(ReadModel):
@@ -119,6 +123,9 @@ def tracks_overview(services: Services) -> list[TrackOverview]:
         cells = {env: _recorded(conn, env) for env in bundle.used_environments()}
         queues = _queues(services, conn, now)
         validating = _prereleases(conn)
+    health = stored_health(services)
+    for env, recorded in cells.items():
+        recorded["health"] = health.get(env)
     tracks = []
     for name, track in bundle.tracks.items():
         lanes = []
@@ -181,7 +188,13 @@ def _cell(services: Services, bundle: Bundle, recorded: dict[str, Any], env: str
         "prerelease": prerelease,
         "drift": [],
         "liveCheckedAt": None,
+        "health": None,
     }
+    stored = recorded.get("health")
+    if running is not None and stored is not None and stored.release == cell["running"]:
+        cell["health"] = stored.state
+        if cell["state"] == "healthy" and stored.state == "unhealthy":
+            cell["state"] = "unhealthy"
     held = frozen(bundle.freezes.values(), env, lane.value, now)
     if held is not None:
         cell["frozen"] = held.describe()
