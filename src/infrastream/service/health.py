@@ -27,6 +27,7 @@ from .auditing import trail as audit
 from .context import Services
 from .readmodel import ReadModel
 from .records.secret_values import resolve as resolve_secrets
+from .records.teardowns import teardown_marks
 
 SYSTEM = "infrastream"
 
@@ -54,7 +55,7 @@ def _newest_healthy() -> Any:
     latest = (select(deployments.c.environment, func.max(deployments.c.id).label("id"))
               .where(deployments.c.state == "healthy").group_by(deployments.c.environment)
               .subquery())
-    return (select(deployments.c.environment, releases.c.app_set, releases.c.name,
+    return (select(deployments.c.id, deployments.c.environment, releases.c.app_set, releases.c.name,
                    releases.c.content)
             .join(latest, latest.c.id == deployments.c.id)
             .join(releases, releases.c.id == deployments.c.release_id))
@@ -77,7 +78,8 @@ def record_health(services: Services) -> None:
     """One health pass over every deployed environment; then let supervisors restart."""
     with services.db.connect() as conn:
         rows = conn.execute(_newest_healthy()).all()
-    for row in rows:
+        marks = teardown_marks(conn)
+    for row in [r for r in rows if r.id > marks.get(r.environment, 0)]:
         manifest = Environment.model_validate(
             row.content["manifests"]["environments"][row.environment])
         target = services.targets.for_environment(manifest)

@@ -21,6 +21,7 @@ from ..context import Services
 from ..health import stored_health
 from ..readmodel import ReadModel
 from ..records.manifests import current_bundle
+from ..records.teardowns import teardown_marks
 
 HISTORY = 50
 RECENT = 5
@@ -60,12 +61,14 @@ def environment_matrix(services: Services) -> EnvironmentMatrix:
     apps: set[str] = set(bundle.applications)
     health = stored_health(services)
     with services.db.connect() as conn:
+        marks = teardown_marks(conn)
         for env in names:
             history = conn.execute(
                 select(deployments.c.result, deployments.c.finished_at, releases.c.app_set,
                        releases.c.name)
                 .join(releases, releases.c.id == deployments.c.release_id)
-                .where((deployments.c.environment == env) & (deployments.c.state == "healthy"))
+                .where((deployments.c.environment == env) & (deployments.c.state == "healthy")
+                       & (deployments.c.id > marks.get(env, 0)))
                 .order_by(deployments.c.id.desc()).limit(HISTORY)).all()
             # one deployment at a time per environment: a running one is among the newest
             newest = conn.execute(select(deployments.c.state)

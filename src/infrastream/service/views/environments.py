@@ -12,6 +12,7 @@ from ..drift import StoredDrift, stored_drift
 from ..health import StoredHealth, stored_health
 from ..readmodel import ReadModel
 from ..records.shapes import DeployedApp, deployed_apps
+from ..records.teardowns import teardown_marks
 
 
 class EnvironmentView(ReadModel):
@@ -42,12 +43,15 @@ def environment_overview(services: Services) -> list[EnvironmentView]:
              .order_by(deployments.c.environment))
     with services.db.connect() as conn:
         rows = conn.execute(query).all()
+        marks = teardown_marks(conn)
         deploying = conn.execute(select(deployments.c.environment).where(
             deployments.c.state == "deploying")).scalars().all()
     drift = stored_drift(services)
     health = stored_health(services)
     result = []
     for row in rows:
+        if row.id <= marks.get(row.environment, 0):
+            continue  # torn down: nothing runs there
         since = utc(row.finished_at)
         result.append(EnvironmentView(
             environment=row.environment,

@@ -32,6 +32,7 @@ from ..drift import drift_report
 from ..health import stored_health
 from ..readmodel import ReadModel
 from ..records.manifests import current_bundle
+from ..records.teardowns import torn_down_through
 from .release_status import BlockerView, status_of
 
 LIVE_TTL = 15.0
@@ -164,6 +165,11 @@ def _recorded(conn: Connection, environment: str) -> dict[str, Any]:
     last = conn.execute(newest).first()
     running = last if last is not None and last.state == "healthy" else conn.execute(
         newest.where(deployments.c.state == "healthy")).first()
+    mark = torn_down_through(conn, environment)
+    if running is not None and running.id <= mark:
+        running = None  # a teardown stopped it
+    if last is not None and last.id <= mark:
+        last = None
     return {"last": last, "running": running}
 
 
