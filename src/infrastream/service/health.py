@@ -2,9 +2,10 @@
 
 The engine's health pass (`record_health`, every few seconds) asks the target of every
 environment that has a successful deployment for the health of each application (local:
-process alive and its health check; kubernetes: rollout and availability; gitops: what the
-agent reports, else the commit). The environment is `healthy` when every application of
-its release is, else `unhealthy` (`unknown` when the target cannot say). The result is
+process alive and its health check; kubernetes: rollout and availability; gitops: the
+tree). The environment is `healthy` when every application of its release is, else
+`unhealthy` (`unknown` when the target cannot say; `committed` for a gitops environment
+whose tree holds the release: the agent's live health is not read yet). The result is
 stored in `environment_health`, which the overview, the environment matrix, `status` and
 the API all read, and every change is audited as `environment.health`. A target that
 supervises its processes (`Supervising`) then restarts those that died; each restart is
@@ -42,7 +43,7 @@ class StoredHealth(ReadModel):
     """The last live health the engine stored for an environment."""
 
     state: str
-    """`healthy`, `unhealthy` or `unknown`."""
+    """`healthy`, `unhealthy`, `committed` (gitops) or `unknown`."""
     release: str
     """The release whose applications were judged."""
     apps: dict[str, AppHealth]
@@ -86,6 +87,8 @@ def record_health(services: Services) -> None:
         try:
             statuses = {s.app: s for s in target.status(manifest)}
             state, apps = _judge(sorted(row.content["versions"]), statuses)
+            if state == "healthy" and manifest.spec.target.type == "gitops":
+                state = "committed"  # the tree holds the release; the agent's health: later
         except BackendError as exc:
             state, apps = "unknown", {"*": {"health": "unknown", "detail": exc.reason,
                                             "restarts": 0}}
