@@ -100,3 +100,18 @@ def test_a_killed_process_turns_the_environment_unhealthy_everywhere_and_is_rest
     assert actions.count("environment.health") >= 2
     assert "environment.restart" in actions
     portal.close()
+
+    pids = [_pid(server, app) for app in ("api", "web", "worker")]
+    torn = cli("env", "teardown", "development", "--reason", "the story is over")
+    assert torn.code == 0, torn
+    assert "tore down development (local target; it ran shop/v1)" in torn.out
+    assert [e["environment"] for e in json.loads(cli("status", "-o", "json").out)] == []
+    assert not (server.data_dir / "local" / "development" / "state.json").exists()
+    assert not any(_alive(pid) for pid in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
