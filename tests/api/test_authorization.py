@@ -83,6 +83,8 @@ def _calls(api: Api, prefix: str) -> dict[str, Call]:
             "POST", "/releases/shop/v2/abandon", lambda c: {"reason": "matrix"}),
         "`POST /environments/{environment}/rollbacks`": Call(
             "POST", "/environments/production/rollbacks", lambda c: {"reason": "matrix"}),
+        "`POST /environments/{environment}/teardowns`": Call(
+            "POST", "/environments/scratch/teardowns", lambda c: {"reason": "matrix"}),
         "`POST /prereleases`": Call("POST", "/prereleases", lambda c: {
             "application": "api", "image": f"registry.example.com/shop/api:pr-{_slug(c)}",
             "ref": "pull/1"}),

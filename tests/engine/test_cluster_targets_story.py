@@ -6,6 +6,7 @@ tree or of a cluster object show up as drift."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,18 @@ import kubernetes_validate
 import pytest
 import yaml
 from sqlalchemy import select
-from story import RELEASE_MANAGER, Story
+from story import PLATFORM, RELEASE_MANAGER, Story
 
+from infrastream.domain.errors import Conflict, Forbidden
+from infrastream.service.auditing import view as audit_view
 from infrastream.service.drift import drift_report
 from infrastream.service.engine.deploy_job import deploy_request
 from infrastream.service.records.releases import find
 from infrastream.service.rollback import rollback
+from infrastream.service.teardown import teardown
+from infrastream.service.views.environment_matrix import environment_matrix
+from infrastream.service.views.environments import environment_overview
+from infrastream.service.views.tracks_overview import tracks_overview
 from infrastream.store.tables import deployments
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "targets"))
@@ -187,3 +194,50 @@ def test_a_release_goes_through_local_gitops_and_kubernetes_and_drift_is_seen(
         "web: expected registry.example.com/shop/web:2.0.0, runs "
         "registry.example.com/shop/web:hotpatched"]
     assert report["development"]["state"] == "in-sync"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def test_teardown_stops_what_each_target_runs_and_nothing_counts_as_running_after_it(
+        story, cluster, remote):
+    story.apply_manifests()
+    story.record_versions("1.0.0")
+    v1 = story.cut_release()
+    story.start_engine()
+    story.to_production(v1)
+    state = story.services.data_dir / "local" / "development" / "state.json"
+    pids = [r["pid"] for r in json.loads(state.read_text())["apps"].values()]
+    assert pids and all(_pid_alive(p) for p in pids)
+    assert cluster.get("deployments", NAMESPACE, "api") is not None
+
+    with pytest.raises(Forbidden):
+        teardown(story.services, RELEASE_MANAGER, "development", "not mine")
+    for env in ("development", "staging", "production"):
+        done = teardown(story.services, PLATFORM, env, "end of the test")
+        assert done["release"] == str(v1)
+
+    assert not any(_pid_alive(p) for p in pids)  # local: the processes
+    assert all(cluster.get("deployments", NAMESPACE, app) is None  # kubernetes: its objects
+               for app in ("api", "web", "worker"))
+    assert git(remote, "ls-tree", "-r", "--name-only", "main") == ""  # gitops: a commit
+    assert _commits(remote)[0].split(" ", 1)[1] == "Tear down staging"
+
+    assert environment_overview(story.services) == []
+    assert drift_report(story.services) == []
+    assert [r["release"] for r in environment_matrix(story.services)["environments"]] == [
+        None, None, None]
+    cells = [c for t in tracks_overview(story.services) for lane in t["lanes"]
+             for stage in lane["stages"] for c in stage["cells"]]
+    assert cells and all(c["running"] is None and c["state"] == "empty" for c in cells)
+    with pytest.raises(Conflict, match="since its teardown"):
+        rollback(story.services, RELEASE_MANAGER, "production", reason="after a teardown")
+    entries = [e for e in audit_view.list_entries(story.services, limit=500)
+               if e["action"] == "environment.teardown"]
+    assert sorted(e["objectId"] for e in entries) == ["development", "production", "staging"]
+    assert all(e["after"]["reason"] == "end of the test" for e in entries)

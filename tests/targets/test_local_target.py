@@ -199,29 +199,51 @@ def test_pruning_stops_the_apps_a_release_no_longer_carries(target, repo, specs,
     assert [(s.app, s.version) for s in target.status(STAGING)] == [("web", "1.1.0")]
 
 
-def test_reconcile_restarts_a_process_that_died_on_the_same_port(target, repo, specs, data_dir):
+def test_supervise_restarts_a_process_that_died_on_the_same_port_with_secrets_read_again(
+        repo, specs, data_dir):
+    target = LocalTarget(data_dir, stop_grace=1, restart_backoff=0)
     [before] = target.deploy(deploy_request(repo, "v1", app(specs["api"], "1.0.0"))).apps
     pid = pid_of(data_dir)
     kill(pid)
     assert target.status(STAGING)[0].health is Health.MISSING
+    asked: list[str] = []
 
-    [restarted] = target.reconcile(STAGING)
+    def secrets(name: str) -> dict[str, str]:
+        asked.append(name)
+        return {"DB_PASSWORD": "read-again"}
 
-    assert restarted.health is Health.HEALTHY and restarted.endpoint == before.endpoint
+    [restart] = target.supervise(STAGING, secrets)
+
+    assert restart.succeeded and restart.restarts == 1 and restart.old_pid == pid
+    assert restart.status.health is Health.HEALTHY
+    assert restart.status.endpoint == before.endpoint and asked == ["api"]
     assert answer(before.endpoint)["version"] == "1.0.0"
     assert pid_of(data_dir) != pid and state(data_dir)["apps"]["api"]["restarts"] == 1
+    assert target.status(STAGING)[0].restarts == 1
     environ = Path(f"/proc/{pid_of(data_dir)}/environ").read_bytes().split(b"\0")
-    assert f"DB_PASSWORD={SECRET}".encode() in environ  # remembered, in memory only
-    assert target.reconcile(STAGING) == ()
+    assert b"DB_PASSWORD=read-again" in environ  # from the store, not from memory
+    assert target.supervise(STAGING, secrets) == ()
+    assert not hasattr(target, "_memory") and not hasattr(target, "reconcile")
 
 
-def test_a_new_server_cannot_restart_an_app_whose_secrets_it_never_saw(repo, specs, data_dir):
+def test_supervise_waits_for_the_backoff_before_restarting(repo, specs, data_dir):
+    target = LocalTarget(data_dir, stop_grace=1, restart_backoff=3600)
+    target.deploy(deploy_request(repo, "v1", app(specs["api"], "1.0.0")))
+    kill(pid_of(data_dir))
+
+    assert target.supervise(STAGING, lambda name: {"DB_PASSWORD": SECRET}) == ()
+    assert target.status(STAGING)[0].health is Health.MISSING
+
+
+def test_a_restart_without_the_secret_in_the_store_fails_and_says_which(repo, specs, data_dir):
     LocalTarget(data_dir).deploy(deploy_request(repo, "v1", app(specs["api"], "1.0.0")))
     kill(pid_of(data_dir))
 
-    [status] = LocalTarget(data_dir, stop_grace=1).reconcile(STAGING)
+    [restart] = LocalTarget(data_dir, stop_grace=1, restart_backoff=0).supervise(
+        STAGING, lambda name: {})
 
-    assert status.health is Health.MISSING and "secret values are not kept" in status.detail
+    assert not restart.succeeded and restart.status.health is Health.MISSING
+    assert "secret DB_PASSWORD is not set" in restart.status.detail
 
 
 def test_secret_values_reach_the_process_but_never_the_state_file_or_the_log(

@@ -20,6 +20,7 @@ from infrastream.service import (
     releases,
     rollback,
     secrets,
+    teardown,
     tokens,
     versions,
 )
@@ -46,6 +47,7 @@ from .schemas import (
     ReleaseCreate,
     RollbackCreate,
     SecretValue,
+    TeardownCreate,
     TokenCreate,
     UserCreate,
     VersionRecord,
@@ -277,6 +279,15 @@ def roll_back(environment: str, services: ServicesDep, principal: PrincipalDep,
               body: RollbackCreate) -> rollback.RollbackStarted:
     target = parse_ref(body.to) if body.to else None
     return rollback.rollback(services, principal, environment, target, body.reason)
+
+
+@router.post("/environments/{environment}/teardowns", status_code=201, tags=["environments"],
+             responses=declared(401, 403, 404, 409, 422),
+             openapi_extra=mutation("environment.teardown", "environment", "{environment}"))
+def tear_down(environment: str, services: ServicesDep, principal: PrincipalDep,
+              body: TeardownCreate) -> teardown.TornDown:
+    """Stop everything the environment's target runs there (platform role); audited."""
+    return teardown.teardown(services, principal, environment, body.reason)
 
 
 @router.post("/prereleases", status_code=201, tags=["pre-release"],

@@ -104,6 +104,10 @@ class RollbackCreate(Body):
     reason: Reason = Field(description="Why (shown to everyone and audited)")
 
 
+class TeardownCreate(Body):
+    reason: Reason = Field(description="Why (audited)")
+
+
 class PreReleaseCreate(Body):
     application: Name
     image: Short

@@ -5,10 +5,16 @@ directory), applies the manifests, creates a demo user for every role, records v
 cuts release shop/v1, then drives it through development and staging so that it waits for
 the production sign-offs of QA, Product and Security. What to type next is printed.
 Every step goes through the same service layer (and authorization) as the API.
+
+A busy port is found before anything starts (one line, exit 1). When the demo stops (Ctrl-C,
+SIGTERM) it tears down every environment it deployed to, so no application process outlives
+it, unless `--keep` (then `infrastream demo --data-dir DIR` adopts them again). Every process
+the demo's local target starts carries `INFRASTREAM_LOCAL_OWNER=<data dir>/data/local/<env>`.
 """
 
 from __future__ import annotations
 
+import socket
 import tempfile
 import threading
 import time
@@ -18,7 +24,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from .init_cmd import write_example
-from .output import console
+from .output import CliError, console
 
 if TYPE_CHECKING:
     from infrastream.service.context import Services
@@ -34,6 +40,8 @@ def demo(
     port: int = typer.Option(8420, "--port", help="TCP port of the demo server."),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Keep the demo here [default: a new temporary directory]."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the demo's applications running "
+                              "when the demo stops [default: stop them]."),
 ) -> None:
     """Start a demo server with the example product and a release waiting for production
     sign-off (this is a demo: its users and tokens are printed for you)."""
@@ -44,6 +52,7 @@ def demo(
 
     from .manifest_files import read_sources
 
+    _require_free(port)
     root = data_dir or Path(tempfile.mkdtemp(prefix="infrastream-demo-"))
     repo = root / "shop"
     if not repo.exists():
@@ -87,8 +96,46 @@ def demo(
             "  export INFRASTREAM_TOKEN=<quinn's token>; infrastream release approve shop/v1\n"
             "  infrastream release status shop/v1 --wait\n", markup=False)
 
-    serve(services, "127.0.0.1", port, ready=ready,
-          extend=lambda app, services: mount_portal(app, services, demo_tokens=tokens))
+    try:
+        serve(services, "127.0.0.1", port, ready=ready,
+              extend=lambda app, services: mount_portal(app, services, demo_tokens=tokens))
+    finally:
+        if not keep:
+            _stop_everything(services)
+
+
+def _require_free(port: int) -> None:
+    """Refuse a busy port before anything starts (no banner, no process)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise CliError(f"port {port} is busy (another demo or server?); stop it or use "
+                           "--port") from None
+
+
+def _stop_everything(services: Services) -> None:
+    """Tear down every environment the demo deployed to (as pat, audited); a deployment cut
+    short by the stop is torn down by its target directly."""
+    from infrastream.domain.errors import InfrastreamError
+    from infrastream.service import identity, teardown
+    from infrastream.service.records.manifests import current_bundle
+
+    console.print("stopping the demo's applications (use --keep to leave them running)…",
+                  markup=False)
+    pat = identity.get_user(services, "pat")
+    bundle = current_bundle(services)
+    for environment in bundle.used_environments():
+        try:
+            teardown.teardown(services, pat, environment, "the demo stopped")
+        except InfrastreamError:
+            manifest = bundle.environment(environment)
+            try:
+                services.targets.for_environment(manifest).teardown(manifest)
+            except InfrastreamError as exc:
+                console.print(f"could not stop {environment}: {exc}", markup=False)
+    services.db.dispose()
 
 
 def _drive_to_production_gate(services: Services) -> None:

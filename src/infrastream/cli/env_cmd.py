@@ -4,11 +4,12 @@ release whose deployment last succeeded there, its versions, since when)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import typer
 
 from .client import ServerOption, TokenOption, connect
-from .output import CliError, Output, OutputOption, emit
+from .output import CliError, Output, OutputOption, console, emit
 from .render import print_table, when
 
 env_app = typer.Typer(help="Environments and what runs in them.", no_args_is_help=True)
@@ -18,15 +19,24 @@ def _versions(item: dict[str, Any]) -> str:
     return ", ".join(f"{app}={version}" for app, version in sorted(item["versions"].items()))
 
 
+def _health(item: dict[str, Any]) -> str:
+    """The live health the engine stored, with the restarts of any application."""
+    health = item.get("health")
+    if not health:
+        return "-"
+    restarts = ", ".join(f"{app} restarted {n}×" for app, n in sorted(health["restarts"].items()))
+    return str(health["state"]) + (f" ({restarts})" if restarts else "")
+
+
 def show_environments(output: Output, server: str | None, token: str | None) -> None:
     overview = connect(server, token).get("/environments")
     if output is not Output.TABLE:
         emit(overview, output)
         return
     print_table(
-        ["ENVIRONMENT", "RELEASE", "VERSIONS", "SINCE"],
+        ["ENVIRONMENT", "RELEASE", "HEALTH", "VERSIONS", "SINCE"],
         [[e["environment"], e["release"] + (" (deploying)" if e.get("deploying") else ""),
-          _versions(e), when(e.get("since"))] for e in overview],
+          _health(e), _versions(e), when(e.get("since"))] for e in overview],
         empty="nothing is deployed yet")
 
 
@@ -38,6 +48,27 @@ def list_environments(
 ) -> None:
     """Per environment: the release running there, its versions, and since when."""
     show_environments(output, server, token)
+
+
+@env_app.command("teardown")
+def teardown(
+    environment: str = typer.Argument(..., metavar="ENV"),
+    reason: str = typer.Option(..., "--reason", metavar="TEXT",
+                               help="Why (required; audited)."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Stop everything the target runs in ENV (platform role): local processes, the
+    Kubernetes objects it owns, or the GitOps tree (a commit removing it)."""
+    result = connect(server, token).post(
+        f"/environments/{quote(environment, safe='')}/teardowns", {"reason": reason})
+    if output is not Output.TABLE:
+        emit(result, output)
+        return
+    ran = result.get("release") or "nothing"
+    console.print(f"tore down {result['environment']} ({result['target']} target; it ran "
+                  f"{ran})", markup=False)
 
 
 def status(

@@ -47,6 +47,8 @@ PROMOTE_HOTFIX = PROMOTE | {Role.INCIDENT_COMMANDER}
 START_HOTFIX = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
 ROLL_BACK = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
 MANAGE_SECRETS = frozenset({Role.PLATFORM})
+TEAR_DOWN = frozenset({Role.PLATFORM})
+"""Stop everything a target runs in an environment (`env teardown`)."""
 MANAGE_USERS = frozenset({Role.ADMIN})
 """Create, list, disable and enable users; manage teams."""
 MANAGE_TOKENS = frozenset({Role.ADMIN})

@@ -26,7 +26,7 @@ STATE_TONE = {
     "healthy": "ok", "succeeded": "ok", "passed": "ok", "completed": "ok", "approve": "ok",
     "unchanged": "muted",
     "failed": "bad", "rejected": "bad", "degraded": "bad", "missing": "bad", "reject": "bad",
-    "drifted": "bad", "broken": "bad",
+    "drifted": "bad", "broken": "bad", "unhealthy": "bad", "unknown": "wait", "committed": "ok",
     "awaiting-approval": "wait", "queued": "wait", "ready": "wait", "frozen": "wait",
     "changed": "wait", "added": "wait", "removed": "bad",
     "deploying": "busy", "verifying": "busy", "running": "busy", "active": "busy",

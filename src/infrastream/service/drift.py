@@ -23,6 +23,7 @@ from infrastream.targets.base import Health
 from .auditing import trail as audit
 from .context import Services
 from .readmodel import ReadModel
+from .records.teardowns import teardown_marks
 
 
 class DriftReport(ReadModel):
@@ -48,8 +49,8 @@ def drift_report(services: Services, environment: str | None = None) -> list[Dri
     latest = (select(deployments.c.environment, func.max(deployments.c.id).label("id"))
               .where(deployments.c.state == "healthy").group_by(deployments.c.environment)
               .subquery())
-    query = (select(deployments.c.environment, releases.c.app_set, releases.c.name,
-                    releases.c.content)
+    query = (select(deployments.c.id, deployments.c.environment, releases.c.app_set,
+                    releases.c.name, releases.c.content)
              .join(latest, latest.c.id == deployments.c.id)
              .join(releases, releases.c.id == deployments.c.release_id)
              .order_by(deployments.c.environment))
@@ -57,6 +58,8 @@ def drift_report(services: Services, environment: str | None = None) -> list[Dri
         query = query.where(deployments.c.environment == environment)
     with services.db.connect() as conn:
         rows = conn.execute(query).all()
+        marks = teardown_marks(conn)
+    rows = [r for r in rows if r.id > marks.get(r.environment, 0)]
     return [_compare(services, row) for row in rows]
 
 

@@ -34,6 +34,7 @@ from .records.deployments import rollback_target
 from .records.manifests import current_bundle
 from .records.occupancy import hold
 from .records.releases import ReleaseRef, find, release_stages
+from .records.teardowns import torn_down_through
 
 
 class RollbackStarted(ReadModel):
@@ -70,6 +71,9 @@ def rollback(services: Services, principal: Principal, environment: str,
                            "that", occupant=holder.to_json())
         current, earlier = rollback_target(conn, environment)
         if current is None:
+            if torn_down_through(conn, environment):
+                raise Conflict(f"nothing runs in {environment} since its teardown; deploy a "
+                               "release there (promote) instead of rolling back")
             raise NotFound(f"nothing has been deployed to `{environment}`")
         if to is None:
             if earlier is None:

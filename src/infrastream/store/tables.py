@@ -398,6 +398,27 @@ environment_drift = Table(
     Column("checked_at", Time, nullable=False),
 )
 
+environment_teardowns = Table(
+    "environment_teardowns", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("environment", String(63), nullable=False),
+    Column("deployment_id", Integer, nullable=False),
+    Column("requested_by", String(63), nullable=False),
+    Column("requested_at", Time, nullable=False),
+    Column("reason", Text, nullable=False),
+)
+Index("ix_environment_teardowns_environment", environment_teardowns.c.environment,
+      environment_teardowns.c.deployment_id)
+
+environment_health = Table(
+    "environment_health", metadata,
+    Column("environment", String(63), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("release", String(130), nullable=False),
+    Column("apps", JSON, nullable=False),
+    Column("checked_at", Time, nullable=False),
+)
+
 # -- the SCM gate: connections, webhook deliveries, the status outbox, pull requests, merges --
 
 scm_connections = Table(

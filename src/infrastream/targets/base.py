@@ -10,11 +10,11 @@ Failures are sorted by the caller's next move: `TransientError` (retry) or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from infrastream.manifests import ApplicationSpec, Environment
 
@@ -69,6 +69,19 @@ class AppStatus:
     release: str | None = None
     deploy_key: str | None = None
     detail: str = ""
+    restarts: int = 0
+    """How often the target restarted this application's process since it was deployed."""
+
+
+@dataclass(frozen=True)
+class Restart:
+    """A dead process the target's supervisor tried to start again."""
+
+    app: str
+    old_pid: int
+    status: AppStatus
+    succeeded: bool
+    restarts: int
 
 
 @dataclass(frozen=True)
@@ -97,4 +110,14 @@ class Target(Protocol):
 
     def teardown(self, environment: Environment) -> None:
         """Stop and remove everything this target runs in the environment."""
+        ...
+
+
+@runtime_checkable
+class Supervising(Protocol):
+    """A target that restarts what died itself (the `local` target)."""
+
+    def supervise(self, environment: Environment,
+                  secrets: Callable[[str], Mapping[str, str]]) -> tuple[Restart, ...]:
+        """Restart dead processes whose backoff ran out; secrets are read through `secrets`."""
         ...

@@ -7,17 +7,19 @@ recorded in `state.json` beside it (see `local_state`). A deployment swaps all a
 or none: the new processes are started next to the old ones, and the old ones are stopped
 only once every new one is healthy; if any new one fails, the new ones are stopped and the
 old ones keep serving. Processes run in their own session, so they survive a crash of the
-server, and a new server adopts them from the state file. `reconcile` restarts those that
-died. Secret values reach the child's environment only: never the state file, never a log
-line written here, never an error message (they are redacted as `***`).
+server, and a new server adopts them from the state file. `supervise` (called by the
+engine's health pass) restarts those that died, with backoff, reading secret values again
+from the store through a callback: nothing here keeps them in memory. Secret values
+reach the child's environment only: never the state file, never a log line written here,
+never an error message (they are redacted as `***`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,8 +29,12 @@ from infrastream.launch import base_environment, injected_variables, redact
 from infrastream.manifests import Environment, parse_duration
 
 from . import local_process as proc
-from .base import AppDeployment, AppStatus, DeployRequest, DeployResult, Health
+from .base import AppDeployment, AppStatus, DeployRequest, DeployResult, Health, Restart
 from .local_state import EnvironmentState, Pending, ProcessRecord, StateDirectory
+
+BACKOFF_RESET = 300.0
+"""A restart more than this many seconds after the previous one starts the backoff over."""
+MAX_BACKOFF = 60.0
 
 
 @dataclass(frozen=True)
@@ -61,16 +67,17 @@ class LocalTarget:
 
     def __init__(self, data_dir: Path, *, base_env: Mapping[str, str] | None = None,
                  settle_seconds: float = 1.0, stop_grace: float = 5.0,
-                 probe_timeout: float = 2.0) -> None:
+                 probe_timeout: float = 2.0, restart_backoff: float = 1.0) -> None:
         self.data_dir = data_dir
         self._base_env = base_env
         self._settle = settle_seconds
         self._grace = stop_grace
         self._probe_timeout = probe_timeout
-        self._memory: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
-        """(environment, app) → (deploy key, variables with secrets): lets `reconcile`
-        restart an application that needs secrets, for as long as this server lives."""
-        self._memory_lock = threading.Lock()
+        self._backoff = restart_backoff
+        self._due: dict[tuple[str, str], float] = {}
+        """(environment, app) → when its dead process is restarted (monotonic seconds)."""
+        self._last_restart: dict[tuple[str, str], tuple[float, int]] = {}
+        """(environment, app) → (when last restarted, restarts in a row): the backoff."""
 
     def deploy(self, request: DeployRequest) -> DeployResult:
         missing = [a.app for a in request.apps if a.spec.run is None]
@@ -86,7 +93,6 @@ class LocalTarget:
                     and current[a.app].health is Health.HEALTHY}
             requested = {a.app for a in request.apps}
             pruned = [r for n, r in state.apps.items() if request.prune and n not in requested]
-            self._remember(name, request.key, [a for a in request.apps if a.app in keep])
             if len(keep) == len(request.apps) and not pruned:
                 return DeployResult(request.key, tuple(current.values()), "already deployed")
             todo = [a for a in request.apps if a.app not in keep]
@@ -105,7 +111,6 @@ class LocalTarget:
             apps = {n: r for n, r in state.apps.items() if n in requested or not request.prune}
             apps.update({s.record.app: s.record for s in started})
             directory.save(EnvironmentState(apps))
-        self._remember(name, request.key, todo)
         fresh = {s.record.app: _healthy(s.record, "started") for s in started}
         statuses = tuple(fresh.get(a.app, current[a.app]) for a in request.apps)
         return DeployResult(request.key, statuses, "started " + ", ".join(sorted(fresh)))
@@ -122,32 +127,50 @@ class LocalTarget:
             state = directory.load()
             self._stop_all([*state.apps.values(), *state.pending])
             directory.clear()
-        with self._memory_lock:
-            for key in [k for k in self._memory if k[0] == name]:
-                del self._memory[key]
+        for key in [k for k in self._due if k[0] == name]:
+            del self._due[key]
 
-    def reconcile(self, environment: Environment) -> tuple[AppStatus, ...]:
-        """Restart the applications whose process died (on the same port when it is free).
+    def supervise(self, environment: Environment,
+                  secrets: Callable[[str], Mapping[str, str]]) -> tuple[Restart, ...]:
+        """Restart the applications whose process died, with backoff per application.
 
-        Returns the status of every application it tried to restart; an environment that is
-        being deployed right now is skipped.
+        A dead process is restarted once its backoff has run out (`backoff` seconds after it
+        was first seen dead, doubling with every restart within `BACKOFF_RESET` seconds of the
+        previous one, up to `MAX_BACKOFF`). Secret values are read again through `secrets(app)`
+        (from the store) at each restart: nothing keeps them in memory between restarts. An
+        environment that is being deployed right now is skipped.
         """
         name = environment.metadata.name
         directory = self._directory(name)
-        results: list[AppStatus] = []
+        restarts: list[Restart] = []
+        now = time.monotonic()
         with _backend_errors(), directory.locked(wait=False) as acquired:
             if not acquired:
                 return ()
             state = self._stop_orphans(directory, directory.load())
-            for record in state.apps.values():
+            for record in list(state.apps.values()):
+                key = (name, record.app)
                 if proc.is_alive(record.pid, record.proc_start):
                     continue
-                restarted, status = self._restart(name, directory, record)
-                results.append(status)
+                due = self._due.setdefault(key, now + self._backoff_for(key, now))
+                if now < due:
+                    continue
+                restarted, status = self._restart(name, directory, record, secrets)
+                del self._due[key]
+                self._last_restart[key] = (now, self._last_restart.get(key, (0.0, 0))[1] + 1)
+                restarts.append(Restart(record.app, record.pid, status, restarted is not None,
+                                        restarted.restarts if restarted else record.restarts))
                 if restarted is not None:
                     state = EnvironmentState({**state.apps, record.app: restarted})
                     directory.save(state)
-        return tuple(results)
+        return tuple(restarts)
+
+    def _backoff_for(self, key: tuple[str, str], now: float) -> float:
+        last, streak = self._last_restart.get(key, (0.0, 0))
+        if now - last > BACKOFF_RESET:
+            self._last_restart[key] = (last, 0)
+            streak = 0
+        return float(min(self._backoff * (2 ** streak), MAX_BACKOFF))
 
     def log_file(self, environment: str, app: str) -> Path:
         """Where the output of `app` in `environment` is appended."""
@@ -238,21 +261,21 @@ class LocalTarget:
         message = f"{record.app}: {problem}: {tail or '(no output)'}"
         return redact(message, started.launch.secrets)
 
-    def _restart(self, environment: str, directory: StateDirectory,
-                 record: ProcessRecord) -> tuple[ProcessRecord | None, AppStatus]:
-        with self._memory_lock:
-            remembered = self._memory.get((environment, record.app))
-        if remembered is not None and remembered[0] == record.deploy_key:
-            app_env = remembered[1]
-        elif record.secret_names:
-            return None, _status(record, Health.MISSING, "process died; cannot restart it: "
-                                 "secret values are not kept on disk, deploy again")
-        else:
-            app_env = record.env
+    def _restart(self, environment: str, directory: StateDirectory, record: ProcessRecord,
+                 secrets: Callable[[str], Mapping[str, str]]
+                 ) -> tuple[ProcessRecord | None, AppStatus]:
+        app_env = dict(record.env)
+        if record.secret_names:
+            values = secrets(record.app)
+            missing = [n for n in record.secret_names if n not in values]
+            if missing:
+                return None, _status(record, Health.MISSING, "restart failed: secret "
+                                     + ", ".join(missing) + " is not set")
+            app_env.update({n: values[n] for n in record.secret_names})
         port = record.port if proc.port_is_free(record.port) else proc.free_ports(1)[0]
         template = replace(record, port=port)
         launch = _Launch(template, self._child_env(environment, template, app_env),
-                         tuple(app_env[n] for n in record.secret_names if n in app_env),
+                         tuple(app_env[n] for n in record.secret_names),
                          directory.log_file(record.app))
         try:
             started = self._spawn(launch)
@@ -296,16 +319,11 @@ class LocalTarget:
             return _healthy(record, f"pid {record.pid}")
         return _status(record, Health.DEGRADED, f"pid {record.pid} runs; GET {url} fails")
 
-    def _remember(self, environment: str, key: str, apps: Iterable[AppDeployment]) -> None:
-        with self._memory_lock:
-            for app in apps:
-                self._memory[(environment, app.app)] = (key, _variables(app)[0])
-
 
 def _status(record: ProcessRecord, health: Health, detail: str) -> AppStatus:
     return AppStatus(app=record.app, version=record.version, image=record.image, health=health,
                      endpoint=record.endpoint, release=record.release,
-                     deploy_key=record.deploy_key, detail=detail)
+                     deploy_key=record.deploy_key, detail=detail, restarts=record.restarts)
 
 
 def _healthy(record: ProcessRecord, detail: str) -> AppStatus:

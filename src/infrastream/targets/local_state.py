@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +49,6 @@ class ProcessRecord:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def with_process(self, pid: int, proc_start: int | None, port: int,
-                     started_at: str) -> ProcessRecord:
-        return replace(self, pid=pid, proc_start=proc_start, port=port, started_at=started_at,
-                       restarts=self.restarts + 1)
 
     def for_storage(self) -> dict[str, Any]:
         data = asdict(self)

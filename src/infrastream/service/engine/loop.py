@@ -33,6 +33,7 @@ from infrastream.store.tables import deployments, prerelease_runs
 from ..auditing import trail as audit
 from ..context import Services
 from ..drift import record_drift
+from ..health import record_health
 from ..records.occupancy import hold
 from . import state as engine_state
 from .deploy_job import run_deploy
@@ -54,8 +55,10 @@ _OPEN_PRERELEASES = (select(prerelease_runs.c.id, prerelease_runs.c.state,
 
 class Engine:
     def __init__(self, services: Services, *, workers: int = 8, poll: float = 5.0,
-                 drift_every: float = 30.0) -> None:
+                 drift_every: float = 30.0, health_every: float = 2.0) -> None:
         self.drift_every = drift_every
+        self.health_every = health_every
+        self._health_at: float | None = None
         self._drift_at: float | None = None
         self.services = services
         self.poll = poll
@@ -119,6 +122,9 @@ class Engine:
         if self._drift_at is None or started - self._drift_at >= self.drift_every:
             self._drift_at = started
             self._submit("drift", record_drift, self.services)
+        if self._health_at is None or started - self._health_at >= self.health_every:
+            self._health_at = started
+            self._submit("health", record_health, self.services)
         for orphan in orphans:  # rollbacks, and deployments a crash left behind
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id)
         self._prereleases(prereleases)

@@ -17,6 +17,8 @@ from sqlalchemy import Connection, bindparam, select
 from infrastream.domain.rollback import default_target
 from infrastream.store.tables import deployments, releases, rollbacks
 
+from .teardowns import torn_down_through
+
 HISTORY = 200
 """How many of an environment's newest healthy deployments a rollback target is sought in."""
 
@@ -66,8 +68,8 @@ def _pairs(conn: Connection, environment: str,
 def rollback_target(conn: Connection, environment: str) -> tuple[Any | None, Any | None]:
     """(what runs there now, where a default rollback goes): `history` rows or None."""
     healthy = history(conn, environment)
-    if not healthy:
-        return None, None
+    if not healthy or healthy[0].id <= torn_down_through(conn, environment):
+        return None, None  # nothing ran, or a teardown stopped what ran: nothing is current
     target = default_target(*_pairs(conn, environment, healthy))
     return healthy[0], next((row for row in healthy if row.release_id == target), None)
 

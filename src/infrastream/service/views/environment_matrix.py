@@ -18,8 +18,10 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import deployments, releases
 
 from ..context import Services
+from ..health import stored_health
 from ..readmodel import ReadModel
 from ..records.manifests import current_bundle
+from ..records.teardowns import teardown_marks
 
 HISTORY = 50
 RECENT = 5
@@ -42,6 +44,8 @@ class MatrixRow(ReadModel):
     deploying: bool
     release: str | None
     since: str | None
+    health: str | None
+    """The live health the engine stored for the release it runs (None: not looked yet)."""
     apps: dict[str, AppCell]
 
 
@@ -55,13 +59,16 @@ def environment_matrix(services: Services) -> EnvironmentMatrix:
     names = bundle.used_environments()
     rows = []
     apps: set[str] = set(bundle.applications)
+    health = stored_health(services)
     with services.db.connect() as conn:
+        marks = teardown_marks(conn)
         for env in names:
             history = conn.execute(
                 select(deployments.c.result, deployments.c.finished_at, releases.c.app_set,
                        releases.c.name)
                 .join(releases, releases.c.id == deployments.c.release_id)
-                .where((deployments.c.environment == env) & (deployments.c.state == "healthy"))
+                .where((deployments.c.environment == env) & (deployments.c.state == "healthy")
+                       & (deployments.c.id > marks.get(env, 0)))
                 .order_by(deployments.c.id.desc()).limit(HISTORY)).all()
             # one deployment at a time per environment: a running one is among the newest
             newest = conn.execute(select(deployments.c.state)
@@ -69,11 +76,18 @@ def environment_matrix(services: Services) -> EnvironmentMatrix:
                                   .order_by(deployments.c.id.desc()).limit(RECENT)).all()
             deploying = any(r.state == "deploying" for r in newest)
             cells = _app_since(history) if history else {}
+            release = f"{history[0].app_set}/{history[0].name}" if history else None
+            live = health.get(env)
+            if live is not None and live.release != release:
+                live = None
+            if live is not None:
+                cells = {app: cell.model_copy(update={"health": live.apps[app].health})
+                         if app in live.apps else cell for app, cell in cells.items()}
             apps.update(cells)
             rows.append(MatrixRow(
                 environment=env, tier=bundle.environment(env).spec.tier.value,
                 deploying=deploying,
-                release=f"{history[0].app_set}/{history[0].name}" if history else None,
+                release=release, health=live.state if live is not None else None,
                 since=_iso(history[0].finished_at) if history else None, apps=cells))
     return EnvironmentMatrix(environments=rows, applications=sorted(apps))
 

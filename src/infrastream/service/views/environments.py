@@ -9,8 +9,10 @@ from infrastream.store.tables import deployments, releases
 
 from ..context import Services
 from ..drift import StoredDrift, stored_drift
+from ..health import StoredHealth, stored_health
 from ..readmodel import ReadModel
 from ..records.shapes import DeployedApp, deployed_apps
+from ..records.teardowns import teardown_marks
 
 
 class EnvironmentView(ReadModel):
@@ -26,6 +28,8 @@ class EnvironmentView(ReadModel):
     """Application → version."""
     apps: list[DeployedApp]
     drift: StoredDrift | None
+    health: StoredHealth | None
+    """The live health the engine last stored (None until its first health pass)."""
 
 
 def environment_overview(services: Services) -> list[EnvironmentView]:
@@ -39,11 +43,15 @@ def environment_overview(services: Services) -> list[EnvironmentView]:
              .order_by(deployments.c.environment))
     with services.db.connect() as conn:
         rows = conn.execute(query).all()
+        marks = teardown_marks(conn)
         deploying = conn.execute(select(deployments.c.environment).where(
             deployments.c.state == "deploying")).scalars().all()
     drift = stored_drift(services)
+    health = stored_health(services)
     result = []
     for row in rows:
+        if row.id <= marks.get(row.environment, 0):
+            continue  # torn down: nothing runs there
         since = utc(row.finished_at)
         result.append(EnvironmentView(
             environment=row.environment,
@@ -54,5 +62,6 @@ def environment_overview(services: Services) -> list[EnvironmentView]:
             versions={app: v["version"] for app, v in row.content["versions"].items()},
             apps=deployed_apps(row.result),
             drift=drift.get(row.environment),
+            health=health.get(row.environment),
         ))
     return result

@@ -29,8 +29,10 @@ from infrastream.store.tables import deployments, prerelease_runs, releases
 
 from ..context import Services
 from ..drift import drift_report
+from ..health import stored_health
 from ..readmodel import ReadModel
 from ..records.manifests import current_bundle
+from ..records.teardowns import torn_down_through
 from .release_status import BlockerView, status_of
 
 LIVE_TTL = 15.0
@@ -84,6 +86,9 @@ class EnvironmentCell(ReadModel):
     prerelease: ValidatingRun | None
     drift: list[str]
     live_checked_at: str | None
+    health: str | None
+    """The live health the engine stored for the running release (`healthy`, `unhealthy`,
+    `unknown`); None when nothing runs or no health pass has looked yet."""
 
 
 class StageColumn(ReadModel):
@@ -119,6 +124,9 @@ def tracks_overview(services: Services) -> list[TrackOverview]:
         cells = {env: _recorded(conn, env) for env in bundle.used_environments()}
         queues = _queues(services, conn, now)
         validating = _prereleases(conn)
+    health = stored_health(services)
+    for env, recorded in cells.items():
+        recorded["health"] = health.get(env)
     tracks = []
     for name, track in bundle.tracks.items():
         lanes = []
@@ -157,6 +165,11 @@ def _recorded(conn: Connection, environment: str) -> dict[str, Any]:
     last = conn.execute(newest).first()
     running = last if last is not None and last.state == "healthy" else conn.execute(
         newest.where(deployments.c.state == "healthy")).first()
+    mark = torn_down_through(conn, environment)
+    if running is not None and running.id <= mark:
+        running = None  # a teardown stopped it
+    if last is not None and last.id <= mark:
+        last = None
     return {"last": last, "running": running}
 
 
@@ -181,7 +194,13 @@ def _cell(services: Services, bundle: Bundle, recorded: dict[str, Any], env: str
         "prerelease": prerelease,
         "drift": [],
         "liveCheckedAt": None,
+        "health": None,
     }
+    stored = recorded.get("health")
+    if running is not None and stored is not None and stored.release == cell["running"]:
+        cell["health"] = stored.state
+        if cell["state"] == "healthy" and stored.state == "unhealthy":
+            cell["state"] = "unhealthy"
     held = frozen(bundle.freezes.values(), env, lane.value, now)
     if held is not None:
         cell["frozen"] = held.describe()

@@ -1,7 +1,7 @@
 """audit entries waiting for the chainer; history-flat indexes and release numbers
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0018
 Create Date: 2026-12-02 13:45:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
