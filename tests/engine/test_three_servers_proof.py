@@ -169,7 +169,7 @@ def test_three_servers_run_every_job_once_and_survive_a_killed_one(tmp_path, dat
                           for env in ("dev",)}, checks
         with db.connect() as conn:
             entries = [(row.action, row.after or {}) for row in conn.execute(
-                select(audit_log.c.action, audit_log.c.after).order_by(audit_log.c.id))]
+                select(audit_log.c.action, audit_log.c.after).order_by(audit_log.c.seq))]
         assert _overlaps(entries) == []
         for server in alive:
             verdict = server.client(tokens["rita"]).get("/audit/verify").raise_for_status()

@@ -5,7 +5,9 @@ honours the whole target contract (idempotent per key, prune, status, teardown) 
 starting anything. Given a data directory it keeps its records in
 `<data dir>/noop/<environment>.json`, so that status survives a restart, and appends the key
 of every deployment that changed something to `<environment>.calls` (one line per call that
-reached it: how tests count target calls); without one it keeps them in memory. Variables are never recorded, so no secret can leak through it.
+reached it: how tests count target calls); without one it keeps them in memory. Variables
+are never recorded, so no secret can leak through it. The records are per data directory:
+with several servers, noop environments are not shared state (each server keeps its own).
 """
 
 from __future__ import annotations
