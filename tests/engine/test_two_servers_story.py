@@ -7,6 +7,8 @@ while the database recorded one deployment.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from servers import Server, apply, signing_key, target_starts, users, wait_for
 from story import example_repo
@@ -47,3 +49,21 @@ def test_two_servers_start_each_deployments_processes_under_one_data_dir_only(
         for server in (first, second):
             server.stop()
             LocalTarget(server.data_dir).teardown(default_environment("development"))
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_second_live_server_with_the_same_node_name_refuses_to_start(tmp_path, database_url):
+    key = signing_key()
+    first = Server(tmp_path / "a", database_url, node="same", key=key)
+    second = Server(tmp_path / "b", database_url, node="same", key=key)
+    try:
+        first.start()
+        assert second.launch().wait(timeout=120) != 0
+        lines = [line for line in second.log.read_text().splitlines() if "cannot serve" in line]
+        assert lines == [f"error: cannot serve: node 'same' is already served by pid "
+                         f"{first.process.pid} on {socket.gethostname()}: give each server "
+                         f"its own --node-name (INFRASTREAM_NODE_NAME)"], lines
+        assert "Traceback" not in second.log.read_text()
+    finally:
+        first.stop()
+        second.stop()
