@@ -16,13 +16,17 @@ from story import example_repo
 from infrastream.manifests.environment import default_environment
 from infrastream.targets.local import LocalTarget
 
-RELEASES = 8
+RELEASES = 3
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_two_servers_start_each_deployments_processes_under_one_data_dir_only(
         tmp_path, database_url):
     repo = example_repo(tmp_path, soak="1s")
+    api = repo / "manifests" / "apps" / "api.yaml"  # a deployment lasts past the other's poll
+    api.write_text(api.read_text().replace(
+        'command: ["python3", "services/shop_service.py"]',
+        'command: ["sh", "-c", "sleep 3 && exec python3 services/shop_service.py"]'))
     key = signing_key()
     first = Server(tmp_path / "a", database_url, node="node-a", key=key)
     second = Server(tmp_path / "b", database_url, node="node-b", key=key)
