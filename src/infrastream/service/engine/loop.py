@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from infrastream.domain.readiness import occupied
+from infrastream.manifests import Environment
 from infrastream.store.tables import deployments, prerelease_runs
 
 from ..context import Services
@@ -149,7 +150,9 @@ class Engine:
             self._swept_at = started
         if self._drift_at is None or started - self._drift_at >= self.drift_every:
             self._drift_at = started
-            self._submit("drift", record_drift, self.services)
+            # shared targets: one server; `local` ones: each node its own
+            self._submit("drift", record_drift, self.services, self._shared)
+            self._submit(f"drift:{self.node.name}", record_drift, self.services, self._own)
         for orphan in orphans:  # rollbacks, and deployments a crash left behind
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id,
                          environment=orphan.environment)
@@ -224,6 +227,14 @@ class Engine:
                          environment=run.environment)
 
     # -- jobs --------------------------------------------------------------------------
+
+    @staticmethod
+    def _shared(environment: Environment) -> bool:
+        return environment.spec.target.type != "local"
+
+    def _own(self, environment: Environment) -> bool:
+        return environment.spec.target.type == "local" and self.node.serves(
+            environment.metadata.name)
 
     def _elsewhere(self, environment: str | None) -> bool:
         """Whether a job of this environment belongs to another node (a bound `local` one)."""
