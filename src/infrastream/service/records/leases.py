@@ -37,9 +37,9 @@ _LOCK_ROW = (select(job_leases.c.owner, job_leases.c.expires)
 _TAKE = (update(job_leases).where(job_leases.c.key == bindparam("lease_key"))
          .values(owner=bindparam("owner"), expires=bindparam("expires")))
 _RENEW = (update(job_leases)
-          .where((job_leases.c.owner == bindparam("owner"))
+          .where((job_leases.c.owner == bindparam("lease_owner"))
                  & job_leases.c.key.in_(bindparam("keys", expanding=True)))
-          .values(expires=bindparam("expires")))
+          .values(expires=bindparam("until")))
 _RELEASE = delete(job_leases).where((job_leases.c.key == bindparam("lease_key"))
                                     & (job_leases.c.owner == bindparam("owner")))
 
@@ -85,8 +85,8 @@ class Leases:
         if not keys:
             return 0
         with writing(self.db) as conn:
-            return int(conn.execute(_RENEW, {"owner": self.owner, "keys": keys,
-                                             "expires": time.time() + self.seconds}).rowcount)
+            return int(conn.execute(_RENEW, {"lease_owner": self.owner, "keys": keys,
+                                             "until": time.time() + self.seconds}).rowcount)
 
     def held(self) -> set[str]:
         with self._lock:
