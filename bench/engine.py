@@ -720,6 +720,20 @@ if __name__ == "__main__":
     parser.add_argument("--lifecycles", type=int, default=PROFILE_LIFECYCLES,
                         help="lifecycles to profile")
     parser.add_argument("--top", type=int, default=30, help="rows per profile table")
+    parser.add_argument("--servers", type=int, default=0, metavar="N",
+                        help="instead: lifecycles/s with 1..N `infrastream serve` processes on "
+                        "one PostgreSQL database, and the ratio to 1 server")
     options = parser.parse_args()
+    if options.servers:
+        from scale_out import main_servers
+
+        def fresh() -> tuple[str, Callable[[], None]] | None:
+            made = postgres_url()
+            if made is None:
+                return None
+            url, admin = made
+            return url, lambda: drop_postgres(url, admin)
+
+        sys.exit(main_servers(options.servers, sources(), fresh))
     sys.exit(main_profile(options.top, options.lifecycles) if options.profile
              else main_bench())

@@ -19,13 +19,16 @@ from fastapi import FastAPI
 
 from infrastream.service import sources
 from infrastream.service.auditing import refusals, signing
-from infrastream.service.context import Services, open_services
+from infrastream.service.context import Services, node_name, open_services
 from infrastream.service.engine.loop import Engine
+from infrastream.service.engine.wakeups import Wakeups
 from infrastream.service.identity import BOOTSTRAP_FILE, bootstrap_admin
+from infrastream.service.records.leases import Leases
 
 from .app import create_app
 
 CHECKPOINT_SECONDS = 60.0
+CHECKPOINT_JOB = "checkpoint"
 SOURCE_POLL_SECONDS = 5.0
 
 
@@ -34,10 +37,12 @@ Extension = Callable[[FastAPI, Services], None]
 
 
 def run_server(data_dir: Path, database_url: str | None, host: str, port: int,
-               *, poll: float = 2.0, extend: Extension | None = None) -> None:
+               *, poll: float = 2.0, extend: Extension | None = None,
+               node: str | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     services = open_services(data_dir, database_url)
+    services.node = node_name(node)
     token = bootstrap_admin(services)
     if token:
         print(f"admin token (shown once, also in {data_dir / BOOTSTRAP_FILE}): {token}",
@@ -52,12 +57,16 @@ def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
     """Run the engine and the HTTP server on `services` until SIGTERM or Ctrl-C.
 
     A server whose audit signing key is not the database's refuses to start (one key per
-    database, see `signing.enforce_key`)."""
+    database, see `signing.enforce_key`), and so does a server whose node name another live
+    server has (`records.nodes`: the name owns the job leases)."""
     signing.enforce_key(services)
     engine = Engine(services, poll=poll)
+    engine.node.register()
+    wakeups = Wakeups(services)
+    wakeups.start()
     engine.start()
     stop = threading.Event()
-    threading.Thread(target=_checkpoints, args=(services, stop), daemon=True,
+    threading.Thread(target=_checkpoints, args=(services, engine.leases, stop), daemon=True,
                      name="audit-checkpoints").start()
     threading.Thread(target=_source_fetches, args=(services, stop), daemon=True,
                      name="manifest-sources").start()
@@ -73,20 +82,26 @@ def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
         server.run()
     finally:
         stop.set()
+        wakeups.stop()
         engine.stop()
         refusals.flush(services, everything=True)  # the counts of open refusal windows
         services.db.dispose()
     sys.stdout.flush()
 
 
-def _checkpoints(services: Services, stop: threading.Event,
+def _checkpoints(services: Services, leases: Leases, stop: threading.Event,
                  every: float = CHECKPOINT_SECONDS) -> None:
     """Sign the head of the audit chain regularly, so a removed or rewritten tail shows;
-    write the counts of refusal windows that closed first, so they are signed too."""
+    write the counts of refusal windows that closed first, so they are signed too. Each
+    server flushes its own refusal counts; one server at a time signs (the lease)."""
     while not stop.wait(every):
         try:
             refusals.flush(services)
-            signing.checkpoint(services)
+            if leases.claim(CHECKPOINT_JOB):
+                try:
+                    signing.checkpoint(services)
+                finally:
+                    leases.release(CHECKPOINT_JOB)
         except Exception:  # a failed checkpoint is retried next time; serving goes on
             logging.getLogger("infrastream.audit").exception("audit checkpoint failed")
 

@@ -27,6 +27,11 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host",
                              help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8420, "--port", min=1, max=65535, help="TCP port to listen on."),
+    node_name: str | None = typer.Option(
+        None, "--node-name", envvar="INFRASTREAM_NODE_NAME", metavar="NAME",
+        show_default="the host name",
+        help="This server's name among the servers of one database: it owns this server's "
+        "job leases and runs the `local` environments bound to it."),
 ) -> None:
     """Run the Infrastream server: REST API under /api/v1 (OpenAPI at /openapi.json) and the
     engine that deploys and promotes releases.
@@ -42,7 +47,7 @@ def serve(
 
     directory = data_dir.expanduser().resolve()
     try:
-        run_server(directory, database_url, host, port, extend=mount_portal)
+        run_server(directory, database_url, host, port, extend=mount_portal, node=node_name)
     except SQLAlchemyError as exc:
         raise CliError(f"cannot use the database: {exc.__class__.__name__}: "
                        f"{str(exc).splitlines()[0]}") from None

@@ -7,6 +7,8 @@ record something it should act on (an approval, a promotion request, a new relea
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +22,13 @@ from infrastream.store import clock
 from infrastream.store.database import open_database, sqlite_url, writing
 from infrastream.targets.registry import TargetRegistry
 
+NODE_ENV = "INFRASTREAM_NODE_NAME"
+
+
+def node_name(configured: str | None = None) -> str:
+    """This server's node name: `--node-name`, INFRASTREAM_NODE_NAME, else the host name."""
+    return configured or os.environ.get(NODE_ENV) or socket.gethostname()
+
 
 @dataclass
 class Services:
@@ -29,6 +38,8 @@ class Services:
     now: Callable[[], datetime] = clock.now
     wake: threading.Event = field(default_factory=threading.Event)
     listeners: list[Callable[[], None]] = field(default_factory=list)
+    broadcasts: list[Callable[[], None]] = field(default_factory=list)
+    node: str = field(default_factory=node_name)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -41,6 +52,11 @@ class Services:
         self.wake.set()
         for listener in self.listeners:
             listener()
+
+    def broadcast(self) -> None:
+        """Wake the other servers' engines (`engine.wakeups`; none on SQLite)."""
+        for send in list(self.broadcasts):
+            send()
 
 
 def open_services(data_dir: Path, database_url: str | None = None) -> Services:

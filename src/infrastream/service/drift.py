@@ -10,6 +10,7 @@ audits every change between in-sync and drifted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -45,7 +46,10 @@ class StoredDrift(ReadModel):
     checked_at: str
 
 
-def drift_report(services: Services, environment: str | None = None) -> list[DriftReport]:
+def drift_report(services: Services, environment: str | None = None,
+                 include: Callable[[Environment], bool] | None = None) -> list[DriftReport]:
+    """Each environment's drift; `include` picks the environments to ask (a server asks only
+    the targets it may reach: its own `local` environments, see `records.nodes`)."""
     latest = (select(deployments.c.environment, func.max(deployments.c.id).label("id"))
               .where(deployments.c.state == "healthy").group_by(deployments.c.environment)
               .subquery())
@@ -60,7 +64,14 @@ def drift_report(services: Services, environment: str | None = None) -> list[Dri
         rows = conn.execute(query).all()
         marks = teardown_marks(conn)
     rows = [r for r in rows if r.id > marks.get(r.environment, 0)]
+    if include is not None:
+        rows = [row for row in rows if include(_environment(row))]
     return [_compare(services, row) for row in rows]
+
+
+def _environment(row: Any) -> Environment:
+    return Environment.model_validate(row.content["manifests"]["environments"]
+                                      [row.environment])
 
 
 def _compare(services: Services, row: Any) -> DriftReport:
@@ -94,9 +105,10 @@ def _report(row: Any, differences: list[str], *, unknown: bool = False) -> Drift
                        state=state, differences=differences)
 
 
-def record_drift(services: Services) -> list[DriftReport]:
+def record_drift(services: Services,
+                 include: Callable[[Environment], bool] | None = None) -> list[DriftReport]:
     """The engine's periodic drift check: store each environment's state, audit changes."""
-    report = drift_report(services)
+    report = drift_report(services, include=include)
     now = services.now()
     with services.transaction() as conn:
         before = {r.environment: r for r in conn.execute(select(environment_drift))}

@@ -14,6 +14,7 @@ audited as `environment.restart`, with secret values read again from the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -75,14 +76,19 @@ def _judge(expected: list[str], statuses: dict[str, AppStatus]) -> tuple[str, di
     return ("healthy" if healthy else "unhealthy"), apps
 
 
-def record_health(services: Services) -> None:
-    """One health pass over every deployed environment; then let supervisors restart."""
+def record_health(services: Services,
+                  include: Callable[[Environment], bool] | None = None) -> None:
+    """One health pass over every deployed environment (those `include` accepts: with
+    several servers, each node looks at its own `local` environments); then let supervisors
+    restart."""
     with services.db.connect() as conn:
         rows = conn.execute(_newest_healthy()).all()
         marks = teardown_marks(conn)
     for row in [r for r in rows if r.id > marks.get(r.environment, 0)]:
         manifest = Environment.model_validate(
             row.content["manifests"]["environments"][row.environment])
+        if include is not None and not include(manifest):
+            continue
         target = services.targets.for_environment(manifest)
         try:
             statuses = {s.app: s for s in target.status(manifest)}

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -324,6 +325,33 @@ server_settings = Table(
     Column("key", String(63), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+job_leases = Table(
+    "job_leases", metadata,
+    Column("key", String(300), primary_key=True),
+    Column("owner", String(200), nullable=True),
+    Column("expires", Float, nullable=False),
+)
+"""Who runs a unit of work now (`service.records.leases`): one row per job key while claimed;
+`expires` is wall-clock epoch seconds, renewed by the owner."""
+
+server_nodes = Table(
+    "server_nodes", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("instance", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("seen", Float, nullable=False),
+)
+"""The live servers by node name (`service.records.nodes`), with a heartbeat."""
+
+node_bindings = Table(
+    "node_bindings", metadata,
+    Column("environment", String(63), primary_key=True),
+    Column("node", String(200), nullable=False),
+    Column("bound", Float, nullable=False),
+)
+"""Which node runs a `local` environment's processes (bound at its first job, sticky)."""
 
 secrets = Table(
     "secrets", metadata,

@@ -3,8 +3,11 @@
 For dry runs, demos and benchmarks, and as the fake that tests of the layers above use: it
 honours the whole target contract (idempotent per key, prune, status, teardown) without
 starting anything. Given a data directory it keeps its records in
-`<data dir>/noop/<environment>.json`, so that status survives a restart; without one it
-keeps them in memory. Variables are never recorded, so no secret can leak through it.
+`<data dir>/noop/<environment>.json`, so that status survives a restart, and appends the key
+of every deployment that changed something to `<environment>.calls` (one line per call that
+reached it: how tests count target calls); without one it keeps them in memory. Variables
+are never recorded, so no secret can leak through it. The records are per data directory:
+with several servers, noop environments are not shared state (each server keeps its own).
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class NoopTarget:
                 records[app.app] = _Record(app.app, app.version, app.image, request.release,
                                            request.key)
             self._save(name, records)
+            self._called(name, request.key)
             self.deploy_count += 1
             statuses = tuple(records[a.app].status() for a in request.apps)
         return DeployResult(request.key, statuses, "recorded " + ", ".join(
@@ -106,6 +110,17 @@ class NoopTarget:
             return
         try:
             _write_atomically(path, {"apps": {n: asdict(r) for n, r in sorted(records.items())}})
+        except OSError as exc:
+            raise TransientError(f"noop target: cannot write {path}: {exc}") from exc
+
+
+    def _called(self, environment: str, key: str) -> None:
+        path = self._file(environment)
+        if path is None:
+            return
+        try:
+            with open(path.with_suffix(".calls"), "a") as calls:
+                calls.write(key + "\n")
         except OSError as exc:
             raise TransientError(f"noop target: cannot write {path}: {exc}") from exc
 

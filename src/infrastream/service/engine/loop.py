@@ -15,11 +15,18 @@ Deployments outside active releases (rollbacks, and whatever a crash left behind
 pre-release runs are swept at the first pass and every `poll` seconds; between sweeps, a
 pass looks for them only when the newest deployment or pre-release run id moved (a cheap
 index lookup), or while pre-release runs are still open.
+
+Several servers can share one database: every job is claimed under its key through
+`records.leases` before it runs (one owner at a time, renewed while it works, taken over by
+another server when its owner dies), and a job of a `local` environment runs only on the node
+bound to it (`records.nodes`); a pass that hands such a job to another node wakes the others
+(`Services.broadcast`, LISTEN/NOTIFY on PostgreSQL).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +35,16 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from infrastream.domain.readiness import occupied
+from infrastream.manifests import Environment
 from infrastream.store.tables import deployments, prerelease_runs
 
 from ..auditing import trail as audit
 from ..context import Services
 from ..drift import record_drift
 from ..health import record_health
+from ..records.leases import LEASE_SECONDS, Leases
+from ..records.manifests import current_bundle
+from ..records.nodes import Node
 from ..records.occupancy import hold
 from . import state as engine_state
 from .deploy_job import run_deploy
@@ -43,7 +54,7 @@ from .steps import advance
 
 log = logging.getLogger("infrastream.engine")
 
-_DEPLOYING = select(deployments.c.id, deployments.c.key).where(
+_DEPLOYING = select(deployments.c.id, deployments.c.key, deployments.c.environment).where(
     deployments.c.state == "deploying")
 _DEPLOYING_AFTER = _DEPLOYING.where(deployments.c.id > bindparam("after"))
 
@@ -53,9 +64,21 @@ _OPEN_PRERELEASES = (select(prerelease_runs.c.id, prerelease_runs.c.state,
                      .order_by(prerelease_runs.c.id))
 
 
+LEASE_ENV = "INFRASTREAM_LEASE_SECONDS"
+
+
+def lease_seconds() -> float:
+    """How long a job lease lasts unrenewed (INFRASTREAM_LEASE_SECONDS, default 30)."""
+    return float(os.environ.get(LEASE_ENV) or LEASE_SECONDS)
+
+
 class Engine:
     def __init__(self, services: Services, *, workers: int = 8, poll: float = 5.0,
-                 drift_every: float = 30.0, health_every: float = 2.0) -> None:
+                 drift_every: float = 30.0, health_every: float = 2.0,
+                 leases: Leases | None = None, node: Node | None = None) -> None:
+        seconds = lease_seconds()
+        self.leases = leases or Leases(services.db, services.node, seconds)
+        self.node = node or Node(services.db, services.node, seconds)
         self.drift_every = drift_every
         self.health_every = health_every
         self._health_at: float | None = None
@@ -64,6 +87,7 @@ class Engine:
         self.poll = poll
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infra-job")
         self._inflight: set[str] = set()
+        self._handed: set[str] = set()  # jobs left to another node (woken once per job)
         self._lock = threading.Lock()
         self._pass_lock = threading.Lock()
         self._stop = threading.Event()
@@ -79,6 +103,16 @@ class Engine:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="infra-engine", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._renew, name="infra-leases", daemon=True).start()
+
+    def _renew(self) -> None:
+        """Keep this server's leases (and its node's heartbeat) alive while it works."""
+        while not self._stop.wait(self.leases.seconds / 3):
+            try:
+                self.leases.renew()
+                self.node.beat()
+            except Exception:  # the database is away: the next round retries
+                log.exception("lease renewal failed")
 
     def stop(self) -> None:
         self._stop.set()
@@ -121,12 +155,18 @@ class Engine:
             self._swept_at = started
         if self._drift_at is None or started - self._drift_at >= self.drift_every:
             self._drift_at = started
-            self._submit("drift", record_drift, self.services)
+            # shared targets: one server; `local` ones: each node its own
+            self._submit("drift", record_drift, self.services, self._shared)
+            self._submit(f"drift:{self.node.name}", record_drift, self.services, self._own)
         if self._health_at is None or started - self._health_at >= self.health_every:
             self._health_at = started
-            self._submit("health", record_health, self.services)
+            # as drift: a `local` environment's processes are seen (and restarted) only by
+            # the node they run on
+            self._submit("health", record_health, self.services, self._shared)
+            self._submit(f"health:{self.node.name}", record_health, self.services, self._own)
         for orphan in orphans:  # rollbacks, and deployments a crash left behind
-            self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id)
+            self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id,
+                         environment=orphan.environment)
         self._prereleases(prereleases)
         for key, job, arg in gate_pass(self.services):  # pull requests, merges, statuses
             self._submit(key, job, self.services, arg)
@@ -139,8 +179,8 @@ class Engine:
                 log.exception("engine step of %s failed", release.ref)
                 continue
             self._saw_own(steps.deployment_ids)
-            for key, job, row_id in steps.jobs:
-                self._submit(key, job, self.services, row_id)
+            for key, job, row_id, environment in steps.jobs:
+                self._submit(key, job, self.services, row_id, environment=environment)
             changed = changed or steps.changed
             if steps.wake is not None:
                 next_wake = steps.wake if next_wake is None else min(next_wake, steps.wake)
@@ -194,24 +234,57 @@ class Engine:
                     ).values(state="running", started_at=now)).rowcount
                 if not started:
                     continue
-            self._submit(f"prerelease:{run.id}", run_prerelease, self.services, run.id)
+            self._submit(f"prerelease:{run.id}", run_prerelease, self.services, run.id,
+                         environment=run.environment)
 
     # -- jobs --------------------------------------------------------------------------
 
-    def _submit(self, key: str, fn: Any, *args: Any) -> None:
+    @staticmethod
+    def _shared(environment: Environment) -> bool:
+        return environment.spec.target.type != "local"
+
+    def _own(self, environment: Environment) -> bool:
+        return environment.spec.target.type == "local" and self.node.serves(
+            environment.metadata.name)
+
+    def _elsewhere(self, environment: str | None) -> bool:
+        """Whether a job of this environment belongs to another node (a bound `local` one)."""
+        if environment is None:
+            return False
+        target = current_bundle(self.services).environment(environment).spec.target
+        return target.type == "local" and not self.node.serves(environment)
+
+    def _submit(self, key: str, fn: Any, *args: Any, environment: str | None = None) -> None:
+        """Run a job in a worker once it is this server's: its node's and its lease's."""
         with self._lock:
             if key in self._inflight:
                 return
             self._inflight.add(key)
 
         def job() -> None:
+            claimed = False
             try:
-                fn(*args)
+                if self._elsewhere(environment):
+                    with self._lock:
+                        first = key not in self._handed
+                        self._handed.add(key)
+                    if first:
+                        self.services.broadcast()  # its node claims it
+                    return
+                claimed = self.leases.claim(key)
+                if claimed:
+                    fn(*args)
             except Exception:
                 log.exception("job %s crashed", key)
             finally:
+                if claimed:
+                    try:
+                        self.leases.release(key)
+                    except Exception:  # it expires instead
+                        log.exception("releasing the lease of %s failed", key)
                 with self._lock:
                     self._inflight.discard(key)
-                self.services.notify()
+                if claimed:
+                    self.services.notify()
 
         self._pool.submit(job)

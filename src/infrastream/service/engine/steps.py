@@ -46,8 +46,9 @@ from .state import CHECK_RUNS, ActiveRelease, PassState, StageRun
 
 SYSTEM = "infrastream"
 
-Job = tuple[str, Callable[[Services, int], None], int]
-"""(in-flight key, job function, row id): a job to start after the transaction committed."""
+Job = tuple[str, Callable[[Services, int], None], int, str]
+"""(in-flight key, job function, row id, environment): a job to start after the transaction
+committed; the environment says which node may run it (`records.nodes`)."""
 
 _INSERT_DEPLOYMENT = insert(deployments)
 _INSERT_CHECK_RUN = insert(check_runs)
@@ -178,7 +179,7 @@ class Steps:
             for key in self.release.deployment_keys(run):
                 dep = self.state.deployments.get(key)
                 if dep is not None and dep.state == "deploying":  # resume after a crash
-                    self.jobs.append((f"deploy:{dep.key}", run_deploy, dep.id))
+                    self.jobs.append((f"deploy:{dep.key}", run_deploy, dep.id, dep.environment))
         elif state is StageState.VERIFYING:
             remaining = facts.soak_remaining(self.now)
             running = any(c.state in ("pending", "running") for c in facts.checks)
@@ -211,7 +212,7 @@ class Steps:
                 "created_at": self.now, "started_at": self.now, "message": ""},
             ))
             self.deployment_ids.append(deployment_id)
-            self.jobs.append((f"deploy:{key}", run_deploy, deployment_id))
+            self.jobs.append((f"deploy:{key}", run_deploy, deployment_id, env))
         self._audit("deployment.start", {"stage": stage.display_name,
                                          "environments": stage.environments,
                                          "attempt": attempt})
@@ -262,7 +263,8 @@ class Steps:
         for item in planned:
             check = known.get(item.key)
             if check is not None and check.state == "running":
-                self.jobs.append((f"check:{check.key}", run_check, check.id))
+                self.jobs.append((f"check:{check.key}", run_check, check.id,
+                                  check.environment))
 
     def _verified(self, run: StageRun, stage: Stage, facts: StageFacts, event: StageEvent,
                   *, last: bool) -> bool:

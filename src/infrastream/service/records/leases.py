@@ -1,0 +1,93 @@
+"""Job leases: every unit of work runs on exactly one server, and a dead server's work moves on.
+
+All job kinds (deployments, checks, pre-release runs, drift checks, checkpoint signing, SCM
+outbox deliveries) are claimed here by their job key, the same key the engine uses to keep a
+job in flight once per process. A claim is one short write transaction: make sure the lease
+row exists, lock it with `FOR UPDATE SKIP LOCKED` (a row another server is claiming right now
+is skipped, not waited for), and take it when it is free, expired, or already ours. The owner
+renews every lease it holds (`renew`, from one thread) while the jobs work, and deletes the
+row when a job ends. A server that dies stops renewing; when its leases expire another server
+claims the work and resumes it against the idempotent targets (the jobs record outcomes by
+compare-and-set, so work that finished just before the claim is not done again).
+
+The owner is the server's node name (`records.nodes` refuses a second live server with the
+same name), so a server restarted under its name takes its own leases back at once. Expiry is
+wall-clock epoch seconds: servers sharing a database need synchronized clocks (NTP). On
+SQLite (one server) the same code runs; the write transaction is the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from infrastream.store.database import writing
+from infrastream.store.tables import job_leases
+
+LEASE_SECONDS = 30.0
+"""How long a claim holds without renewal (INFRASTREAM_LEASE_SECONDS; tests lower it)."""
+
+_LOCK_ROW = (select(job_leases.c.owner, job_leases.c.expires)
+             .where(job_leases.c.key == bindparam("key"))
+             .with_for_update(skip_locked=True))
+_TAKE = (update(job_leases).where(job_leases.c.key == bindparam("lease_key"))
+         .values(owner=bindparam("owner"), expires=bindparam("expires")))
+_RENEW = (update(job_leases)
+          .where((job_leases.c.owner == bindparam("lease_owner"))
+                 & job_leases.c.key.in_(bindparam("keys", expanding=True)))
+          .values(expires=bindparam("until")))
+_RELEASE = delete(job_leases).where((job_leases.c.key == bindparam("lease_key"))
+                                    & (job_leases.c.owner == bindparam("owner")))
+
+
+class Leases:
+    """The leases one server holds, claimed and renewed against the shared database."""
+
+    def __init__(self, db: Engine, owner: str, seconds: float = LEASE_SECONDS) -> None:
+        self.db, self.owner, self.seconds = db, owner, seconds
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+        insert = pg_insert if db.dialect.name == "postgresql" else sqlite_insert
+        self._ensure = insert(job_leases).values(
+            key=bindparam("lease_key"), owner=None, expires=0.0).on_conflict_do_nothing()
+
+    def claim(self, key: str) -> bool:
+        """Take the lease of this job: True when this server now owns it."""
+        now = time.time()
+        with writing(self.db) as conn:
+            conn.execute(self._ensure, {"lease_key": key})
+            row = conn.execute(_LOCK_ROW, {"key": key}).first()
+            if row is None:  # another server holds the row lock: it is claiming right now
+                return False
+            if row.owner not in (None, self.owner) and row.expires > now:
+                return False
+            conn.execute(_TAKE, {"lease_key": key, "owner": self.owner,
+                                 "expires": now + self.seconds})
+        with self._lock:
+            self._held.add(key)
+        return True
+
+    def release(self, key: str) -> None:
+        """The job ended (whatever its outcome): the lease row goes."""
+        with self._lock:
+            self._held.discard(key)
+        with writing(self.db) as conn:
+            conn.execute(_RELEASE, {"lease_key": key, "owner": self.owner})
+
+    def renew(self) -> int:
+        """Push the expiry of every lease this server holds; how many it renewed."""
+        with self._lock:
+            keys = sorted(self._held)
+        if not keys:
+            return 0
+        with writing(self.db) as conn:
+            return int(conn.execute(_RENEW, {"lease_owner": self.owner, "keys": keys,
+                                             "until": time.time() + self.seconds}).rowcount)
+
+    def held(self) -> set[str]:
+        with self._lock:
+            return set(self._held)
