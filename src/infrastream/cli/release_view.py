@@ -14,6 +14,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from .output import console
 from .render import state, table, when
 
 _FAILED = ("failed", "rejected")
@@ -88,20 +89,22 @@ def _stage(stage: dict[str, Any], total: int) -> RenderableType:
     if stage.get("requestedBy"):
         title.append(f"  requested by {stage['requestedBy']} at "
                      f"{when(stage.get('requestedAt'))}", style="dim")
+    available = console.width - 2  # the stage body is indented by two
     body: list[RenderableType] = [table(
         ["ENVIRONMENT", "STATE", "MESSAGE"],
         [[env["name"], state(env.get("state")), env.get("message")]
-         for env in stage.get("environments", [])])]
+         for env in stage.get("environments", [])], available=available)]
     if stage.get("checks"):
         body.append(table(
             ["CHECK", "WHERE", "STATE", "SUMMARY"],
             [[c["type"], f"{c.get('app')}@{c.get('environment')}", state(c.get("state")),
-              c.get("summary")] for c in stage["checks"]]))
+              c.get("summary")] for c in stage["checks"]], available=available))
     if stage.get("approvals"):
         body.append(table(
             ["APPROVAL", "SIGNED", "APPROVERS"],
             [[a["role"], f"{len(a.get('approvers', []))}/{a.get('required')}",
-              ", ".join(a.get("approvers", []))] for a in stage["approvals"]]))
+              ", ".join(a.get("approvers", []))] for a in stage["approvals"]],
+            available=available))
     if stage.get("waiting"):
         style = "red" if stage["state"] in _FAILED else "yellow"
         body.append(Text(str(stage["waiting"]), style=style))
