@@ -119,5 +119,6 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
     # The identifiers alone are wider than the terminal: print the table at the width it
     # needs (the terminal wraps the lines) rather than cut a digest or a name in two.
     wide = Console(file=console.file, width=needed, highlight=False,
-                   color_system=console.color_system, force_terminal=console.is_terminal)
+                   color_system="auto" if console.color_system else None,
+                   force_terminal=console.is_terminal)
     wide.print(grid, soft_wrap=False)
