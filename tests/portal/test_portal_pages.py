@@ -268,7 +268,7 @@ def test_sign_off_cards_name_who_may_sign_and_why_the_viewer_cannot(site: Site):
     card = rita[rita.index('class="card signoff"'):]
     card = card[:card.index("</section>")]
     for role, holder in (("qa", "quinn"), ("product", "paula"), ("security", "sam")):
-        assert re.search(rf'data-role="{role}">.*?held by [^<]*{holder}', card, re.S), card
+        assert re.search(rf'data-signers="{role}">.*?held by [^<]*{holder}', card, re.S), card
         assert f'data-cannot-sign="{role}"' in card
     assert "do not hold the qa role" in card
     quinn = site.signed_in("quinn").get("/portal/releases/shop/v1").text
