@@ -46,8 +46,9 @@ def render_status(status: dict[str, Any]) -> RenderableType:
 
 
 def _header(status: dict[str, Any]) -> RenderableType:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
+    # One space between label and value: a sha256 digest (71 characters) fits 80 columns whole.
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     lane = status.get("lane", "release")
     grid.add_row("release", Text.assemble(
@@ -87,8 +88,11 @@ def _stage(stage: dict[str, Any], total: int) -> RenderableType:
     if stage.get("attempt"):
         title.append(f"  (attempt {stage['attempt']})", style="dim")
     if stage.get("requestedBy"):
-        title.append(f"  requested by {stage['requestedBy']} at "
-                     f"{when(stage.get('requestedAt'))}", style="dim")
+        requested = (f"requested by {stage['requestedBy']} at "
+                     f"{when(stage.get('requestedAt'))}")
+        # Too long for one line: the request goes on its own line, never cut mid-timestamp.
+        fits = title.cell_len + 2 + len(requested) <= console.width
+        title.append(("  " if fits else "\n  ") + requested, style="dim")
     available = console.width - 2  # the stage body is indented by two
     body: list[RenderableType] = [table(
         ["ENVIRONMENT", "STATE", "MESSAGE"],
