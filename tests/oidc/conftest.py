@@ -1,6 +1,6 @@
 """A real OpenID provider for the tests: the npm package `oidc-provider` (installed in
 tests/npm by dev.sh) under Node on loopback, configured by tests/oidc/provider.mjs with the
-client `infrastream-portal` and two people: `ada` in `qa-engineers`, `sam` in `sre-oncall`."""
+client `infrastream-portal` and two people: `ada` in `qa-engineers`, `omar` in `sre-oncall`."""
 
 from __future__ import annotations
 

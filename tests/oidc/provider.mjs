@@ -11,7 +11,7 @@ const [port, ...redirects] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 const groups = {
   ada: ['qa-engineers'],
-  sam: ['sre-oncall'],
+  omar: ['sre-oncall'],
 };
 
 const provider = new Provider(issuer, {

@@ -38,7 +38,7 @@ def test_a_wrong_nonce_and_a_wrong_state_are_refused_end_to_end(
     provider = _provider(openid_provider)
     started = provider.start(openid_provider.cli_callback)
     with httpx.Client() as browser:
-        back = log_in_through_provider(browser, started.url, "sam")
+        back = log_in_through_provider(browser, started.url, "omar")
     query = parse_qs(urlparse(back.headers["location"]).query)
     with pytest.raises(Unauthenticated, match="wrong state"):
         check_state("another-sign-in", query["state"][0])

@@ -13,9 +13,14 @@ from infrastream.domain.sign_in import check_state
 from infrastream.service.single_sign_on import sign_in_person
 
 from .access import current, safe_next, state
-from .render import SECURITY_HEADERS, redirect
+from .render import SECURITY_HEADERS, redirect, root
 
 router = APIRouter()
+
+
+def _callback(request: Request) -> str:
+    """Where the provider sends the browser back (registered there as a redirect URI)."""
+    return f"{request.url.scheme}://{request.url.netloc}{root(request)}/sign-in/oidc/callback"
 
 
 @router.get("/sign-in/oidc", name="oidc-start")
@@ -26,7 +31,7 @@ def start(request: Request,
     if sso is None:
         me.remember("error", "Sign-in with an identity provider is not configured here.")
         return redirect(request, me, "/sign-in")
-    callback = str(request.url_for("oidc-callback"))
+    callback = _callback(request)
     try:
         started = sso.provider.start(callback)
     except InfrastreamError as failed:
@@ -58,7 +63,7 @@ def callback(request: Request,
         if not code:
             raise Unauthenticated("the identity provider sent no authorization code")
         person = sso.provider.finish(pending["nonce"], pending["verifier"], code,
-                                     str(request.url_for("oidc-callback")), services.now())
+                                     _callback(request), services.now())
         signed = sign_in_person(services, person, sso.policy)
     except InfrastreamError as refused:
         me.remember("error", "Sign-in refused: " + refused.reason.removeprefix(
