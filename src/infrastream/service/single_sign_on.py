@@ -32,6 +32,7 @@ from .auditing import trail as audit
 from .context import Services
 from .identity import PREFIX_LENGTH, hash_token, new_token
 from .permissions import require
+from .readmodel import ReadModel
 
 SESSION_TOKEN_NAMES = ("sso", "sso-cli")
 
@@ -131,7 +132,13 @@ def sign_out(services: Services, token_hash: str) -> None:
                      object_type="user", object_id=row.name)
 
 
-def end_sessions(services: Services, principal: Principal, user: str) -> int:
+class EndedSessions(ReadModel):
+    user: str
+    ended: int
+    """How many sign-in sessions (portal and CLI) stopped working."""
+
+
+def end_sessions(services: Services, principal: Principal, user: str) -> EndedSessions:
     """An admin ends every SSO session of `user` (portal and CLI) at once; how many."""
     require(principal, MANAGE_USERS, "end users' sessions")
     name = valid_name("user", user)
@@ -147,4 +154,4 @@ def end_sessions(services: Services, principal: Principal, user: str) -> int:
             .values(revoked_at=now, revoked_by=principal.name)).rowcount
         audit.record(conn, at=now, actor=principal.name, action="user.end-sessions",
                      object_type="user", object_id=name, after={"ended": ended})
-    return int(ended)
+    return EndedSessions(user=name, ended=int(ended))
