@@ -95,6 +95,9 @@ def test_leaving_a_group_takes_the_role_away_at_the_next_sign_in(
     openid_provider.set_groups("omar", ["sre-oncall"])
     second = _sign_in_over_http(url, "omar")
     assert "Signed in as omar (incident-commander)" in second.get("/portal/").text
+    mine = second.get("/portal/me").text
+    assert "<strong data-roles>incident-commander</strong>" in mine
+    assert "<span data-groups>sre-oncall</span>" in mine
     second.close()
     assert get_user(site.services, "omar").roles == {"incident-commander"}
     with site.services.db.connect() as conn:

@@ -10,10 +10,10 @@ from starlette.responses import RedirectResponse, Response
 
 from infrastream.domain.errors import InfrastreamError, Unauthenticated
 from infrastream.domain.sign_in import check_state
-from infrastream.service.single_sign_on import sign_in_person
+from infrastream.service.single_sign_on import last_sign_in, sign_in_person
 
-from .access import current, safe_next, state
-from .render import SECURITY_HEADERS, redirect, root
+from .access import current, safe_next, signed_in, state
+from .render import SECURITY_HEADERS, page, redirect, root
 
 router = APIRouter()
 
@@ -73,3 +73,16 @@ def callback(request: Request,
     roles = ", ".join(sorted(signed.principal.roles)) or "no roles"
     me.remember("ok", f"Signed in as {signed.principal.name} ({roles}).")
     return redirect(request, me, safe_next(request, pending.get("next") if pending else None))
+
+
+@router.get("/me", name="me")
+def my_page(request: Request) -> Response:
+    """Your name and roles, and, if you signed in with the provider, the groups your roles
+    came from at that sign-in."""
+    found = signed_in(request)
+    if isinstance(found, Response):
+        return found
+    services, me = found.services, found.viewer
+    return page(request, me, "me.html", person=found.principal,
+                roles=sorted(found.principal.roles),
+                last=last_sign_in(services, found.principal), inbox_count=0)

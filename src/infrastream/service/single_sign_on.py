@@ -26,7 +26,7 @@ from infrastream.domain.roles import MANAGE_USERS, Principal
 from infrastream.domain.sign_in import GroupRoles, Person, roles_for_groups, session_end
 from infrastream.store.clock import utc
 from infrastream.store.inserted import inserted_id
-from infrastream.store.tables import tokens, users
+from infrastream.store.tables import audit_log, tokens, users
 
 from .auditing import trail as audit
 from .context import Services
@@ -155,3 +155,28 @@ def end_sessions(services: Services, principal: Principal, user: str) -> EndedSe
         audit.record(conn, at=now, actor=principal.name, action="user.end-sessions",
                      object_type="user", object_id=name, after={"ended": ended})
     return EndedSessions(user=name, ended=int(ended))
+
+
+class LastSignIn(ReadModel):
+    at: str
+    via: str
+    groups: list[str]
+    roles: list[str]
+
+
+def last_sign_in(services: Services, principal: Principal) -> LastSignIn | None:
+    """How the principal last signed in with the provider (their groups then, and the roles
+    those gave), for their own page; None if they never did."""
+
+    with services.db.connect() as conn:
+        row = conn.execute(select(audit_log.c.at, audit_log.c.after)
+                           .where((audit_log.c.action == "session.sign-in")
+                                  & (audit_log.c.object_id == principal.name))
+                           .order_by(audit_log.c.seq.desc()).limit(10)).all()
+    for entry in row:
+        after = entry.after or {}
+        if after.get("via") == "oidc":
+            return LastSignIn(at=str(entry.at), via="identity provider",
+                              groups=list(after.get("groups") or []),
+                              roles=list(after.get("roles") or []))
+    return None
