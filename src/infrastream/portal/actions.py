@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from infrastream.domain.errors import InfrastreamError, Unauthenticated
-from infrastream.service import promotions, rollback, sessions
+from infrastream.service import promotions, rollback, sessions, single_sign_on
 from infrastream.service.records.releases import ReleaseRef, parse_ref
 
 from .access import current, form_fields, safe_next, signed_in, state
@@ -56,9 +56,11 @@ def sign_in(request: Request, form: Form) -> Response:
 
 @router.post("/sign-out", name="sign-out")
 def sign_out(request: Request, form: Form) -> Response:
-    _services, me = current(request)
+    services, me = current(request)
     if not me.csrf_ok(form.get("csrf")):
         return forged(request, me)
+    if me.session.token_hash:
+        single_sign_on.sign_out(services, me.session.token_hash)
     me.sign_out()
     me.remember("ok", "Signed out.")
     return redirect(request, me, "/sign-in")
