@@ -59,6 +59,7 @@ class Api:
     admin_token: str
     repo: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    engine: Engine | None = None
     _clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, token: str | None = None) -> httpx.Client:
@@ -122,7 +123,8 @@ def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
     api: Api | None = None
     try:
         server, thread, url = _serve(create_app(services))
-        api = Api(url, services, token, example_repo(tmp_path, target="noop"))
+        api = Api(url, services, token, example_repo(tmp_path, target="noop"),
+                  engine=engine)
         yield api
     finally:
         if api is not None:

@@ -8,6 +8,7 @@ With no configuration it keeps everything in `~/.infrastream` (SQLite, WAL mode)
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -38,6 +39,9 @@ def run_server(data_dir: Path, database_url: str | None, host: str, port: int,
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     services = open_services(data_dir, database_url)
+    stall = os.environ.get("INFRASTREAM_ENGINE_STALL_SECONDS")
+    if stall:
+        services.heartbeat.stall_after = float(stall)
     token = bootstrap_admin(services)
     if token:
         print(f"admin token (shown once, also in {data_dir / BOOTSTRAP_FILE}): {token}",

@@ -73,6 +73,7 @@ class Engine:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        self.services.heartbeat.expected = True  # readiness now watches this loop
         self._thread = threading.Thread(target=self._loop, name="infra-engine", daemon=True)
         self._thread.start()
 
@@ -88,6 +89,7 @@ class Engine:
             self.services.wake.clear()
             try:
                 delay = self.run_once()
+                self.services.heartbeat.beat()
             except Exception:  # the loop must survive anything; the next pass retries
                 log.exception("engine pass failed")
                 delay = self.poll
