@@ -30,6 +30,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from infrastream.domain.readiness import occupied
 from infrastream.store.tables import deployments, prerelease_runs
 
+from .. import telemetry
 from ..context import Services
 from ..drift import record_drift
 from ..records.occupancy import hold
@@ -140,6 +141,8 @@ class Engine:
                 next_wake = steps.wake if next_wake is None else min(next_wake, steps.wake)
         if changed:
             self._announce()
+        telemetry.ENGINE_BACKLOG.set(len(state.releases))
+        telemetry.ENGINE_PASS.observe(time.monotonic() - started)
         return next_wake
 
     def _announce(self) -> None:
