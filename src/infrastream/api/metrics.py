@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import time
+import uuid
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Request
@@ -24,13 +26,15 @@ from sqlalchemy import func, select
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from infrastream.service import telemetry
+from infrastream.service import logs, telemetry
 from infrastream.service.context import Services
 from infrastream.store.tables import releases
 
 from .problems import declared, problem
 
 router = APIRouter()
+_log = logs.get("infrastream.http")
+_SANE = re.compile(r"[A-Za-z0-9._:-]+")
 
 
 class ReleasesByState(Collector):
@@ -73,7 +77,10 @@ def metrics(request: Request) -> Response:
 
 
 class Timed:
-    """ASGI middleware: each HTTP request's duration, by method, route template, status."""
+    """ASGI middleware: each HTTP request's duration, by method, route template, status,
+    and its log line (method, route, status, duration, user, request id). The request id is
+    the caller's `X-Request-ID` when it sends a sane one, else a new one; the response
+    carries it back, and problem responses name it (`requestId`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -84,18 +91,38 @@ class Timed:
             return
         began = time.monotonic()
         status = 500
+        request_id = _request_id(scope)
+        token = logs.REQUEST_ID.set(request_id)
 
         async def noting(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, noting)
         finally:
-            telemetry.HTTP_SECONDS.labels(scope.get("method", ""), route_of(scope),
-                                          str(status)).observe(time.monotonic() - began)
+            took = time.monotonic() - began
+            route = route_of(scope)
+            telemetry.HTTP_SECONDS.labels(scope.get("method", ""), route,
+                                          str(status)).observe(took)
+            who = getattr(scope.get("state", {}).get("principal"), "name", None)
+            _log.info("http.request", method=scope.get("method"), route=route,
+                      path=scope.get("path"), status=status, duration_ms=round(took * 1000, 1),
+                      user=who)
+            logs.REQUEST_ID.reset(token)
+
+
+def _request_id(scope: Scope) -> str:
+    for key, value in scope.get("headers", []):
+        if key == b"x-request-id":
+            sent = bytes(value).decode("latin-1")
+            if 0 < len(sent) <= 128 and _SANE.fullmatch(sent):
+                return sent
+    return uuid.uuid4().hex
 
 
 def route_of(scope: Scope) -> str:

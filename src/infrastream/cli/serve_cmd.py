@@ -27,6 +27,10 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host",
                              help="Address to listen on (0.0.0.0 for every interface)."),
     port: int = typer.Option(8420, "--port", min=1, max=65535, help="TCP port to listen on."),
+    log_format: str | None = typer.Option(
+        None, "--log-format", envvar="INFRASTREAM_LOG_FORMAT", metavar="json|console",
+        show_default="json unless stderr is a terminal",
+        help="Log lines as JSON objects or for people."),
 ) -> None:
     """Run the Infrastream server: REST API under /api/v1 (OpenAPI at /openapi.json) and the
     engine that deploys and promotes releases.
@@ -42,7 +46,10 @@ def serve(
 
     directory = data_dir.expanduser().resolve()
     try:
-        run_server(directory, database_url, host, port, extend=mount_portal)
+        if log_format not in (None, "json", "console"):
+            raise CliError(f"--log-format is json or console, not {log_format!r}")
+        run_server(directory, database_url, host, port, extend=mount_portal,
+                   log_format=log_format)
     except SQLAlchemyError as exc:
         raise CliError(f"cannot use the database: {exc.__class__.__name__}: "
                        f"{str(exc).splitlines()[0]}") from None

@@ -18,7 +18,7 @@ from infrastream.manifests import Application
 from infrastream.manifests.track import HttpCheck, IntegrationTestsCheck
 from infrastream.store.tables import check_runs, releases
 
-from .. import telemetry
+from .. import logs, telemetry
 from ..auditing import trail as audit
 from ..context import Services
 from ..records.release_content import environment_of, release_workdir
@@ -26,6 +26,7 @@ from ..records.releases import release_stages
 from ..records.secret_values import resolve as resolve_secrets
 
 log = logging.getLogger("infrastream.jobs")
+_steps = logs.get("infrastream.engine")
 SYSTEM = "infrastream"
 
 
@@ -69,6 +70,9 @@ def run_check(services: Services, check_run_id: int) -> None:
     now = services.now()
     state = "passed" if passed else "failed"
     telemetry.CHECKS.labels(run.check_type, state).inc()
+    _steps.info("engine.step", step="check.finished", release_id=run.release_id,
+                environment=run.environment, check=run.check_type, check_run_id=run.id,
+                outcome=state)
     telemetry.CHECK_SECONDS.labels(run.check_type).observe(time.monotonic() - began)
     with services.transaction() as conn:
         changed = conn.execute(update(check_runs).where(

@@ -20,7 +20,7 @@ from infrastream.domain.errors import PermanentError, TransientError
 from infrastream.store.tables import deployments, releases, rollbacks, stage_runs
 from infrastream.targets.base import AppDeployment, AppStatus, DeployRequest
 
-from .. import telemetry
+from .. import logs, telemetry
 from ..auditing import trail as audit
 from ..context import Services
 from ..records import release_content
@@ -28,6 +28,7 @@ from ..records.release_content import ReleaseContent, release_workdir
 from ..records.secret_values import resolve_declared
 
 log = logging.getLogger("infrastream.jobs")
+_steps = logs.get("infrastream.engine")
 SYSTEM = "infrastream"
 RETRIES = 4
 RETRY_DELAY = 0.5
@@ -144,6 +145,9 @@ def run_deploy(services: Services, deployment_id: int) -> None:
         state, message, result = _deploy(services, request, dep)
         telemetry.DEPLOYMENT_SECONDS.labels(dep.environment).observe(time.monotonic() - began)
     telemetry.DEPLOYMENTS.labels(dep.environment, state).inc()
+    _steps.info("engine.step", step="deployment.finished", release_id=dep.release_id,
+                stage=dep.stage_index, environment=dep.environment, attempt=dep.attempt,
+                deployment_id=dep.id, outcome=state)
     now = services.now()
     with services.transaction() as conn:
         changed = conn.execute(_FINISH_DEPLOYMENT, {

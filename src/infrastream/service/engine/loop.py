@@ -30,7 +30,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from infrastream.domain.readiness import occupied
 from infrastream.store.tables import deployments, prerelease_runs
 
-from .. import telemetry
+from .. import logs, telemetry
 from ..context import Services
 from ..drift import record_drift
 from ..records.occupancy import hold
@@ -41,6 +41,7 @@ from .scm_pass import gate_pass
 from .steps import advance
 
 log = logging.getLogger("infrastream.engine")
+_steps = logs.get("infrastream.engine")
 
 _DEPLOYING = select(deployments.c.id, deployments.c.key).where(
     deployments.c.state == "deploying")
@@ -134,6 +135,9 @@ class Engine:
                 log.exception("engine step of %s failed", release.ref)
                 continue
             self._saw_own(steps.deployment_ids)
+            if steps.changed or steps.jobs:
+                _steps.info("engine.step", step="release.advanced", release=release.ref,
+                            release_id=release.id, started=[key for key, _, _ in steps.jobs])
             for key, job, row_id in steps.jobs:
                 self._submit(key, job, self.services, row_id)
             changed = changed or steps.changed
