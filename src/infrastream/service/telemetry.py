@@ -27,3 +27,8 @@ CHECK_SECONDS = Histogram("infrastream_check_seconds", "Duration of a stage chec
 HTTP_SECONDS = Histogram("infrastream_http_request_seconds",
                          "HTTP request duration by method, route template and status",
                          ["method", "route", "status"])
+SCM_STATUSES = Counter("infrastream_scm_status_deliveries_total",
+                       "Commit statuses sent to the SCM host (outbox), by outcome",
+                       ["outcome"])
+WEBHOOKS = Counter("infrastream_webhooks_received_total",
+                   "SCM webhook deliveries received, by outcome", ["outcome"])
