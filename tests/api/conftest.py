@@ -145,3 +145,9 @@ def people(api: Api) -> Api:
         assert response.status_code == 201, response.text
         api.tokens[name] = response.json()["token"]
     return api
+
+
+@pytest.fixture
+def serve_app() -> Any:
+    """`_serve` for tests that build their own app (e.g. on a database they then drop)."""
+    return _serve

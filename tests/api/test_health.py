@@ -35,13 +35,12 @@ def test_readyz_fails_when_the_engine_loop_stalls(api):
     assert client.get("/livez").status_code == 200
 
 
-def test_readyz_fails_when_the_database_is_gone(tmp_path):
+def test_readyz_fails_when_the_database_is_gone(tmp_path, serve_app):
     """A PostgreSQL database dropped under a running server: not ready, with the reason."""
     import uuid
 
     from sqlalchemy import create_engine
 
-    from conftest import _serve
     from infrastream.api.app import create_app
     from infrastream.service.context import open_services
 
@@ -51,7 +50,7 @@ def test_readyz_fails_when_the_database_is_gone(tmp_path):
     with admin.connect() as conn:
         conn.execute(text(f"CREATE DATABASE {name}"))
     services = open_services(tmp_path, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    server, thread, url = _serve(create_app(services))
+    server, thread, url = serve_app(create_app(services))
     try:
         import httpx
         assert httpx.get(f"{url}/readyz").status_code == 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 
 import pytest
 from test_api import apply_example, cut_release, record_versions, stage_succeeded, wait_for
@@ -37,6 +38,9 @@ def test_the_json_log_of_a_release_has_its_steps_and_requests(people, json_log):
     refused = rita.get("/api/v1/releases/shop/nope", headers={"X-Request-ID": "trace-43"})
     assert refused.status_code == 404 and refused.json()["requestId"] == "trace-43"
 
+    deadline = time.monotonic() + 10  # a request's line is written just after its response
+    while '"trace-43"' not in json_log.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
     text = json_log.getvalue()
     lines = [json.loads(line) for line in text.splitlines()]  # every line is one JSON object
     steps = [line for line in lines if line["event"] == "engine.step"]
