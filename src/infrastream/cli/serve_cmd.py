@@ -54,6 +54,10 @@ def serve(
     oidc_session_beyond_expiry: int = typer.Option(
         3600, "--oidc-session-beyond-expiry", min=0, metavar="SECONDS",
         help="How long a portal session may outlive the ID token's expiry."),
+    log_format: str | None = typer.Option(
+        None, "--log-format", envvar="INFRASTREAM_LOG_FORMAT", metavar="json|console",
+        show_default="json unless stderr is a terminal",
+        help="Log lines as JSON objects or for people."),
 ) -> None:
     """Run the Infrastream server: REST API under /api/v1 (OpenAPI at /openapi.json) and the
     engine that deploys and promotes releases.
@@ -70,11 +74,13 @@ def serve(
     directory = data_dir.expanduser().resolve()
     extend: Any = mount_portal
     try:
+        if log_format not in (None, "json", "console"):
+            raise CliError(f"--log-format is json or console, not {log_format!r}")
         if oidc_issuer:
             extend = partial(mount_portal, sso=single_sign_on(
                 oidc_issuer, oidc_client_id, _client_secret(oidc_client_secret_file),
                 oidc_scopes, oidc_groups_claim, oidc_group_role, oidc_session_beyond_expiry))
-        run_server(directory, database_url, host, port, extend=extend)
+        run_server(directory, database_url, host, port, extend=extend, log_format=log_format)
     except SQLAlchemyError as exc:
         raise CliError(f"cannot use the database: {exc.__class__.__name__}: "
                        f"{str(exc).splitlines()[0]}") from None
