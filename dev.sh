@@ -20,16 +20,29 @@ find_python() {
 }
 
 ensure_venv() {
+  # Progress goes to stderr, step by step: a fresh clone takes a few minutes here.
   local stamp="$VENV/.installed" want
   want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
   if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "dev.sh: [1/3] creating the virtualenv in .venv (first use only)" >&2
     "$(find_python)" -m venv "$VENV"
   fi
   if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    echo "dev.sh: [2/3] upgrading pip" >&2
     "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-    "$VENV/bin/python" -m pip install --quiet -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
+    echo "dev.sh: [3/3] installing Infrastream and its dependencies from pyproject.toml" \
+      "(a few minutes on a fresh clone; one line per package)" >&2
+    # pip prints "Collecting X" per requirement, then the packages it installs: shown as steps.
+    "$VENV/bin/python" -m pip install --progress-bar off -e ".[dev]" 2>&1 | awk '
+      /^Collecting / { n++; printf "dev.sh:   (%d) %s\n", n, $0; fflush() }
+      /^Installing collected packages: / {
+        count = split(substr($0, 32), names, ", ")
+        printf "dev.sh:   installing %d packages…\n", count; fflush() }
+      /^Successfully installed / { printf "dev.sh:   installed\n"; fflush() }
+      /^ERROR/ { print "dev.sh:   " $0; fflush() }' >&2 || true
     "$VENV/bin/python" -c 'import infrastream' # fail here, not later, when the install did not
     echo "$want" > "$stamp"
+    echo "dev.sh: ready. To run \`infrastream\` directly: export PATH=\"$VENV/bin:\$PATH\"" >&2
   fi
 }
 

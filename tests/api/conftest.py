@@ -59,6 +59,7 @@ class Api:
     admin_token: str
     repo: Path
     tokens: dict[str, str] = field(default_factory=dict)
+    engine: Engine | None = None
     _clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, token: str | None = None) -> httpx.Client:
@@ -124,7 +125,8 @@ def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
     api: Api | None = None
     try:
         server, thread, url = _serve(create_app(services))
-        api = Api(url, services, token, example_repo(tmp_path, target="noop"))
+        api = Api(url, services, token, example_repo(tmp_path, target="noop"),
+                  engine=engine)
         yield api
     finally:
         if api is not None:
@@ -145,3 +147,9 @@ def people(api: Api) -> Api:
         assert response.status_code == 201, response.text
         api.tokens[name] = response.json()["token"]
     return api
+
+
+@pytest.fixture
+def serve_app() -> Any:
+    """`_serve` for tests that build their own app (e.g. on a database they then drop)."""
+    return _serve

@@ -60,6 +60,7 @@ def _calls(api: Api, prefix: str) -> dict[str, Call]:
                               lambda c: {"name": f"made-by-{_slug(c)}", "roles": ["qa"]}),
         "`POST /users/{name}/disable`": Call("POST", "/users/victim/disable"),
         "`POST /users/{name}/enable`": Call("POST", "/users/victim/enable"),
+        "`POST /users/{name}/end-sessions`": Call("POST", "/users/victim/end-sessions"),
         "`POST /tokens`": Call("POST", "/tokens", lambda c: {"user": "ci-bot"}),
         "`DELETE /tokens/{prefix}`": Call("DELETE", f"/tokens/{prefix}"),
         "`POST /manifests` (Application)": Call(

@@ -130,7 +130,8 @@ def csrf_of(client: httpx.Client, path: str = "/portal/sign-in") -> str:
     return found.group(1)
 
 
-def build_site(tmp_path: Path, *, engine: bool = True, demo: bool = True) -> Site:
+def build_site(tmp_path: Path, *, engine: bool = True, demo: bool = True,
+               sso: Any = None) -> Site:
     services = open_services(tmp_path / "data")
     admin = identity.authenticate(services, identity.bootstrap_admin(services))
     tokens = {name: identity.create_user(services, admin, name, roles).token
@@ -147,7 +148,7 @@ def build_site(tmp_path: Path, *, engine: bool = True, demo: bool = True) -> Sit
         running = Engine(services, poll=0.2)
         running.start()
     app = create_app(services)
-    mount_portal(app, services, demo_tokens=tokens if demo else None)
+    mount_portal(app, services, demo_tokens=tokens if demo else None, sso=sso)
     return Site(services, app, tokens, running)
 
 

@@ -139,10 +139,13 @@ def test_a_developer_sees_no_sign_off_button_and_a_forged_post_is_refused(browse
     assert without_token.status == 403
     assert "Form refused" in without_token.text()
     token = dana.locator('input[name="csrf"]').first.get_attribute("value")
-    with_token = dana.request.post(approve, form={"role": "qa", "csrf": token})
-    assert with_token.status == 403
-    assert "dana does not hold role `qa`" in with_token.text()
+    with_token = dana.request.post(approve, form={"role": "qa", "csrf": token},
+                                   max_redirects=0)
+    assert with_token.status == 303  # post/redirect/get: the refusal is shown after it
     dana.reload()
+    expect(dana.locator(".flash")).to_contain_text("dana does not hold role `qa`")
+    dana.reload()  # a reload shows the page without the message and sends nothing again
+    expect(dana.locator(".flash")).to_have_count(0)
     expect(dana.locator('[data-role="qa"]')).to_contain_text("0/1")
 
 
@@ -160,3 +163,26 @@ def test_a_rejection_shows_its_reason_to_everyone(browser, served):
         "rejected by quinn (qa): checkout fails on Safari 17")
     expect(rita.get_by_role("button", name="Retry production")).to_be_visible()
     shot(rita, "release-rejected")
+
+
+PAGES = ["/", "/releases", "/releases/shop/v1", "/inbox", "/environments", "/audit",
+         "/audit/verify", "/prereleases", "/hotfixes", "/pull-requests", "/manifests",
+         "/insights"]
+CLIPPED = """() => [...document.querySelectorAll('nav, .table-wrap, .pipeline, .stages, main')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => e.tagName.toLowerCase() + '.' + e.className + ' ' + e.scrollWidth
+        + '>' + e.clientWidth)"""
+
+
+def test_every_page_fits_390_px_without_clipping_and_has_a_favicon(browser, served):
+    served.site.to_production_gate()
+    rita = sign_in_as_demo_user(browser, served, "rita", viewport=PHONE)
+    for path in PAGES:
+        rita.goto(served.url + "/portal" + path)
+        assert rita.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
+        assert rita.evaluate(CLIPPED) == [], path
+        shot(rita, "phone" + (path.replace("/", "-") if path != "/" else "-overview"))
+    icon = rita.locator('link[rel="icon"]').get_attribute("href")
+    assert icon is not None
+    served_icon = rita.request.get(served.url + icon)
+    assert served_icon.status == 200 and b"<svg" in served_icon.body()

@@ -205,8 +205,13 @@ def test_a_developer_gets_no_buttons_and_the_service_refuses_their_forged_approv
     assert "Promote to" not in page
     refused = dana.post("/portal/releases/shop/v1/approve",
                         data={"csrf": csrf_of(dana, "/portal/releases/shop/v1"), "role": "qa"})
-    assert refused.status_code == 403
-    assert "dana does not hold role `qa`" in refused.text
+    # Post/redirect/get: the refusal redirects to the release page, which shows it (and a
+    # reload there sends nothing again).
+    assert refused.status_code == 303
+    assert refused.headers["location"].endswith("/portal/releases/shop/v1")
+    shown = dana.get(refused.headers["location"]).text
+    assert "dana does not hold role `qa`" in shown
+    assert "dana does not hold role `qa`" not in dana.get("/portal/releases/shop/v1").text
     assert all(not rule["approvers"] for rule in site.status()["stages"][2]["approvals"])
     trail = audit_view.list_entries(site.services, limit=20, object_id="shop/v1")
     assert [(e.actor, e.after["code"]) for e in trail
@@ -236,13 +241,40 @@ def test_a_rejection_needs_a_reason_and_the_release_page_shows_it(site: Site):
     sam = site.signed_in("sam")
     token = csrf_of(sam, "/portal/releases/shop/v1")
     empty = sam.post("/portal/releases/shop/v1/reject", data={"csrf": token, "reason": " "})
-    assert empty.status_code == 422 and "a rejection needs a reason" in empty.text
+    # Refused: post/redirect/get, the message is shown on the page it redirects to.
+    assert empty.status_code == 303
+    assert "a rejection needs a reason" in sam.get(empty.headers["location"]).text
     sam.post("/portal/releases/shop/v1/reject",
              data={"csrf": token, "reason": "CVE-2024-1234 is not patched"})
     page = sam.get("/portal/releases/shop/v1").text
     assert "rejected by sam (security): CVE-2024-1234 is not patched" in page
-    rita_page = site.signed_in("rita").get("/portal/releases/shop/v1").text
+    rita = site.signed_in("rita")
+    rita_page = rita.get("/portal/releases/shop/v1").text
     assert "Retry production" in rita_page
+    retried = rita.post("/portal/releases/shop/v1/promote",
+                        data={"csrf": csrf_of(rita, "/portal/releases/shop/v1")})
+    assert retried.status_code == 303
+    # After the retry, sam's rejection belongs to the earlier request and says so.
+    again = rita.get("/portal/releases/shop/v1").text
+    earlier = re.search(r'<li data-decision="reject" data-current="no" class="earlier">(.*?)</li>',
+                        again, re.S)
+    assert earlier is not None and "earlier request" in earlier.group(1)
+    assert "no longer counts" in earlier.group(1)
+
+
+def test_sign_off_cards_name_who_may_sign_and_why_the_viewer_cannot(site: Site):
+    site.to_production_gate()
+    rita = site.signed_in("rita").get("/portal/releases/shop/v1").text
+    card = rita[rita.index('class="card signoff"'):]
+    card = card[:card.index("</section>")]
+    for role, holder in (("qa", "quinn"), ("product", "paula"), ("security", "sam")):
+        assert re.search(rf'data-signers="{role}">.*?held by [^<]*{holder}', card, re.S), card
+        assert f'data-cannot-sign="{role}"' in card
+    assert "do not hold the qa role" in card
+    quinn = site.signed_in("quinn").get("/portal/releases/shop/v1").text
+    card = quinn[quinn.index('class="card signoff"'):]
+    card = card[:card.index("</section>")]
+    assert 'data-cannot-sign="qa"' not in card and 'data-cannot-sign="security"' in card
 
 
 def test_the_pipeline_fragment_polls_while_active_and_brings_changed_actions(site: Site):

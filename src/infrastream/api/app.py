@@ -14,7 +14,15 @@ from infrastream import __version__
 from infrastream.domain.errors import InfrastreamError
 from infrastream.service.context import Services
 
-from . import docs, routes_evidence, routes_health, routes_insights, routes_scm, routes_sources
+from . import (
+    docs,
+    metrics,
+    routes_evidence,
+    routes_health,
+    routes_insights,
+    routes_scm,
+    routes_sources,
+)
 from .problems import (
     MEDIA_TYPE,
     Contained,
@@ -46,6 +54,8 @@ def create_app(services: Services) -> FastAPI:
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_middleware(Contained)
+    app.add_middleware(metrics.Timed)
+    app.include_router(metrics.router)
     app.include_router(router)
     app.include_router(routes_evidence.router)
     app.include_router(routes_sources.router)

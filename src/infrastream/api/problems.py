@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infrastream.domain.errors import InfrastreamError
 from infrastream.http_status import status_of
+from infrastream.service import logs
 from infrastream.service.auditing.refusals import code_of
 
 from .refusals_api import refused
@@ -48,6 +49,9 @@ def problem(status: int, title: str, detail: str, instance: str,
             **extra: Any) -> JSONResponse:
     body = {"type": PROBLEM_TYPE + title.lower().replace(" ", "-"), "title": title,
             "status": status, "detail": detail, "instance": instance, **extra}
+    request_id = logs.REQUEST_ID.get()
+    if request_id is not None:  # the id the log has this request's lines under
+        body.setdefault("requestId", request_id)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 

@@ -20,6 +20,7 @@ from infrastream.service import (
     releases,
     rollback,
     secrets,
+    single_sign_on,
     teardown,
     tokens,
     versions,
@@ -100,6 +101,16 @@ def disable_user(name: str, services: ServicesDep,
 def enable_user(name: str, services: ServicesDep,
                 principal: PrincipalDep) -> identity.UserView:
     return identity.enable_user(services, principal, name)
+
+
+@router.post("/users/{name}/end-sessions", tags=["identity"],
+             responses=declared(401, 403, 404, 422),
+             openapi_extra=mutation("user.end-sessions", "user", "{name}"))
+def end_user_sessions(name: str, services: ServicesDep,
+                      principal: PrincipalDep) -> single_sign_on.EndedSessions:
+    """End every sign-in session of a user (portal and `login --sso`) at once; their
+    automation tokens keep working."""
+    return single_sign_on.end_sessions(services, principal, name)
 
 
 @router.post("/tokens", status_code=201, tags=["identity"],

@@ -1,7 +1,9 @@
 """Health endpoints for whoever runs Infrastream (a kubelet, a load balancer).
 
 `/livez` says the process answers; `/readyz` says this server can do its work: the database
-answers and its schema is the newest migration this code knows. Both are outside the API
+answers, its schema is the newest migration this code knows, and this server's engine loop
+finished a pass within the last `stall_after` seconds (`INFRASTREAM_ENGINE_STALL_SECONDS`).
+None of this is on the hot path: only the probe reads the database. Both are outside the API
 prefix and need no token, like Kubernetes' own endpoints; failures are problem JSON.
 """
 
@@ -28,6 +30,7 @@ class Alive(BaseModel):
 class Health(Alive):
     database: str
     migrations: str
+    engine: str
 
 
 @router.get("/livez", tags=["server"], responses=declared())
@@ -38,8 +41,9 @@ def livez() -> Alive:
 
 @router.get("/readyz", tags=["server"], response_model=Health, responses=declared(503))
 def readyz(services: ServicesDep) -> Any:
-    """The database answers and its schema is current."""
-    reason = schema_problem(services.db)
+    """The database answers, its schema is current, and the engine loop keeps passing."""
+    reason = schema_problem(services.db) or services.heartbeat.problem()
     if reason is not None:
         return problem(503, "Not ready", reason, "/readyz")
-    return JSONResponse({"ok": True, "database": "ok", "migrations": "current"})
+    return JSONResponse({"ok": True, "database": "ok", "migrations": "current",
+                         "engine": "passing" if services.heartbeat.expected else "not run here"})

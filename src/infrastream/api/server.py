@@ -8,6 +8,7 @@ With no configuration it keeps everything in `~/.infrastream` (SQLite, WAL mode)
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
-from infrastream.service import sources
+from infrastream.service import logs, sources
 from infrastream.service.auditing import refusals, signing
 from infrastream.service.context import Services, node_name, open_services
 from infrastream.service.engine.loop import Engine
@@ -38,11 +39,13 @@ Extension = Callable[[FastAPI, Services], None]
 
 def run_server(data_dir: Path, database_url: str | None, host: str, port: int,
                *, poll: float = 2.0, extend: Extension | None = None,
-               node: str | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
-                        "%(message)s")
+               node: str | None = None, log_format: str | None = None) -> None:
+    logs.configure(log_format or os.environ.get("INFRASTREAM_LOG_FORMAT"))
     services = open_services(data_dir, database_url)
     services.node = node_name(node)
+    stall = os.environ.get("INFRASTREAM_ENGINE_STALL_SECONDS")
+    if stall:
+        services.heartbeat.stall_after = float(stall)
     token = bootstrap_admin(services)
     if token:
         print(f"admin token (shown once, also in {data_dir / BOOTSTRAP_FILE}): {token}",
@@ -75,7 +78,9 @@ def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
         extend(app, services)
     if ready is not None:
         app.router.on_startup.append(ready)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    # uvicorn's own logs (its access log included) go through the root handler of `logs`
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True,
+                            log_config=None)
     server = uvicorn.Server(config)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     try:

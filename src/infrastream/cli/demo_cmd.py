@@ -15,6 +15,7 @@ the demo's local target starts carries `INFRASTREAM_LOCAL_OWNER=<data dir>/data/
 from __future__ import annotations
 
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -78,6 +79,9 @@ def demo(
                          name="demo-driver").start()
         (root / "demo-tokens.txt").write_text(
             "".join(f"{name} {token}\n" for name, token in tokens.items()))
+    admin_saved = root / "data" / identity.BOOTSTRAP_FILE
+    admin_token = admin_token or (admin_saved.read_text().strip() if admin_saved.exists()
+                                  else None)
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> None:
@@ -85,14 +89,19 @@ def demo(
                       f"printed for you.\n  portal   {url}/portal/  (one-click sign-in as any demo "
                       f"user)\n  server   {url}  (OpenAPI: {url}/docs)\n"
                       f"  data     {root}\n  tokens   {root / 'demo-tokens.txt'}\n")
+        if admin_token:
+            console.print(f"  {'admin':6} {'admin':20} {admin_token}", markup=False)
         for name, roles in DEMO_USERS:
             if name in tokens:
                 console.print(f"  {name:6} {', '.join(roles):20} {tokens[name]}", markup=False)
         console.print(
             "\nRelease shop/v1 is on its way: development → staging (integration tests, HTTP "
             "check, 30 s soak) → production (needs QA, Product and Security).\nOpen the "
-            "portal, sign in as quinn, paula and sam in turn and approve it; or with the CLI:\n"
+            "portal, sign in as quinn, paula and sam in turn and approve it; or with the CLI "
+            "(README, \"Quickstart\"):\n"
+            f"  export PATH=\"{sys.prefix}/bin:$PATH\"\n"
             f"  export INFRASTREAM_URL={url}\n"
+            "  export INFRASTREAM_TOKEN=<admin token>; infrastream release list\n"
             "  export INFRASTREAM_TOKEN=<quinn's token>; infrastream release approve shop/v1\n"
             "  infrastream release status shop/v1 --wait\n", markup=False)
 

@@ -14,6 +14,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from .output import console
 from .render import state, table, when
 
 _FAILED = ("failed", "rejected")
@@ -45,8 +46,9 @@ def render_status(status: dict[str, Any]) -> RenderableType:
 
 
 def _header(status: dict[str, Any]) -> RenderableType:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
+    # One space between label and value: a sha256 digest (71 characters) fits 80 columns whole.
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     lane = status.get("lane", "release")
     grid.add_row("release", Text.assemble(
@@ -86,22 +88,27 @@ def _stage(stage: dict[str, Any], total: int) -> RenderableType:
     if stage.get("attempt"):
         title.append(f"  (attempt {stage['attempt']})", style="dim")
     if stage.get("requestedBy"):
-        title.append(f"  requested by {stage['requestedBy']} at "
-                     f"{when(stage.get('requestedAt'))}", style="dim")
+        requested = (f"requested by {stage['requestedBy']} at "
+                     f"{when(stage.get('requestedAt'))}")
+        # Too long for one line: the request goes on its own line, never cut mid-timestamp.
+        fits = title.cell_len + 2 + len(requested) <= console.width
+        title.append(("  " if fits else "\n  ") + requested, style="dim")
+    available = console.width - 2  # the stage body is indented by two
     body: list[RenderableType] = [table(
         ["ENVIRONMENT", "STATE", "MESSAGE"],
         [[env["name"], state(env.get("state")), env.get("message")]
-         for env in stage.get("environments", [])])]
+         for env in stage.get("environments", [])], available=available)]
     if stage.get("checks"):
         body.append(table(
             ["CHECK", "WHERE", "STATE", "SUMMARY"],
             [[c["type"], f"{c.get('app')}@{c.get('environment')}", state(c.get("state")),
-              c.get("summary")] for c in stage["checks"]]))
+              c.get("summary")] for c in stage["checks"]], available=available))
     if stage.get("approvals"):
         body.append(table(
             ["APPROVAL", "SIGNED", "APPROVERS"],
             [[a["role"], f"{len(a.get('approvers', []))}/{a.get('required')}",
-              ", ".join(a.get("approvers", []))] for a in stage["approvals"]]))
+              ", ".join(a.get("approvers", []))] for a in stage["approvals"]],
+            available=available))
     if stage.get("waiting"):
         style = "red" if stage["state"] in _FAILED else "yellow"
         body.append(Text(str(stage["waiting"]), style=style))

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from rich.cells import cell_len
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -45,16 +47,62 @@ def cell(value: Any) -> Text:
     return Text("-" if value is None or value == "" else str(value))
 
 
+# Columns that hold prose (sentences) wrap between words; every other column holds
+# identifiers (names, digests, timestamps, sequence numbers) and is never wrapped or cut.
+PROSE_HEADERS = frozenset({"SUMMARY", "REASON", "DIFFERENCES", "MESSAGE", "DETAIL",
+                           "DESCRIPTION", "STATUS", "APPROVERS"})
+_GAP = 2  # Rich's default padding (one cell either side) between borderless columns
+
+
+def _longest_word(text: Text) -> int:
+    return max((cell_len(word) for word in text.plain.split()), default=1)
+
+
+def _natural(text: Text) -> int:
+    return max((cell_len(line) for line in text.plain.splitlines()), default=1)
+
+
+def column_widths(headers: Sequence[str], rows: Sequence[Sequence[Text]],
+                  available: int) -> list[int]:
+    """Content widths that fit `available` by wrapping only prose columns, and only between
+    words; identifier columns keep their whole width (the table is then wider than
+    `available` rather than cutting a value)."""
+    natural = [max([cell_len(h)] + [_natural(row[i]) for row in rows])
+               for i, h in enumerate(headers)]
+    prose = [i == len(headers) - 1 or h in PROSE_HEADERS for i, h in enumerate(headers)]
+    floor = [max([cell_len(h)] + [_longest_word(row[i]) for row in rows]) if prose[i]
+             else natural[i] for i, h in enumerate(headers)]
+    widths = list(natural)
+    budget = available - _GAP * (len(headers) - 1)
+    # Shrink the widest prose column first, never below its longest word.
+    while sum(widths) > budget:
+        candidates = [i for i in range(len(widths)) if prose[i] and widths[i] > floor[i]]
+        if not candidates:
+            break
+        widest = max(candidates, key=lambda i: widths[i])
+        widths[widest] -= 1
+    return widths
+
+
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
-          title: str | None = None) -> Table:
-    """A borderless table; only the last column wraps, the others stay one line each."""
+          title: str | None = None, available: int | None = None) -> Table:
+    """A borderless table sized for the terminal: prose columns wrap between words,
+    identifier columns are never wrapped, folded or cut."""
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = column_widths(headers, cells, available or console.width)
     grid = Table(title=title, title_justify="left", header_style="bold", box=None,
                  pad_edge=False)
-    for number, header in enumerate(headers, 1):
-        grid.add_column(header, no_wrap=number < len(headers), overflow="fold")
-    for row in rows:
-        grid.add_row(*(cell(v) for v in row))
+    for header, width in zip(headers, widths, strict=True):
+        grid.add_column(header, width=width, overflow="fold")
+    for row in cells:
+        grid.add_row(*row)
     return grid
+
+
+def table_width(grid: Table) -> int:
+    """The width `grid` needs (its columns' fixed widths and the gaps between them)."""
+    widths = [column.width or 0 for column in grid.columns]
+    return sum(widths) + _GAP * (len(widths) - 1)
 
 
 def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
@@ -63,4 +111,14 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
     if not materialized:
         console.print(empty, style="dim", markup=False)
         return
-    console.print(table(headers, materialized), soft_wrap=False)
+    grid = table(headers, materialized)
+    needed = table_width(grid)
+    if needed <= console.width:
+        console.print(grid, soft_wrap=False)
+        return
+    # The identifiers alone are wider than the terminal: print the table at the width it
+    # needs (the terminal wraps the lines) rather than cut a digest or a name in two.
+    wide = Console(file=console.file, width=needed, highlight=False,
+                   color_system="auto" if console.color_system else None,
+                   force_terminal=console.is_terminal)
+    wide.print(grid, soft_wrap=False)

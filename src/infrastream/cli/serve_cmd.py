@@ -5,7 +5,11 @@ commands talk to). Configuration comes from options or the environment; the work
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -32,6 +36,33 @@ def serve(
         show_default="the host name",
         help="This server's name among the servers of one database: it owns this server's "
         "job leases and runs the `local` environments bound to it."),
+    oidc_issuer: str | None = typer.Option(
+        None, "--oidc-issuer", envvar="INFRASTREAM_OIDC_ISSUER", metavar="URL",
+        help="OpenID provider to sign people in with (its /.well-known/openid-configuration "
+        "is read); API-token sign-in stays."),
+    oidc_client_id: str = typer.Option(
+        "infrastream", "--oidc-client-id", envvar="INFRASTREAM_OIDC_CLIENT_ID",
+        help="This server's client id at the provider."),
+    oidc_client_secret_file: Path | None = typer.Option(
+        None, "--oidc-client-secret-file", metavar="FILE",
+        help="File holding the client secret (or set INFRASTREAM_OIDC_CLIENT_SECRET); "
+        "never given on the command line."),
+    oidc_scopes: str = typer.Option(
+        "openid profile email groups", "--oidc-scopes", envvar="INFRASTREAM_OIDC_SCOPES",
+        help="Scopes to ask for, space-separated."),
+    oidc_groups_claim: str = typer.Option(
+        "groups", "--oidc-groups-claim", envvar="INFRASTREAM_OIDC_GROUPS_CLAIM",
+        help="ID-token claim that lists the person's groups."),
+    oidc_group_role: list[str] = typer.Option(
+        [], "--oidc-group-role", metavar="GROUP=ROLE",
+        help="Give ROLE to members of GROUP (repeatable), re-evaluated at every sign-in."),
+    oidc_session_beyond_expiry: int = typer.Option(
+        3600, "--oidc-session-beyond-expiry", min=0, metavar="SECONDS",
+        help="How long a portal session may outlive the ID token's expiry."),
+    log_format: str | None = typer.Option(
+        None, "--log-format", envvar="INFRASTREAM_LOG_FORMAT", metavar="json|console",
+        show_default="json unless stderr is a terminal",
+        help="Log lines as JSON objects or for people."),
 ) -> None:
     """Run the Infrastream server: REST API under /api/v1 (OpenAPI at /openapi.json) and the
     engine that deploys and promotes releases.
@@ -46,8 +77,16 @@ def serve(
     from infrastream.portal import mount_portal
 
     directory = data_dir.expanduser().resolve()
+    extend: Any = mount_portal
     try:
-        run_server(directory, database_url, host, port, extend=mount_portal, node=node_name)
+        if log_format not in (None, "json", "console"):
+            raise CliError(f"--log-format is json or console, not {log_format!r}")
+        if oidc_issuer:
+            extend = partial(mount_portal, sso=single_sign_on(
+                oidc_issuer, oidc_client_id, _client_secret(oidc_client_secret_file),
+                oidc_scopes, oidc_groups_claim, oidc_group_role, oidc_session_beyond_expiry))
+        run_server(directory, database_url, host, port, extend=extend, node=node_name,
+                   log_format=log_format)
     except SQLAlchemyError as exc:
         raise CliError(f"cannot use the database: {exc.__class__.__name__}: "
                        f"{str(exc).splitlines()[0]}") from None
@@ -55,3 +94,30 @@ def serve(
         raise CliError(f"cannot serve: {exc.strerror or exc}") from None
     except InfrastreamError as exc:  # e.g. an audit signing key other than the database's
         raise CliError(f"cannot serve: {exc.reason}") from None
+
+
+def _client_secret(path: Path | None) -> str:
+    if path is not None:
+        try:
+            return path.expanduser().read_text().strip()
+        except OSError as exc:
+            raise CliError(f"cannot read the OIDC client secret: {exc.strerror or exc}") from None
+    secret = os.environ.get("INFRASTREAM_OIDC_CLIENT_SECRET", "")
+    if not secret:
+        raise CliError("--oidc-issuer needs the client secret: --oidc-client-secret-file FILE "
+                       "or INFRASTREAM_OIDC_CLIENT_SECRET")
+    return secret
+
+
+def single_sign_on(issuer: str, client_id: str, secret: str, scopes: str, groups_claim: str,
+                   group_roles: list[str], beyond_expiry: int) -> Any:
+    from infrastream.domain.sign_in import parse_group_roles
+    from infrastream.oidc.client import ClientSettings, Provider
+    from infrastream.portal.single_sign_on import SingleSignOn
+    from infrastream.service.single_sign_on import SsoPolicy
+
+    settings = ClientSettings(issuer=issuer, client_id=client_id, client_secret=secret,
+                              scopes=tuple(scopes.split()), groups_claim=groups_claim)
+    return SingleSignOn(Provider(settings), SsoPolicy(
+        issuer=issuer, group_roles=parse_group_roles(group_roles),
+        beyond_expiry=timedelta(seconds=beyond_expiry)))

@@ -84,3 +84,19 @@ def enable(
         emit(user, output)
         return
     console.print(f"enabled user {user['name']}", markup=False)
+
+
+@user_app.command("end-sessions")
+def end_sessions(
+    name: str = typer.Argument(..., help="The user whose sign-in sessions to end."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """End every sign-in session of a user (portal and `login --sso`) at once; their
+    automation tokens keep working (revoke those with `token revoke`)."""
+    ended = connect(server, token).post(f"/users/{quote(name, safe='')}/end-sessions")
+    if output is not Output.TABLE:
+        emit(ended, output)
+        return
+    console.print(f"ended {ended['ended']} session(s) of {ended['user']}", markup=False)

@@ -18,6 +18,7 @@ from infrastream.service.context import Services
 
 from .render import redirect, root
 from .session import Viewer, viewer
+from .single_sign_on import SingleSignOn
 
 MAX_FORM = 64 * 1024
 
@@ -27,6 +28,7 @@ class PortalState:
     services: Services
     key: bytes
     demo_tokens: dict[str, str] = field(default_factory=dict)
+    sso: SingleSignOn | None = None
 
     @property
     def demo(self) -> bool:

@@ -2,8 +2,8 @@
 
 Every action checks the form's CSRF token first (a forged or stale form gets a 403 page and
 changes nothing), then calls the same use case as the API with the signed-in principal. On
-success it redirects to the release page (post/redirect/get) with a one-line message; when
-the service refuses, the release page is shown again with the refusal and its status code.
+success, and when the service refuses, it redirects to the release page (post/redirect/get)
+with a one-line message, so reloading never sends the form again.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from infrastream.domain.errors import InfrastreamError, Unauthenticated
-from infrastream.http_status import status_of
-from infrastream.service import promotions, rollback, sessions
+from infrastream.service import promotions, rollback, sessions, single_sign_on
 from infrastream.service.records.releases import ReleaseRef, parse_ref
 
 from .access import current, form_fields, safe_next, signed_in, state
-from .pages import nav, release_context
 from .render import page, redirect
 from .session import Viewer
 
@@ -58,9 +56,11 @@ def sign_in(request: Request, form: Form) -> Response:
 
 @router.post("/sign-out", name="sign-out")
 def sign_out(request: Request, form: Form) -> Response:
-    _services, me = current(request)
+    services, me = current(request)
     if not me.csrf_ok(form.get("csrf")):
         return forged(request, me)
+    if me.session.token_hash:
+        single_sign_on.sign_out(services, me.session.token_hash)
     me.sign_out()
     me.remember("ok", "Signed out.")
     return redirect(request, me, "/sign-in")
@@ -78,8 +78,10 @@ def _act(request: Request, form: dict[str, str], ref: ReleaseRef,
     try:
         message = action(found.services, found.principal)
     except InfrastreamError as exc:
-        return page(request, me, "release.html", code=status_of(exc),
-                    flash=("error", exc.reason), **release_context(found, ref), **nav(found))
+        # Post/redirect/get for refusals too: the message survives the redirect and a
+        # reload of the page shows it again without sending the form a second time.
+        me.remember("error", exc.reason)
+        return redirect(request, me, f"/releases/{ref.app_set}/{ref.name}")
     me.remember("ok", message)
     return redirect(request, me, f"/releases/{ref.app_set}/{ref.name}")
 

@@ -23,40 +23,44 @@ from infrastream.domain.errors import InfrastreamError
 from infrastream.service import sessions
 from infrastream.service.context import Services
 
-from . import actions, insights_page, manifests_page, pages, pull_request_pages
+from . import actions, insights_page, manifests_page, pages, pull_request_pages, sso_routes
 from .access import PortalState
 from .errors import on_http_error, on_service_error
+from .single_sign_on import SingleSignOn
 
 PREFIX = "/portal"
 STATIC = Path(__file__).parent / "static"
 
 
 def create_portal(services: Services, *,
-                  demo_tokens: Mapping[str, str] | None = None) -> FastAPI:
+                  demo_tokens: Mapping[str, str] | None = None,
+                  sso: SingleSignOn | None = None) -> FastAPI:
     """The portal as its own ASGI application (what `mount_portal` mounts)."""
     portal = FastAPI(title="Infrastream portal", docs_url=None, redoc_url=None,
                      openapi_url=None)
     portal.state.portal = PortalState(services, sessions.session_key(services),
-                                      dict(demo_tokens or {}))
+                                      dict(demo_tokens or {}), sso)
     portal.add_exception_handler(InfrastreamError, on_service_error)
     portal.add_exception_handler(StarletteHTTPException, on_http_error)
     portal.mount("/static", StaticFiles(directory=STATIC), name="static")
     portal.include_router(pages.router)
     portal.include_router(pull_request_pages.router)
     portal.include_router(actions.router)
+    portal.include_router(sso_routes.router)
     portal.include_router(manifests_page.router)
     portal.include_router(insights_page.router)
     return portal
 
 
 def mount_portal(app: FastAPI, services: Services, *,
-                 demo_tokens: Mapping[str, str] | None = None) -> None:
+                 demo_tokens: Mapping[str, str] | None = None,
+                 sso: SingleSignOn | None = None) -> None:
     """Serve the portal at `/portal` of `app`, and send `/` there.
 
     `demo_tokens` (user name → API token) makes it a demo: the sign-in page says so and
     offers one-click sign-in as each of those users.
     """
-    app.mount(PREFIX, create_portal(services, demo_tokens=demo_tokens), name="portal")
+    app.mount(PREFIX, create_portal(services, demo_tokens=demo_tokens, sso=sso), name="portal")
 
     async def to_portal() -> RedirectResponse:
         return RedirectResponse(PREFIX + "/", status_code=307)

@@ -12,7 +12,6 @@ from starlette.responses import Response
 
 from infrastream.domain.errors import InfrastreamError
 from infrastream.domain.roles import MANAGE_SOURCES
-from infrastream.http_status import status_of
 from infrastream.service import manifests, sources
 
 from .access import signed_in
@@ -48,10 +47,9 @@ def sync(request: Request, name: str, form: Form) -> Response:
         return forged(request, me)
     try:
         status = sources.request_sync(found.services, found.principal, name)
-    except InfrastreamError as exc:
-        return page(request, me, "manifests.html", code=status_of(exc),
-                    flash=("error", exc.reason), **_context(found.services, found.principal),
-                    **nav(found))
+    except InfrastreamError as exc:  # post/redirect/get: a reload never syncs again
+        me.remember("error", exc.reason)
+        return redirect(request, me, "/manifests")
     me.remember("ok" if status["state"] == "ok" else "error",
                 f"Source {name}: {status['message']}")
     return redirect(request, me, "/manifests")

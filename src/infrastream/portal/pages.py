@@ -229,4 +229,4 @@ def sign_in_page(request: Request,
         except NotFound:  # a demo user that was removed is simply not offered
             continue
     return page(request, me, "sign_in.html", next=wanted or "", demo_users=demo_users,
-                inbox_count=0)
+                sso=portal.sso is not None, inbox_count=0)

@@ -43,17 +43,27 @@ class Session:
     issued: int = 0
     flash: tuple[str, str] | None = None
     """A message for the next page: (kind, text), kind `ok` or `error`."""
+    pending: dict[str, str] | None = None
+    """A sign-in with the identity provider in flight: its state, nonce, PKCE verifier and
+    where to go after (kept until the provider sends the browser back)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"n": self.nonce, "u": self.user, "h": self.token_hash, "t": self.issued,
-                "f": list(self.flash) if self.flash else None}
+                "f": list(self.flash) if self.flash else None, "p": self.pending}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Session:
         flash = data.get("f")
         return cls(nonce=str(data["n"]), user=data.get("u"), token_hash=data.get("h"),
                    issued=int(data.get("t") or 0),
-                   flash=(str(flash[0]), str(flash[1])) if flash else None)
+                   flash=(str(flash[0]), str(flash[1])) if flash else None,
+                   pending=_pending(data.get("p")))
+
+
+def _pending(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def anonymous() -> Session:
@@ -85,6 +95,17 @@ class Viewer:
                                token_hash=token_hash, issued=int(time.time()))
         self.principal = principal
         self.dirty = True
+
+    def start_sign_in(self, pending: dict[str, str]) -> None:
+        self.session = replace(self.session, pending=pending)
+        self.dirty = True
+
+    def take_pending(self) -> dict[str, str] | None:
+        pending = self.session.pending
+        if pending is not None:
+            self.session = replace(self.session, pending=None)
+            self.dirty = True
+        return pending
 
     def sign_out(self) -> None:
         self.session = anonymous()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,6 +31,32 @@ def node_name(configured: str | None = None) -> str:
     return configured or os.environ.get(NODE_ENV) or socket.gethostname()
 
 
+class Heartbeat:
+    """When this process's engine loop last finished a pass (monotonic seconds), so
+    readiness can tell a stalled engine. `expected` is set by the server that runs one; a
+    process without an engine (a CLI, a test client) is not judged on it."""
+
+    def __init__(self, stall_after: float = 60.0) -> None:
+        self.expected = False
+        self.stall_after = stall_after
+        self.passed_at: float | None = None
+
+    def beat(self) -> None:
+        self.passed_at = time.monotonic()
+
+    def problem(self) -> str | None:
+        """Why the engine is not keeping up, or None."""
+        if not self.expected:
+            return None
+        if self.passed_at is None:
+            return "the engine loop has not finished a pass yet"
+        ago = time.monotonic() - self.passed_at
+        if ago > self.stall_after:
+            return (f"the engine loop last finished a pass {ago:.0f} s ago "
+                    f"(more than {self.stall_after:g} s)")
+        return None
+
+
 @dataclass
 class Services:
     db: Engine
@@ -40,6 +67,7 @@ class Services:
     listeners: list[Callable[[], None]] = field(default_factory=list)
     broadcasts: list[Callable[[], None]] = field(default_factory=list)
     node: str = field(default_factory=node_name)
+    heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat())
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

@@ -42,7 +42,7 @@ from infrastream.scm import (
 from infrastream.store.clock import utc
 from infrastream.store.tables import scm_deliveries
 
-from . import manifest_checks, merges, pull_requests
+from . import manifest_checks, merges, pull_requests, telemetry
 from .auditing import trail as audit
 from .context import Services
 from .records.manifests import current_bundle
@@ -91,6 +91,7 @@ def receive(services: Services, connection: str, headers: Mapping[str, str], bod
         raise
     with services.db.connect() as conn:
         if _seen(conn, connection, delivery.delivery_id):
+            telemetry.WEBHOOKS.labels("duplicate").inc()
             return Receipt(delivery=delivery.delivery_id, outcome="duplicate",
                            reason="this delivery was received before; nothing was done again")
     try:
@@ -99,10 +100,12 @@ def receive(services: Services, connection: str, headers: Mapping[str, str], bod
         with services.db.connect() as conn:
             if not _seen(conn, connection, delivery.delivery_id):
                 raise
+        telemetry.WEBHOOKS.labels("duplicate").inc()
         return Receipt(delivery=delivery.delivery_id, outcome="duplicate",
                        reason="this delivery was received before; nothing was done again")
     if actions:
         services.notify()
+    telemetry.WEBHOOKS.labels(outcome).inc()
     return Receipt(delivery=delivery.delivery_id, outcome=outcome, reason=reason,
                    actions=actions)
 

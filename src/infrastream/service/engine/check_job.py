@@ -6,6 +6,7 @@ a compare-and-set, so a check that runs twice after a crash records its outcome 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import select, update
@@ -17,6 +18,7 @@ from infrastream.manifests import Application
 from infrastream.manifests.track import HttpCheck, IntegrationTestsCheck
 from infrastream.store.tables import check_runs, releases
 
+from .. import logs, telemetry
 from ..auditing import trail as audit
 from ..context import Services
 from ..records.release_content import environment_of, release_workdir
@@ -24,6 +26,7 @@ from ..records.releases import release_stages
 from ..records.secret_values import resolve as resolve_secrets
 
 log = logging.getLogger("infrastream.jobs")
+_steps = logs.get("infrastream.engine")
 SYSTEM = "infrastream"
 
 
@@ -58,6 +61,7 @@ def run_check(services: Services, check_run_id: int) -> None:
         release = conn.execute(select(releases).where(releases.c.id == run.release_id)).one()
     if run.state != "running":
         return
+    began = time.monotonic()
     try:
         passed, summary, output = execute_check(services, release, run)
     except Exception as exc:
@@ -65,6 +69,11 @@ def run_check(services: Services, check_run_id: int) -> None:
         passed, summary, output = False, f"unexpected error: {type(exc).__name__}: {exc}", ""
     now = services.now()
     state = "passed" if passed else "failed"
+    telemetry.CHECKS.labels(run.check_type, state).inc()
+    _steps.info("engine.step", step="check.finished", release_id=run.release_id,
+                environment=run.environment, check=run.check_type, check_run_id=run.id,
+                outcome=state)
+    telemetry.CHECK_SECONDS.labels(run.check_type).observe(time.monotonic() - began)
     with services.transaction() as conn:
         changed = conn.execute(update(check_runs).where(
             (check_runs.c.id == run.id) & (check_runs.c.state == "running")

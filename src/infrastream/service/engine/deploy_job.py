@@ -20,6 +20,7 @@ from infrastream.domain.errors import PermanentError, TransientError
 from infrastream.store.tables import deployments, releases, rollbacks, stage_runs
 from infrastream.targets.base import AppDeployment, AppStatus, DeployRequest
 
+from .. import logs, telemetry
 from ..auditing import trail as audit
 from ..context import Services
 from ..records import release_content
@@ -27,6 +28,7 @@ from ..records.release_content import ReleaseContent, release_workdir
 from ..records.secret_values import resolve_declared
 
 log = logging.getLogger("infrastream.jobs")
+_steps = logs.get("infrastream.engine")
 SYSTEM = "infrastream"
 RETRIES = 4
 RETRY_DELAY = 0.5
@@ -138,8 +140,14 @@ def run_deploy(services: Services, deployment_id: int) -> None:
             log.exception("deploy %s crashed", dep.key)
             request, problem = None, f"unexpected error: {type(exc).__name__}: {exc}"
     state, message, result = "failed", problem, None
+    began = time.monotonic()
     if request is not None:
         state, message, result = _deploy(services, request, dep)
+        telemetry.DEPLOYMENT_SECONDS.labels(dep.environment).observe(time.monotonic() - began)
+    telemetry.DEPLOYMENTS.labels(dep.environment, state).inc()
+    _steps.info("engine.step", step="deployment.finished", release_id=dep.release_id,
+                stage=dep.stage_index, environment=dep.environment, attempt=dep.attempt,
+                deployment_id=dep.id, outcome=state)
     now = services.now()
     with services.transaction() as conn:
         changed = conn.execute(_FINISH_DEPLOYMENT, {
@@ -161,6 +169,7 @@ def _deploy(services: Services, request: DeployRequest,
 
         def retried(number: int, reason: str) -> None:
             retries.append(number)
+            telemetry.DEPLOYMENT_RETRIES.labels(dep.environment).inc()
             _note_retry(services, dep, number, reason)
 
         outcome = _with_retries(lambda: target.deploy(request), f"deploy to {dep.environment}",

@@ -38,6 +38,7 @@ from infrastream.domain.readiness import occupied
 from infrastream.manifests import Environment
 from infrastream.store.tables import deployments, prerelease_runs
 
+from .. import logs, telemetry
 from ..auditing import trail as audit
 from ..context import Services
 from ..drift import record_drift
@@ -53,6 +54,7 @@ from .scm_pass import gate_pass
 from .steps import advance
 
 log = logging.getLogger("infrastream.engine")
+_steps = logs.get("infrastream.engine")
 
 _DEPLOYING = select(deployments.c.id, deployments.c.key, deployments.c.environment).where(
     deployments.c.state == "deploying")
@@ -101,6 +103,7 @@ class Engine:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        self.services.heartbeat.expected = True  # readiness now watches this loop
         self._thread = threading.Thread(target=self._loop, name="infra-engine", daemon=True)
         self._thread.start()
         threading.Thread(target=self._renew, name="infra-leases", daemon=True).start()
@@ -126,6 +129,7 @@ class Engine:
             self.services.wake.clear()
             try:
                 delay = self.run_once()
+                self.services.heartbeat.beat()
             except Exception:  # the loop must survive anything; the next pass retries
                 log.exception("engine pass failed")
                 delay = self.poll
@@ -179,6 +183,9 @@ class Engine:
                 log.exception("engine step of %s failed", release.ref)
                 continue
             self._saw_own(steps.deployment_ids)
+            if steps.changed or steps.jobs:
+                _steps.info("engine.step", step="release.advanced", release=release.ref,
+                            release_id=release.id, started=[job[0] for job in steps.jobs])
             for key, job, row_id, environment in steps.jobs:
                 self._submit(key, job, self.services, row_id, environment=environment)
             changed = changed or steps.changed
@@ -186,6 +193,8 @@ class Engine:
                 next_wake = steps.wake if next_wake is None else min(next_wake, steps.wake)
         if changed:
             self._announce()
+        telemetry.ENGINE_BACKLOG.set(len(state.releases))
+        telemetry.ENGINE_PASS.observe(time.monotonic() - started)
         return next_wake
 
     def _announce(self) -> None:

@@ -14,7 +14,7 @@ import logging
 
 from infrastream.domain.errors import NotFound, PermanentError, TransientError
 
-from .. import scm_outbox
+from .. import scm_outbox, telemetry
 from ..context import Services
 from ..scm_connections import connected
 
@@ -38,16 +38,20 @@ def deliver_due(services: Services, connection: str) -> None:
             receipt = provider.report_status(claimed.repository, claimed.sha, claimed.status)
         except TransientError as exc:
             scm_outbox.retry(services, connection, claimed, exc.reason, exc.delay)
+            telemetry.SCM_STATUSES.labels("retried").inc()
             return
         except PermanentError as exc:
             scm_outbox.failed(services, claimed, exc.reason)
+            telemetry.SCM_STATUSES.labels("failed").inc()
             continue
         except Exception as exc:  # a provider bug: keep the status, try again later
             log.exception("reporting a status to %s failed", connection)
             scm_outbox.retry(services, connection, claimed,
                              f"unexpected error: {type(exc).__name__}", None)
+            telemetry.SCM_STATUSES.labels("retried").inc()
             return
         scm_outbox.delivered(services, claimed, receipt)
+        telemetry.SCM_STATUSES.labels("delivered").inc()
 
 
 def _give_up(services: Services, connection: str, reason: str) -> None:

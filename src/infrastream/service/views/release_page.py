@@ -20,7 +20,7 @@ from infrastream.domain.errors import Conflict, NotFound
 from infrastream.domain.roles import ROLL_BACK, Principal, deciders, promoters
 from infrastream.domain.stage_machine import StageState
 from infrastream.store.clock import utc
-from infrastream.store.tables import check_runs
+from infrastream.store.tables import check_runs, users
 
 from ..context import Services
 from ..promotions import next_stage
@@ -53,6 +53,10 @@ class ReleaseActions(ReadModel):
     """Why the viewer cannot approve, when a role of theirs is asked for."""
     reject: bool
     rollback: list[RollbackOffer]
+    signers: dict[str, list[str]] = {}
+    """Per role the waiting stage asks for: the enabled users holding it (who may sign)."""
+    cannot_sign: dict[str, str] = {}
+    """Per role the waiting stage asks for that the viewer cannot sign as: why not."""
 
 
 class VersionLine(ReadModel):
@@ -92,12 +96,25 @@ class CheckOutput(ReadModel):
     finished_at: str | None
 
 
+def _holders(conn: Connection, roles: list[str]) -> dict[str, list[str]]:
+    """The enabled users holding each of `roles`, by name."""
+    holders: dict[str, list[str]] = {role: [] for role in roles}
+    for name, held in conn.execute(select(users.c.name, users.c.roles)
+                                   .where(users.c.disabled.is_(False))
+                                   .order_by(users.c.name)):
+        for role in roles:
+            if role in held:
+                holders[role].append(name)
+    return holders
+
+
 def release_actions(services: Services, principal: Principal,
                     ref: ReleaseRef) -> ReleaseActions:
     """The actions `principal` may take on the release now, and why an approval is refused."""
     now = services.now()
     actions: dict[str, Any] = {"promote": None, "retry": False, "approveAs": [],
-                               "approveNote": "", "reject": False, "rollback": []}
+                               "approveNote": "", "reject": False, "rollback": [],
+                               "signers": {}, "cannotSign": {}}
     with services.db.connect() as conn:
         release = find(conn, ref)
         rows = stage_rows(conn, release.id)
@@ -117,8 +134,13 @@ def release_actions(services: Services, principal: Principal,
                 stage = stages[waiting.stage_index]
                 given = approvals_of(conn, waiting.id)
                 policy = release_track(release).spec.policy
-                for role in dict.fromkeys(r.role for r in stage.approvals):
+                asked = list(dict.fromkeys(r.role for r in stage.approvals))
+                actions["signers"] = _holders(conn, asked)
+                for role in asked:
                     if role not in principal.roles:
+                        actions["cannotSign"][role] = (
+                            f"you ({', '.join(sorted(principal.roles)) or 'no role'}) "
+                            f"do not hold the {role} role")
                         continue
                     verdict = check_can_approve(
                         user=principal.name, user_roles=sorted(principal.roles), role=role,
@@ -127,6 +149,7 @@ def release_actions(services: Services, principal: Principal,
                         digest=release.digest, request_id=waiting.request_id, now=now)
                     if isinstance(verdict, Refusal):
                         actions["approveNote"] = actions["approveNote"] or verdict.reason
+                        actions["cannotSign"][role] = verdict.reason
                     else:
                         actions["approveAs"].append(verdict.role)
                 # promotions.reject: a holder of a needed role, or a release manager

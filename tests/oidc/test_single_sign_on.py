@@ -1,0 +1,100 @@
+"""Signing a person in from a verified ID token, on real SQLite and PostgreSQL: the user is
+made on first sign-in, roles follow the groups at every sign-in (audited when they change),
+the session token ends with the ID token, and an admin can end all of a user's sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from infrastream.domain.errors import Forbidden, Unauthenticated
+from infrastream.domain.roles import Principal
+from infrastream.domain.sign_in import Person, parse_group_roles
+from infrastream.service import single_sign_on as sso
+from infrastream.service.context import Services, open_services
+from infrastream.service.identity import create_user, get_user, principal_of_hash
+from infrastream.store.tables import audit_log
+
+ISSUER = "http://127.0.0.1:9999"
+POLICY = sso.SsoPolicy(issuer=ISSUER, group_roles=parse_group_roles(
+    ["qa-engineers=qa", "sre-oncall=incident-commander"]), beyond_expiry=timedelta(minutes=30))
+ADMIN = Principal("root", frozenset({"admin"}))
+
+
+@pytest.fixture()
+def services(database_url: str, tmp_path: Path) -> Iterator[Services]:
+    found = open_services(tmp_path / "data", database_url)
+    yield found
+    found.db.dispose()
+
+
+def _person(services: Services, *groups: str, name: str = "Ada") -> Person:
+    return Person(subject="u-ada", name=name, email=None, groups=tuple(groups),
+                  expires=services.now() + timedelta(minutes=5))
+
+
+def _audit(services: Services, action: str) -> list[tuple[str, object, object]]:
+    with services.db.connect() as conn:
+        return [(r.actor, r.before, r.after) for r in conn.execute(
+            select(audit_log).where(audit_log.c.action == action).order_by(audit_log.c.seq))]
+
+
+def test_first_sign_in_makes_the_user_with_the_mapped_roles(services: Services) -> None:
+    signed = sso.sign_in_person(services, _person(services, "qa-engineers", "other"), POLICY)
+    assert signed.principal == Principal("ada", frozenset({"qa"}))
+    assert signed.roles_before is None
+    assert get_user(services, "ada").roles == {"qa"}
+    assert principal_of_hash(services, signed.token_hash).name == "ada"
+    ends = datetime.fromisoformat(signed.expires_at)
+    assert ends <= services.now() + timedelta(minutes=35)
+    assert _audit(services, "user.create")[0][0] == f"oidc:{ISSUER}"
+
+
+def test_roles_follow_the_groups_at_every_sign_in_and_changes_are_audited(
+        services: Services) -> None:
+    sso.sign_in_person(services, _person(services, "qa-engineers", "sre-oncall"), POLICY)
+    assert get_user(services, "ada").roles == {"qa", "incident-commander"}
+    again = sso.sign_in_person(services, _person(services, "sre-oncall"), POLICY)
+    assert again.principal.roles == {"incident-commander"}
+    assert again.roles_before == ("incident-commander", "qa")
+    assert get_user(services, "ada").roles == {"incident-commander"}
+    changes = _audit(services, "user.roles")
+    assert [(c[1], c[2]["roles"]) for c in changes] == [  # type: ignore[index]
+        ({"roles": ["incident-commander", "qa"]}, ["incident-commander"])]
+    sso.sign_in_person(services, _person(services, "sre-oncall"), POLICY)
+    assert len(_audit(services, "user.roles")) == 1
+
+
+def test_a_local_user_of_the_same_name_is_not_taken_over(services: Services) -> None:
+    create_user(services, ADMIN, "ada", ["platform"])
+    with pytest.raises(Unauthenticated, match="local Infrastream user"):
+        sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY)
+    assert get_user(services, "ada").roles == {"platform"}
+
+
+def test_sign_out_and_ending_all_sessions_revoke_the_session_tokens(services: Services) -> None:
+    one = sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY)
+    two = sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY, face="cli")
+    three = sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY)
+    sso.sign_out(services, one.token_hash)
+    with pytest.raises(Unauthenticated):
+        principal_of_hash(services, one.token_hash)
+    with pytest.raises(Forbidden):
+        sso.end_sessions(services, Principal("ada", frozenset({"qa"})), "ada")
+    assert sso.end_sessions(services, ADMIN, "ada").ended == 2
+    for ended in (two, three):
+        with pytest.raises(Unauthenticated):
+            principal_of_hash(services, ended.token_hash)
+    assert _audit(services, "user.end-sessions")[0][:1] == ("root",)
+    assert [a[0] for a in _audit(services, "session.sign-out")] == ["ada"]
+
+
+def test_an_expired_id_token_makes_no_session(services: Services) -> None:
+    person = Person(subject="u", name="ada", email=None, groups=(),
+                    expires=services.now() - timedelta(hours=2))
+    with pytest.raises(Unauthenticated, match="expired"):
+        sso.sign_in_person(services, person, POLICY)
