@@ -63,10 +63,10 @@ def _seed(engine: object, count: int) -> list[bytes]:
                      "before": None, "after": after, "prev_hash": previous, "hash": digest})
         previous = digest
         if len(rows) == BATCH or seq == count:
-            with writing(engine) as conn:  # type: ignore[arg-type]
+            with writing(engine) as conn:
                 conn.execute(insert(audit_log), rows)
             rows = []
-    with writing(engine) as conn:  # type: ignore[arg-type]
+    with writing(engine) as conn:
         conn.execute(insert(server_settings).values(key="audit-head",
                                                     value=f"{count}:{previous}"))
     return hashed

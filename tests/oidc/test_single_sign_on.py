@@ -63,7 +63,7 @@ def test_roles_follow_the_groups_at_every_sign_in_and_changes_are_audited(
     assert again.roles_before == ("incident-commander", "qa")
     assert get_user(services, "ada").roles == {"incident-commander"}
     changes = _audit(services, "user.roles")
-    assert [(c[1], c[2]["roles"]) for c in changes] == [  # type: ignore[index]
+    assert [(c[1], c[2]["roles"]) for c in changes] == [
         ({"roles": ["incident-commander", "qa"]}, ["incident-commander"])]
     sso.sign_in_person(services, _person(services, "sre-oncall"), POLICY)
     assert len(_audit(services, "user.roles")) == 1

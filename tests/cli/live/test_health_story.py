@@ -39,11 +39,17 @@ def _health(cli: Callable[..., Any], server: Server, portal: httpx.Client) -> di
     matrix = portal.get("/environments").text
     return {
         "api": _state(api), "status": _state(status),
-        "overview": re.search(r'data-environment="development" data-health="(\w+)"',
-                              overview).group(1),  # type: ignore[union-attr]
-        "matrix": re.search(r'<tr data-environment="development" data-health="(\w+)"',
-                            matrix).group(1),  # type: ignore[union-attr]
+        "overview": _health_in(r'data-environment="development" data-health="(\w+)"',
+                               overview),
+        "matrix": _health_in(r'<tr data-environment="development" data-health="(\w+)"',
+                             matrix),
     }
+
+
+def _health_in(pattern: str, page: str) -> str:
+    found = re.search(pattern, page)
+    assert found is not None, f"no health of development on the page: {page[:500]}"
+    return found.group(1)
 
 
 def _state(environments: list[dict[str, Any]]) -> str:
