@@ -1,16 +1,19 @@
 """Secret values reach the deployed process and nothing else: not the audit trail, not the
-API's listings, not the local target's state or log files."""
+API's listings, not the local target's state or log files, not the server's JSON log."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from story import PLATFORM, RELEASE_MANAGER, Story
 
 from infrastream.domain.errors import Forbidden, Invalid
-from infrastream.service import secrets
+from infrastream.service import logs, secrets
 from infrastream.service.auditing import view as audit_view
 from infrastream.service.views.environments import environment_overview
 
@@ -24,12 +27,25 @@ def story(tmp_path, database_url):
     story.finish()
 
 
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Everything logged meanwhile, as the server writes it in JSON mode (debug included)."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    buffer = io.StringIO()
+    logs.configure("json", level=logging.DEBUG, stream=buffer)
+    yield buffer
+    root.handlers[:], level = saved
+    root.setLevel(level)
+
+
 def _process_environment(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
-def test_a_secret_reaches_the_process_but_no_log_audit_entry_or_listing(story, tmp_path):
+def test_a_secret_reaches_the_process_but_no_log_audit_entry_or_listing(story, tmp_path,
+                                                                         json_log):
     story.apply_manifests()
     secrets.set_secret(story.services, PLATFORM, "development", "api", "DB_PASSWORD", VALUE)
     with pytest.raises(Forbidden):
@@ -56,6 +72,11 @@ def test_a_secret_reaches_the_process_but_no_log_audit_entry_or_listing(story, t
     for path in story.services.data_dir.rglob("*"):
         if path.is_file() and path.name != "infrastream.db" and "secret-key" not in path.name:
             assert VALUE.encode() not in path.read_bytes(), path
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines() if line.strip()]
+    steps = [line for line in lines if line.get("event") == "engine.step"]
+    assert any(s.get("step") == "deployment.finished" and s.get("environment") == "development"
+               for s in steps), lines[-5:]
+    assert VALUE not in json_log.getvalue()
 
 
 def _apps(state: dict) -> dict:
