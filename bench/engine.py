@@ -261,7 +261,7 @@ class TimedEngine(Engine):
             with self._cpu_lock:
                 self.pass_cpu += time.thread_time() - started
 
-    def _submit(self, key: str, fn: Any, *args: Any) -> None:
+    def _submit(self, key: str, fn: Any, *args: Any, environment: str | None = None) -> None:
         def timed(*call_args: Any) -> None:
             started = time.thread_time()
             try:
@@ -270,7 +270,7 @@ class TimedEngine(Engine):
                 with self._cpu_lock:
                     self.job_cpu += time.thread_time() - started
 
-        super()._submit(key, timed, *args)
+        super()._submit(key, timed, *args, environment=environment)
 
 
 class Signal:
@@ -648,7 +648,7 @@ class ProfiledEngine(Engine):
             profile.disable()
             self._keep(profile)
 
-    def _submit(self, key: str, fn: Any, *args: Any) -> None:
+    def _submit(self, key: str, fn: Any, *args: Any, environment: str | None = None) -> None:
         def profiled(*call_args: Any) -> None:
             profile = cProfile.Profile()
             profile.enable()
@@ -658,7 +658,7 @@ class ProfiledEngine(Engine):
                 profile.disable()
                 self._keep(profile)
 
-        super()._submit(key, profiled, *args)
+        super()._submit(key, profiled, *args, environment=environment)
 
 
 CATEGORIES = (
