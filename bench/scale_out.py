@@ -39,11 +39,11 @@ def _key() -> str:
 
 def _start(url: str, directory: Path, node: str, port: int, key: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "INFRASTREAM_SIGNING_KEY": key, "INFRASTREAM_NODE_NAME": node}
-    log = open(directory / f"{node}.log", "ab")  # noqa: SIM115 - the child keeps it
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infrastream.cli.main", "serve", "--data-dir",
-         str(directory / node), "--database-url", url, "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
+    with open(directory / f"{node}.log", "ab") as log:  # the child keeps its copy
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infrastream.cli.main", "serve", "--data-dir",
+             str(directory / node), "--database-url", url, "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

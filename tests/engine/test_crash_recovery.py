@@ -7,16 +7,11 @@ finishes the release with exactly one deployment per (release, environment).
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
+from servers import Server, signing_key
 from sqlalchemy import create_engine, func, select
 from story import example_repo
 
@@ -27,58 +22,11 @@ from infrastream.targets.local import LocalTarget
 from infrastream.targets.local_process import owned_processes
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    def __init__(self, data_dir: Path, database_url: str, port: int) -> None:
-        self.data_dir, self.database_url, self.port = data_dir, database_url, port
-        self.url = f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.data_dir.parent / "server.log", "ab") as log:  # the child keeps its copy
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "infrastream.cli.main", "serve", "--data-dir",
-                 str(self.data_dir), "--database-url", self.database_url, "--port",
-                 str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120  # generous: CI machines can be loaded
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/api/v1/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("the server did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-def _client(server: Server, token: str) -> httpx.Client:
-    return httpx.Client(base_url=server.url + "/api/v1", timeout=30,
-                        headers={"Authorization": f"Bearer {token}"})
-
-
 @pytest.fixture
 def server(tmp_path, database_url):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    srv = Server(data_dir, database_url, _free_port())
+    srv = Server(data_dir, database_url, node="solo", key=signing_key())
     yield srv
     srv.stop()
     local = LocalTarget(data_dir)
@@ -107,20 +55,20 @@ def test_a_server_killed_mid_promotion_finishes_the_release_after_restart_withou
         server, tmp_path, database_url):
     repo = example_repo(tmp_path, soak="2s")
     server.start()
-    admin = _client(server, (server.data_dir / "admin-token").read_text().strip())
+    admin = server.client(server.admin_token())
     tokens = {}
     for name, role in [("pat", "platform"), ("ci", "developer"), ("rita", "release-manager"),
                        ("quinn", "qa"), ("paula", "product"), ("sam", "security")]:
         created = admin.post("/users", json={"name": name, "roles": [role]})
         tokens[name] = created.raise_for_status().json()["token"]
     sources, _ = read_sources([str(repo)])
-    _client(server, tokens["pat"]).post("/manifests", json={
+    server.client(tokens["pat"]).post("/manifests", json={
         "sources": [{"source": s, "text": t} for s, t in sources],
         "sourceRoot": str(repo)}).raise_for_status()
     for app in ("api", "web", "worker"):
-        _client(server, tokens["ci"]).post(f"/applications/{app}/versions", json={
+        server.client(tokens["ci"]).post(f"/applications/{app}/versions", json={
             "image": f"registry.example.com/shop/{app}:2.0.0"}).raise_for_status()
-    rita = _client(server, tokens["rita"])
+    rita = server.client(tokens["rita"])
     rita.post("/releases", json={"applicationSet": "shop"}).raise_for_status()
     _wait(rita, lambda s: s["stages"][0]["state"] == "succeeded")
     rita.post("/releases/shop/v1/promotions").raise_for_status()
@@ -132,7 +80,7 @@ def test_a_server_killed_mid_promotion_finishes_the_release_after_restart_withou
     _wait(rita, lambda s: s["stages"][1]["state"] == "succeeded")
     rita.post("/releases/shop/v1/promotions").raise_for_status()
     for approver in ("quinn", "paula", "sam"):
-        _client(server, tokens[approver]).post("/releases/shop/v1/approvals",
+        server.client(tokens[approver]).post("/releases/shop/v1/approvals",
                                                json={}).raise_for_status()
     status = _wait(rita, lambda s: s["state"] == "completed")
     assert status["summary"] == "completed: running in production"
