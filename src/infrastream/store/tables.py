@@ -65,6 +65,7 @@ users = Table(
     Column("created_at", Time, nullable=False),
     Column("created_by", String(63), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    Column("email", String(254), nullable=True),
 )
 
 tokens = Table(
@@ -576,3 +577,66 @@ gate_merges = Table(
 """A merge (push) to an application's branch: its mainline build, and the release it cut."""
 Index("ix_gate_merges_done", gate_merges.c.done, gate_merges.c.id)
 Index("ix_gate_merges_release", gate_merges.c.release_id)
+
+
+notification_channels = Table(
+    "notification_channels", metadata,
+    Column("name", String(63), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("public", JSON, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("created_by", String(63), nullable=False),
+)
+"""Where notifications go (`service.notification_channels`): `kind` is slack, teams, email or
+webhook; `settings` is the Fernet ciphertext of the whole settings (webhook URLs, SMTP
+password, HMAC key: all secrets); `public` repeats what may be shown."""
+
+notification_subscriptions = Table(
+    "notification_subscriptions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("channel", String(63), nullable=False),
+    Column("track", String(63), nullable=True),
+    Column("selector", String(16), nullable=False),
+    Column("value", String(63), nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("created_by", String(63), nullable=False),
+    UniqueConstraint("channel", "track", "selector", "value",
+                     name="uq_notification_subscriptions_channel"),
+)
+"""Who hears what: on `channel`, events of `track` (NULL: every track) that concern
+`selector`/`value` (role/qa, team/payments, user/alice, or everyone/*), of the kinds in
+`events` (a list of `domain.notifications.EventKind` values; empty: all kinds)."""
+
+notification_events = Table(
+    "notification_events", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(300), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("track", String(63), nullable=False),
+    Column("release", String(130), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", Time, nullable=False),
+)
+"""What happened that people are told about: one row per `domain.notifications.Notification`
+(`payload` is its JSON), `key` deduplicates it (the same wait of the same stage run for the
+same role is one event however many servers or passes see it)."""
+
+notification_deliveries = Table(
+    "notification_deliveries", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", Integer, nullable=False),
+    Column("channel", String(63), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Time, nullable=False),
+    Column("claimed_until", Time, nullable=True),
+    Column("last_error", Text, nullable=False),
+    Column("created_at", Time, nullable=False),
+    Column("delivered_at", Time, nullable=True),
+    UniqueConstraint("event_id", "channel", name="uq_notification_deliveries_event_id"),
+    Index("ix_notification_deliveries_due", "outcome", "next_attempt_at"),
+)
+"""The notification outbox: one row per event and channel; `outcome` pending → delivered or
+failed, retried with backoff (`next_attempt_at`), claimed for one attempt (`claimed_until`)."""
