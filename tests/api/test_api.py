@@ -127,7 +127,8 @@ def test_the_openapi_document_is_public_the_api_needs_a_token_and_only_admins_ad
     assert created.status_code == 201, created.text
     assert created.json()["name"] == "quinn" and created.json()["roles"] == ["qa"]
     assert created.json()["token"].startswith("ifs_")
-    assert quinn.get("/api/v1/whoami").json() == {"name": "quinn", "roles": ["qa"]}
+    assert quinn.get("/api/v1/whoami").json() == {"name": "quinn", "roles": ["qa"],
+                                                   "tokenExpiresAt": None}
     assert problem(again, 409)["detail"] == "user `quinn` already exists"
     body = problem(forbidden, 403)
     assert body["detail"] == "quinn may not create users: it needs the role admin"

@@ -35,13 +35,15 @@ def signing_key() -> str:
 
 class Server:
     def __init__(self, data_dir: Path, database_url: str, *, node: str, key: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, args: Iterable[str] = ()) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir, self.database_url, self.node = data_dir, database_url, node
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "INFRASTREAM_SIGNING_KEY": key,
                     "INFRASTREAM_NODE_NAME": node, **(env or {})}
+        self.args = list(args)
+        """More `serve` options (e.g. the identity provider's)."""
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"{data_dir.name}.log"
 
@@ -50,7 +52,7 @@ class Server:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "infrastream.cli.main", "serve", "--data-dir",
                  str(self.data_dir), "--database-url", self.database_url, "--port",
-                 str(self.port)], stdout=log, stderr=subprocess.STDOUT, env=self.env)
+                 str(self.port), *self.args], stdout=log, stderr=subprocess.STDOUT, env=self.env)
         return self.process
 
     def start(self) -> None:

@@ -22,6 +22,7 @@ from . import (
     routes_insights,
     routes_scm,
     routes_sources,
+    routes_sso,
 )
 from .problems import (
     MEDIA_TYPE,
@@ -50,6 +51,7 @@ def create_app(services: Services) -> FastAPI:
                   "problem (`application/problem+json`).",
                   docs_url=None, redoc_url=None)
     app.state.services = services
+    app.state.cli_sign_in = None  # set by `serve --oidc-cli-client-id` (routes_sso)
     app.add_exception_handler(InfrastreamError, on_infrastream_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
@@ -62,6 +64,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(routes_health.router)
     app.include_router(routes_insights.router)
     app.include_router(routes_scm.router)
+    app.include_router(routes_sso.router)
     docs.mount(app)
     return app
 

@@ -44,3 +44,4 @@ def clean_parameters(request: Request) -> None:
 
 ServicesDep = Annotated[Services, Depends(services)]
 PrincipalDep = Annotated[Principal, Depends(principal)]
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

@@ -24,7 +24,7 @@ def mutation(action: str, object_type: str, object_id: str = "*", *,
              signed: bool = False) -> dict[str, Any]:
     """The OpenAPI extension of a mutating operation: the audit action of its refusals and
     its object (`{param}` placeholders name path parameters); `signed`: authenticated by a
-    request signature (a Git host's webhook), not an API token."""
+    signature (a Git host's webhook, the identity provider's ID token), not an API token."""
     found: dict[str, Any] = {"action": action, "objectType": object_type,
                              "objectId": object_id}
     if signed:

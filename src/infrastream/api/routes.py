@@ -34,7 +34,7 @@ from infrastream.service.records.releases import ReleaseRef, parse_ref
 from infrastream.service.views.environments import EnvironmentView, environment_overview
 from infrastream.service.views.release_status import ReleaseStatus, release_status
 
-from .deps import PrincipalDep, ServicesDep, clean_parameters
+from .deps import BearerDep, PrincipalDep, ServicesDep, clean_parameters
 from .problems import declared
 from .refusals_api import mutation
 from .schemas import (
@@ -63,6 +63,8 @@ RELEASE = "{app_set}/{name}"
 class Whoami(ReadModel):
     name: str
     roles: list[str]
+    token_expires_at: str | None = None
+    """When the token of this request stops working (None: never)."""
 
 
 class Health(ReadModel):
@@ -70,8 +72,10 @@ class Health(ReadModel):
 
 
 @router.get("/whoami", tags=["identity"], responses=declared(401))
-def whoami(principal: PrincipalDep) -> Whoami:
-    return Whoami(name=principal.name, roles=sorted(principal.roles))
+def whoami(principal: PrincipalDep, services: ServicesDep,
+           credentials: BearerDep) -> Whoami:
+    expires = identity.token_expiry(services, credentials.credentials) if credentials else None
+    return Whoami(name=principal.name, roles=sorted(principal.roles), token_expires_at=expires)
 
 
 @router.post("/users", status_code=201, tags=["identity"],

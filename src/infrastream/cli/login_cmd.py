@@ -1,6 +1,8 @@
 """`infrastream login` and `infrastream whoami`: remember a server and token, and show who
 they belong to. Login checks the token against the server before saving it, so a typo is
-found now rather than at the next command.
+found now rather than at the next command. `login --sso` signs a person in with the company's
+identity provider instead (`sso_login`): the token it saves is short-lived; CI keeps using
+service-account tokens from `token create`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,26 @@ def login(
     server: str | None = typer.Option(
         None, "--server", metavar="URL", show_default=False,
         help="Infrastream server URL [default: $INFRASTREAM_URL or http://127.0.0.1:8420]."),
-    token: str = typer.Option(
-        ..., "--token", metavar="TOKEN", prompt="API token", hide_input=True,
+    token: str | None = typer.Option(
+        None, "--token", metavar="TOKEN", show_default=False,
         help="API token (prompted for when omitted, so it stays out of the shell history)."),
+    sso: bool = typer.Option(
+        False, "--sso",
+        help="Sign in with the server's identity provider (device authorization: open the "
+        "link shown, enter the code) and save a short-lived token."),
 ) -> None:
     """Check a server URL and API token, then save them for the other commands
     ($INFRASTREAM_CONFIG or ~/.config/infrastream/config.json, mode 0600)."""
+    if sso:
+        if token is not None:
+            raise CliError("--sso signs you in with the identity provider; give no --token")
+        from .sso_login import sso_login
+
+        url, _ = resolve(server, None)
+        sso_login(url)
+        return
+    if token is None:
+        token = typer.prompt("API token", hide_input=True)
     url, _ = resolve(server, token)
     token = token.strip()
     if not token:
@@ -37,11 +53,13 @@ def whoami(
     server: str | None = ServerOption,
     token: str | None = TokenOption,
 ) -> None:
-    """Show the user the API token belongs to, and their roles."""
+    """Show the user the API token belongs to, their roles, and when the token expires."""
     client = connect(server, token)
     me = client.get("/whoami")
     if output is not Output.TABLE:
         emit({**me, "server": client.server}, output)
         return
     roles = ", ".join(me.get("roles", [])) or "no roles"
-    console.print(f"{me.get('name')} ({roles}) on {client.server}", markup=False)
+    expires = me.get("tokenExpiresAt")
+    until = f"; token expires at {expires}" if expires else ""
+    console.print(f"{me.get('name')} ({roles}) on {client.server}{until}", markup=False)

@@ -56,6 +56,13 @@ def serve(
     oidc_group_role: list[str] = typer.Option(
         [], "--oidc-group-role", metavar="GROUP=ROLE",
         help="Give ROLE to members of GROUP (repeatable), re-evaluated at every sign-in."),
+    oidc_cli_client_id: str | None = typer.Option(
+        None, "--oidc-cli-client-id", envvar="INFRASTREAM_OIDC_CLI_CLIENT_ID", metavar="ID",
+        help="Public client (no secret; device authorization grant) that `infrastream login "
+        "--sso` signs people in with; needs --oidc-issuer."),
+    oidc_cli_token_lifetime: int = typer.Option(
+        8 * 3600, "--oidc-cli-token-lifetime", min=60, max=12 * 3600, metavar="SECONDS",
+        help="How long a token from `infrastream login --sso` lasts (at most 12 h)."),
     oidc_session_beyond_expiry: int = typer.Option(
         3600, "--oidc-session-beyond-expiry", min=0, metavar="SECONDS",
         help="How long a portal session may outlive the ID token's expiry."),
@@ -81,10 +88,14 @@ def serve(
     try:
         if log_format not in (None, "json", "console"):
             raise CliError(f"--log-format is json or console, not {log_format!r}")
+        if oidc_cli_client_id and not oidc_issuer:
+            raise CliError("--oidc-cli-client-id needs --oidc-issuer")
         if oidc_issuer:
-            extend = partial(mount_portal, sso=single_sign_on(
+            sso = single_sign_on(
                 oidc_issuer, oidc_client_id, _client_secret(oidc_client_secret_file),
-                oidc_scopes, oidc_groups_claim, oidc_group_role, oidc_session_beyond_expiry))
+                oidc_scopes, oidc_groups_claim, oidc_group_role, oidc_session_beyond_expiry,
+                cli_token_lifetime=oidc_cli_token_lifetime)
+            extend = partial(_with_sso, sso=sso, cli_client_id=oidc_cli_client_id)
         run_server(directory, database_url, host, port, extend=extend, node=node_name,
                    log_format=log_format)
     except SQLAlchemyError as exc:
@@ -109,8 +120,24 @@ def _client_secret(path: Path | None) -> str:
     return secret
 
 
+def _with_sso(app: Any, services: Any, *, sso: Any, cli_client_id: str | None) -> None:
+    """Mount the portal with sign-in, and let the API exchange the CLI's ID tokens."""
+    from infrastream.api.routes_sso import CliSignIn
+    from infrastream.portal import mount_portal
+
+    mount_portal(app, services, sso=sso)
+    if cli_client_id:
+        provider = sso.provider
+        app.state.cli_sign_in = CliSignIn(
+            issuer=provider.settings.issuer, client_id=cli_client_id,
+            scopes=provider.settings.scopes,
+            verifier=provider.verifier_for(cli_client_id, nonce_required=False),
+            policy=sso.policy)
+
+
 def single_sign_on(issuer: str, client_id: str, secret: str, scopes: str, groups_claim: str,
-                   group_roles: list[str], beyond_expiry: int) -> Any:
+                   group_roles: list[str], beyond_expiry: int, *,
+                   cli_token_lifetime: int = 8 * 3600) -> Any:
     from infrastream.domain.sign_in import parse_group_roles
     from infrastream.oidc.client import ClientSettings, Provider
     from infrastream.portal.single_sign_on import SingleSignOn
@@ -120,4 +147,5 @@ def single_sign_on(issuer: str, client_id: str, secret: str, scopes: str, groups
                               scopes=tuple(scopes.split()), groups_claim=groups_claim)
     return SingleSignOn(Provider(settings), SsoPolicy(
         issuer=issuer, group_roles=parse_group_roles(group_roles),
-        beyond_expiry=timedelta(seconds=beyond_expiry)))
+        beyond_expiry=timedelta(seconds=beyond_expiry),
+        cli_token_lifetime=timedelta(seconds=cli_token_lifetime)))

@@ -62,12 +62,17 @@ def _aware(seconds: Any, claim: str) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def check_claims(claims: Mapping[str, Any], *, issuer: str, client_id: str, nonce: str,
-                 now: datetime, groups_claim: str = "groups",
-                 name_claim: str = "preferred_username") -> Person:
+def check_claims(claims: Mapping[str, Any], *, issuer: str, client_id: str,
+                 nonce: str | None, now: datetime, groups_claim: str = "groups",
+                 name_claim: str = "preferred_username",
+                 nonce_required: bool = True) -> Person:
     """The ID token's claims, once its signature verified, against OpenID Connect Core
     §3.1.3.7: issuer, audience (and `azp` when there are several), expiry, issued-at, and the
-    nonce of this sign-in. Refusals say which check failed."""
+    nonce of this sign-in. Refusals say which check failed.
+
+    `nonce_required=False` is for the device authorization grant (RFC 8628), where providers
+    need not put the nonce in the ID token (oidc-provider does not): a token without one is
+    accepted, a token with one must carry `nonce`."""
     if claims.get("iss") != issuer:
         raise Unauthenticated(f"sign-in refused: the ID token was issued by "
                               f"{claims.get('iss')!r}, not by {issuer!r}")
@@ -86,7 +91,8 @@ def check_claims(claims: Mapping[str, Any], *, issuer: str, client_id: str, nonc
     if _aware(claims.get("iat"), "iat") > now + CLOCK_SKEW:
         raise Unauthenticated("sign-in refused: the ID token was issued in the future")
     sent = claims.get("nonce")
-    if not isinstance(sent, str) or not hmac.compare_digest(sent, nonce):
+    if (nonce_required or sent is not None) and (
+            not isinstance(sent, str) or nonce is None or not hmac.compare_digest(sent, nonce)):
         raise Unauthenticated("sign-in refused: the ID token was not issued for this "
                               "sign-in (wrong nonce)")
     subject = claims.get("sub")

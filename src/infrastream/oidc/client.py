@@ -1,14 +1,15 @@
 """The Infrastream side of the OpenID provider's endpoints: discovery
 (`/.well-known/openid-configuration`), the authorization request (code flow with PKCE S256,
-`state` and `nonce`), the code exchange, and the device authorization grant (RFC 8628) for
-`infrastream login --sso`. The client secret is sent in the token request body only, never
-logged; the answers' errors are turned into one line a person can act on.
+`state` and `nonce`) and the code exchange, for the portal; and verifiers for the ID tokens
+`infrastream login --sso` brings (issued to the CLI's public client by the device
+authorization grant, which the CLI runs itself: `oidc.device_grant`). The client secret is
+sent in the token request body only, never logged; the answers' errors are turned into one
+line a person can act on.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,25 +44,13 @@ class Started:
     verifier: str
 
 
-@dataclass(frozen=True)
-class DeviceStart:
-    device_code: str
-    user_code: str
-    verification_uri: str
-    verification_uri_complete: str | None
-    interval: int
-    expires_in: int
-    nonce: str
-
-
 class Provider:
     def __init__(self, settings: ClientSettings, http: httpx.Client | None = None) -> None:
         self.settings = settings
         self._http = http or httpx.Client(timeout=TIMEOUT)
         self._config: dict[str, Any] | None = None
-        self.verifier = IdTokenVerifier(issuer=settings.issuer, client_id=settings.client_id,
-                                        keys=KeySet(self._jwks),
-                                        groups_claim=settings.groups_claim)
+        self.keys = KeySet(self._jwks)
+        self.verifier = self.verifier_for(settings.client_id)
 
     def _get(self, url: str) -> dict[str, Any]:
         try:
@@ -90,9 +79,13 @@ class Provider:
     def _jwks(self) -> dict[str, Any]:
         return self._get(str(self.config["jwks_uri"]))
 
-    @property
-    def supports_device_flow(self) -> bool:
-        return "device_authorization_endpoint" in self.config
+    def verifier_for(self, client_id: str, *, nonce_required: bool = True) -> IdTokenVerifier:
+        """A verifier of ID tokens issued to `client_id` (the portal's, or the CLI's public
+        client, whose device-grant tokens may carry no nonce), sharing this provider's
+        discovery and signing keys."""
+        return IdTokenVerifier(issuer=self.settings.issuer, client_id=client_id,
+                               keys=self.keys, groups_claim=self.settings.groups_claim,
+                               nonce_required=nonce_required)
 
     def start(self, redirect_uri: str) -> Started:
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -128,44 +121,3 @@ class Provider:
             raise Unauthenticated("sign-in refused: the identity provider sent no ID token "
                                   "(is the `openid` scope configured?)")
         return self.verifier.verify(str(body["id_token"]), nonce=started_nonce, now=now)
-
-    def device_start(self) -> DeviceStart:
-        nonce = secrets.token_urlsafe(24)
-        try:
-            answer = self._http.post(str(self.config["device_authorization_endpoint"]), data={
-                "client_id": self.settings.client_id,
-                "client_secret": self.settings.client_secret,
-                "scope": " ".join(self.settings.scopes), "nonce": nonce})
-        except httpx.HTTPError as failed:
-            raise PermanentError(f"the identity provider cannot be reached: {failed}") from None
-        body = answer.json()
-        if answer.status_code != 200:
-            raise Unauthenticated(f"the identity provider refused device sign-in: "
-                                  f"{body.get('error', answer.status_code)}")
-        return DeviceStart(str(body["device_code"]), str(body["user_code"]),
-                           str(body["verification_uri"]),
-                           body.get("verification_uri_complete"),
-                           int(body.get("interval", 5)), int(body.get("expires_in", 600)),
-                           nonce)
-
-    def device_poll(self, started: DeviceStart, now: datetime) -> Person | None:
-        """The person once they approved; None while pending (slow down is honoured by the
-        caller's interval)."""
-        form = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-                "device_code": started.device_code}
-        try:
-            body = self._token(form)
-        except Unauthenticated as refused:
-            if "authorization_pending" in refused.reason or "slow_down" in refused.reason:
-                return None
-            raise
-        return self.verifier.verify(str(body["id_token"]), nonce=started.nonce, now=now)
-
-    def device_wait(self, started: DeviceStart, clock: Any) -> Person:
-        deadline = time.monotonic() + started.expires_in
-        while time.monotonic() < deadline:
-            person = self.device_poll(started, clock())
-            if person is not None:
-                return person
-            time.sleep(started.interval)
-        raise Unauthenticated("device sign-in expired before it was approved")

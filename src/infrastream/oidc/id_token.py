@@ -66,14 +66,15 @@ class KeySet:
 class IdTokenVerifier:
     def __init__(self, *, issuer: str, client_id: str, keys: KeySet,
                  groups_claim: str = "groups",
-                 name_claim: str = "preferred_username") -> None:
+                 name_claim: str = "preferred_username", nonce_required: bool = True) -> None:
         self.issuer = issuer
+        self.nonce_required = nonce_required
         self.client_id = client_id
         self.keys = keys
         self.groups_claim = groups_claim
         self.name_claim = name_claim
 
-    def verify(self, id_token: str, *, nonce: str, now: datetime) -> Person:
+    def verify(self, id_token: str, *, nonce: str | None, now: datetime) -> Person:
         try:
             header = jwt.get_unverified_header(id_token)
         except jwt.DecodeError:
@@ -96,4 +97,4 @@ class IdTokenVerifier:
             raise Unauthenticated(f"sign-in refused: the ID token is malformed ({bad})") from None
         return check_claims(claims, issuer=self.issuer, client_id=self.client_id,
                             nonce=nonce, now=now, groups_claim=self.groups_claim,
-                            name_claim=self.name_claim)
+                            name_claim=self.name_claim, nonce_required=self.nonce_required)

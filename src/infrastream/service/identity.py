@@ -113,6 +113,15 @@ def principal_of_hash(services: Services, token_hash: str) -> Principal:
     return found.principal
 
 
+def token_expiry(services: Services, token: str) -> str | None:
+    """When a token (already authenticated) stops working; None if it never expires."""
+    with services.db.connect() as conn:
+        expires = conn.execute(select(tokens.c.expires_at).where(
+            tokens.c.token_hash == hash_token(token))).scalar()
+    moment = utc(expires)
+    return moment.isoformat() if moment else None
+
+
 def authenticate(services: Services, token: str | None) -> Principal:
     if not token:
         raise Unauthenticated("no API token: send `Authorization: Bearer <token>`")

@@ -4,8 +4,11 @@ A verified ID token (`infrastream.oidc`) names a person and their groups. Signin
 the user on first sign-in, sets their roles to what the configured `group=role` mapping gives
 their groups *now* (so leaving a group takes the role away at the next sign-in; a change is
 audited as `user.roles` with before and after), and issues a short-lived Infrastream token
-named `sso` (`sso-cli` for `infrastream login --sso`) that ends when the session must: never
-later than the ID token's `exp` plus the configured maximum. The portal keeps that token's
+named `sso` (`sso-cli` for `infrastream login --sso`). A portal session ends never later than
+the ID token's `exp` plus the configured maximum; a CLI token (the person signs in once for a
+working day, not for the ID token's minutes) lasts the configured CLI lifetime (8 h by
+default), never longer than the longest session the policy allows, and is audited as
+`token.issue` `via: sso` besides the sign-in. The portal keeps that token's
 hash like any API-token session, so every request re-checks it, signing out revokes it, and an
 admin ending all of a user's sessions revokes every such token at once.
 
@@ -44,6 +47,8 @@ class SsoPolicy:
     beyond_expiry: timedelta = timedelta(hours=1)
     """How long a session may outlive the ID token's `exp`."""
     longest: timedelta = timedelta(hours=12)
+    cli_token_lifetime: timedelta = timedelta(hours=8)
+    """How long a token from `infrastream login --sso` lasts (bounded by `longest`)."""
 
     @property
     def creator(self) -> str:
@@ -69,8 +74,11 @@ def sign_in_person(services: Services, person: Person, policy: SsoPolicy, *,
     name = valid_name("user", person.name.lower())
     roles = sorted(roles_for_groups(policy.group_roles, person.groups))
     now = utc(services.now()) or services.now()
-    ends = session_end(person.expires, now, beyond_expiry=policy.beyond_expiry,
-                       longest=policy.longest)
+    if face == "cli":
+        ends = now + min(policy.cli_token_lifetime, policy.longest)
+    else:
+        ends = session_end(person.expires, now, beyond_expiry=policy.beyond_expiry,
+                           longest=policy.longest)
     if ends <= now:
         raise Unauthenticated("sign-in refused: the ID token has expired")
     secret = new_token()
@@ -111,6 +119,12 @@ def sign_in_person(services: Services, person: Person, policy: SsoPolicy, *,
                      object_type="user", object_id=name,
                      after={"face": face, "via": "oidc", "groups": list(person.groups),
                             "roles": roles, "endsAt": ends.isoformat()})
+        if face == "cli":
+            audit.record(conn, at=now, actor=name, action="token.issue",
+                         object_type="user", object_id=name,
+                         after={"via": "sso", "issuer": policy.issuer, "name": label,
+                                "prefix": secret[:PREFIX_LENGTH],
+                                "expiresAt": ends.isoformat()})
     return SsoSignIn(Principal(name, frozenset(roles)), secret, ends.isoformat(),
                      tuple(before) if before is not None else None)
 
