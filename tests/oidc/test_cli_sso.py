@@ -245,6 +245,11 @@ def test_the_exchange_refuses_tampered_foreign_and_expired_id_tokens(
     admin = server.client(server.admin_token())
     assert admin.get("/tokens", params={"user": "ada"}).json() == []
     assert _exchange(server, id_token, nonce).status_code == 200  # the genuine one works
+    replayed = _exchange(server, id_token, nonce)
+    assert replayed.status_code == 401
+    assert replayed.json()["detail"].startswith(
+        "sign-in refused: this ID token was already exchanged (at ")
+    assert len(admin.get("/tokens", params={"user": "ada"}).json()) == 1
 
 
 def test_a_disabled_person_gets_no_token(server: Server,
@@ -253,6 +258,7 @@ def test_a_disabled_person_gets_no_token(server: Server,
     assert _exchange(server, id_token, nonce).status_code == 200
     admin = server.client(server.admin_token())
     admin.post("/users/omar/disable").raise_for_status()
+    id_token, nonce = _device_id_token(openid_provider, "omar")
     refused = _exchange(server, id_token, nonce)
     assert refused.status_code == 401
     assert refused.json()["detail"] == "sign-in refused: user `omar` is disabled"

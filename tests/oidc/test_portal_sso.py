@@ -75,7 +75,7 @@ def sso_site(tmp_path: Path, openid_provider: OpenIdProvider) -> Iterator[tuple[
 
 
 def _sign_in_over_http(url: str, person: str) -> httpx.Client:
-    client = httpx.Client(base_url=url)
+    client = httpx.Client(base_url=url, timeout=30)  # a loaded machine is slow
     started = client.get("/portal/sign-in/oidc")
     assert started.status_code == 303
     back = log_in_through_provider(client, started.headers["location"], person)
@@ -109,7 +109,7 @@ def test_leaving_a_group_takes_the_role_away_at_the_next_sign_in(
 
 def test_a_callback_with_the_wrong_state_is_refused(sso_site: tuple[Site, str]) -> None:
     _site, url = sso_site
-    with httpx.Client(base_url=url) as client:
+    with httpx.Client(base_url=url, timeout=30) as client:
         started = client.get("/portal/sign-in/oidc")
         back = log_in_through_provider(client, started.headers["location"], "ada")
         location = urlparse(back.headers["location"])

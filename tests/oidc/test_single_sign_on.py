@@ -16,8 +16,14 @@ from infrastream.domain.roles import Principal
 from infrastream.domain.sign_in import Person, parse_group_roles
 from infrastream.service import single_sign_on as sso
 from infrastream.service.context import Services, open_services
-from infrastream.service.identity import create_user, get_user, principal_of_hash
-from infrastream.store.tables import audit_log
+from infrastream.service.identity import (
+    create_user,
+    disable_user,
+    get_user,
+    principal_of_hash,
+)
+from infrastream.store.clock import utc
+from infrastream.store.tables import audit_log, sso_exchanges, tokens
 
 ISSUER = "http://127.0.0.1:9999"
 POLICY = sso.SsoPolicy(issuer=ISSUER, group_roles=parse_group_roles(
@@ -98,3 +104,45 @@ def test_an_expired_id_token_makes_no_session(services: Services) -> None:
                     expires=services.now() - timedelta(hours=2))
     with pytest.raises(Unauthenticated, match="expired"):
         sso.sign_in_person(services, person, POLICY)
+
+
+def test_a_cli_sign_in_lasts_the_cli_lifetime_within_the_policy_and_is_audited(
+        services: Services) -> None:
+    policy = sso.SsoPolicy(issuer=ISSUER, group_roles=POLICY.group_roles,
+                           cli_token_lifetime=timedelta(hours=8), longest=timedelta(hours=6))
+    signed = sso.sign_in_person(services, _person(services, "qa-engineers"), policy,
+                                face="cli", id_token="header.claims.signature")
+    ends = datetime.fromisoformat(signed.expires_at)
+    issued = _audit(services, "token.issue")
+    assert len(issued) == 1 and issued[0][0] == "ada"
+    after = issued[0][2]
+    assert isinstance(after, dict) and after["via"] == "sso" and after["name"] == "sso-cli"
+    assert datetime.fromisoformat(after["expiresAt"]) == ends
+    assert signed.token not in str(issued)
+    with services.db.connect() as conn:
+        created = conn.execute(select(tokens.c.created_at, tokens.c.expires_at).where(
+            tokens.c.name == "sso-cli")).one()
+    assert utc(created.expires_at) - utc(created.created_at) == timedelta(hours=6)  # longest
+    assert principal_of_hash(services, signed.token_hash).roles == {"qa"}
+
+
+def test_an_id_token_is_exchanged_once(services: Services) -> None:
+    sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY, face="cli",
+                       id_token="one.id.token")
+    with pytest.raises(Unauthenticated, match="already exchanged"):
+        sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY, face="cli",
+                           id_token="one.id.token")
+    again = sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY,
+                               face="cli", id_token="another.id.token")
+    assert again.principal.name == "ada"
+
+
+def test_a_disabled_person_gets_no_cli_token_and_the_id_token_is_not_spent(
+        services: Services) -> None:
+    sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY)
+    disable_user(services, ADMIN, "ada")
+    with pytest.raises(Unauthenticated, match="user `ada` is disabled"):
+        sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY, face="cli",
+                           id_token="ada.id.token")
+    with services.db.connect() as conn:
+        assert conn.execute(select(sso_exchanges)).all() == []

@@ -7,7 +7,8 @@ exchange). The token is checked exactly like the portal's (signature against the
 JWKS, issuer, audience = the CLI's client id, expiry, and the nonce the CLI sent when the
 token carries one: the device grant's tokens need not), then
 `service.single_sign_on` signs the person in as the portal does (user made on first sign-in,
-roles from their groups, changes audited) and issues a short-lived API token. Both answer a
+roles from their groups, changes audited) and issues a short-lived API token; each ID token
+is exchanged once (a copied one is refused). Both answer a
 404 problem when the server has no CLI sign-in configured; every refusal is a 401 problem
 saying which check failed.
 """
@@ -106,7 +107,8 @@ def exchange(body: TokenExchange, request: Request, services: ServicesDep) -> Is
     for that person, with the roles their groups give them now."""
     found = _configured(request)
     person = found.verifier.verify(body.subjectToken, nonce=body.nonce, now=services.now())
-    signed = sign_in_person(services, person, found.policy, face="cli")
+    signed = sign_in_person(services, person, found.policy, face="cli",
+                            id_token=body.subjectToken)
     ends = datetime.fromisoformat(signed.expires_at)
     return IssuedToken(access_token=signed.token, issued_token_type=ACCESS_TOKEN_TYPE,
                        token_type="Bearer", expires_at=signed.expires_at,

@@ -19,17 +19,24 @@ the provider: that sign-in is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import NotFound, Unauthenticated
 from infrastream.domain.inputs import valid_name
 from infrastream.domain.roles import MANAGE_USERS, Principal
-from infrastream.domain.sign_in import GroupRoles, Person, roles_for_groups, session_end
+from infrastream.domain.sign_in import (
+    CLOCK_SKEW,
+    GroupRoles,
+    Person,
+    roles_for_groups,
+    session_end,
+)
 from infrastream.store.clock import utc
 from infrastream.store.inserted import inserted_id
-from infrastream.store.tables import audit_log, tokens, users
+from infrastream.store.tables import audit_log, sso_exchanges, tokens, users
 
 from .auditing import trail as audit
 from .context import Services
@@ -69,8 +76,25 @@ class SsoSignIn:
         return hash_token(self.token)
 
 
+def _exchange_once(conn: Connection, id_token: str, expires: datetime,
+                   now: datetime) -> None:
+    """Refuse an ID token that was exchanged before (a copied one); forget the expired ones,
+    which the verifier refuses anyway."""
+    conn.execute(delete(sso_exchanges).where(
+        sso_exchanges.c.expires_at < now - CLOCK_SKEW - CLOCK_SKEW))
+    digest = hash_token(id_token)
+    used = conn.execute(select(sso_exchanges.c.exchanged_at).where(
+        sso_exchanges.c.id_token_hash == digest)).first()
+    if used is not None:
+        raise Unauthenticated("sign-in refused: this ID token was already exchanged (at "
+                              f"{(utc(used.exchanged_at) or now).isoformat()}); sign in again")
+    conn.execute(insert(sso_exchanges).values(id_token_hash=digest, exchanged_at=now,
+                                              expires_at=expires))
+
+
 def sign_in_person(services: Services, person: Person, policy: SsoPolicy, *,
-                   face: str = "portal") -> SsoSignIn:
+                   face: str = "portal", id_token: str | None = None) -> SsoSignIn:
+    """Sign `person` in. `id_token` (the CLI's exchange) is accepted once only."""
     name = valid_name("user", person.name.lower())
     roles = sorted(roles_for_groups(policy.group_roles, person.groups))
     now = utc(services.now()) or services.now()
@@ -81,6 +105,18 @@ def sign_in_person(services: Services, person: Person, policy: SsoPolicy, *,
                            longest=policy.longest)
     if ends <= now:
         raise Unauthenticated("sign-in refused: the ID token has expired")
+    try:
+        return _sign_in(services, person, policy, face, id_token, name, roles, now, ends)
+    except IntegrityError:  # another server exchanged the same ID token at the same moment
+        if id_token is None:
+            raise
+        raise Unauthenticated("sign-in refused: this ID token was already exchanged; "
+                              "sign in again") from None
+
+
+def _sign_in(services: Services, person: Person, policy: SsoPolicy, face: str,
+             id_token: str | None, name: str, roles: list[str], now: datetime,
+             ends: datetime) -> SsoSignIn:
     secret = new_token()
     with services.transaction() as conn:
         row = conn.execute(select(users.c.id, users.c.roles, users.c.disabled,
@@ -110,6 +146,8 @@ def sign_in_person(services: Services, person: Person, policy: SsoPolicy, *,
                              object_type="user", object_id=name,
                              before={"roles": before},
                              after={"roles": roles, "groups": list(person.groups)})
+        if id_token is not None:
+            _exchange_once(conn, id_token, person.expires, now)
         label = "sso-cli" if face == "cli" else "sso"
         conn.execute(insert(tokens).values(
             user_id=user_id, token_hash=hash_token(secret), prefix=secret[:PREFIX_LENGTH],

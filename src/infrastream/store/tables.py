@@ -85,6 +85,15 @@ tokens = Table(
 )
 Index("ix_tokens_prefix", tokens.c.prefix)
 
+sso_exchanges = Table(
+    "sso_exchanges", metadata,
+    Column("id_token_hash", String(64), primary_key=True),
+    Column("exchanged_at", Time, nullable=False),
+    Column("expires_at", Time, nullable=False),
+)
+"""The ID tokens exchanged for API tokens by `infrastream login --sso` (their sha256), so a
+copied one cannot be exchanged again; a row goes once its ID token has expired."""
+
 manifest_revisions = Table(
     "manifest_revisions", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
