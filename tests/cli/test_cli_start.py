@@ -6,6 +6,7 @@ database, nor cryptography, nor the web server."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -22,7 +23,9 @@ def imported(*args: str) -> set[str]:
     done = subprocess.run([sys.executable, "-c", ENTRY, *args], capture_output=True,
                           text=True, check=False,
                           env={"PATH": "/usr/bin:/bin", "INFRASTREAM_URL": "http://127.0.0.1:9",
-                               "INFRASTREAM_TOKEN": "t", "HOME": "/nonexistent"})
+                               "INFRASTREAM_TOKEN": "t", "HOME": "/nonexistent",
+                               # the checkout under test, when it is not the installed one
+                               "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
     line = next((x for x in done.stderr.splitlines() if x.startswith("MODULES ")), None)
     assert line is not None, done.stderr
     return set(json.loads(line.removeprefix("MODULES ")))
@@ -43,3 +46,12 @@ def test_release_status_loads_no_models_database_crypto_or_server():
     assert loaded == []
     commands = sorted(n for n in names if n.startswith("infrastream.cli.") and n.endswith("_cmd"))
     assert commands == ["infrastream.cli.release_cmd"]
+
+
+def test_login_sso_loads_neither_cryptography_nor_the_service():
+    """The CLI runs the device grant with httpx alone; the server verifies the ID token."""
+    names = imported("login", "--sso", "--server", "http://127.0.0.1:9")
+    assert "infrastream.cli.sso_login" in names and "httpx" in names
+    loaded = sorted(n for n in names for heavy in (*HEAVY, "jwt")
+                    if n == heavy or n.startswith(heavy + "."))
+    assert loaded == []

@@ -8,6 +8,7 @@ import pytest
 
 from infrastream.domain.errors import Invalid, Unauthenticated
 from infrastream.domain.sign_in import (
+    check_claims,
     check_state,
     code_challenge,
     parse_group_roles,
@@ -53,3 +54,19 @@ def test_a_mapping_to_an_unknown_role_or_without_equals_is_refused() -> None:
         parse_group_roles(["qa-engineers=qaa"])
     with pytest.raises(Invalid, match="GROUP=ROLE"):
         parse_group_roles(["qa-engineers"])
+
+
+def test_a_device_grant_id_token_may_carry_no_nonce_but_a_wrong_one_is_refused() -> None:
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    claims = {"iss": "https://id", "aud": "cli", "sub": "u-1", "preferred_username": "ada",
+              "exp": int((now + timedelta(minutes=5)).timestamp()), "iat": int(now.timestamp())}
+    with pytest.raises(Unauthenticated, match="wrong nonce"):  # the portal's code flow
+        check_claims(claims, issuer="https://id", client_id="cli", nonce="n-1", now=now)
+    person = check_claims(claims, issuer="https://id", client_id="cli", nonce=None, now=now,
+                          nonce_required=False)
+    assert person.name == "ada"
+    with pytest.raises(Unauthenticated, match="wrong nonce"):
+        check_claims({**claims, "nonce": "n-2"}, issuer="https://id", client_id="cli",
+                     nonce="n-1", now=now, nonce_required=False)
+    assert check_claims({**claims, "nonce": "n-1"}, issuer="https://id", client_id="cli",
+                        nonce="n-1", now=now, nonce_required=False).subject == "u-1"
