@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -48,7 +49,9 @@ ROLES = [("pat", "platform"), ("ci", "developer"), ("rita", "release-manager"),
          ("quinn", "qa"), ("paula", "product"), ("sam", "security")]
 APPROVERS = ("quinn", "paula", "sam")
 WATCH_EVERY = 0.002
+LOCAL_START = re.compile(r"^--- \S+ infrastream starts \S+ \S+ \(release \S+, key (\S+)\)")
 OBSERVE_EVERY = 0.01
+HANDOFF_SAMPLES = 8
 
 
 def _key() -> str:
@@ -99,16 +102,32 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 # -- what the target saw -------------------------------------------------------------------------
 
 class TargetCalls:
-    """When each deployment key first reached the noop target of `environment`, and on which
-    server: the `.calls` files under every server's data directory, read as they grow."""
+    """When each deployment key first reached a target, and on which server: files under every
+    server's data directory, read as they grow, each line parsed to a key (or None)."""
 
-    def __init__(self, data_dirs: dict[str, Path], environment: str) -> None:
-        self._files = {node: d / "noop" / f"{environment}.calls" for node, d in data_dirs.items()}
+    def __init__(self, data_dirs: dict[str, Path], files: list[str],
+                 parse: Callable[[str], str | None] = lambda line: line.strip() or None) -> None:
+        self._files = [(node, d / f) for node, d in data_dirs.items() for f in files]
         self._read = dict.fromkeys(self._files, 0)
+        self._parse = parse
         self.first: dict[str, tuple[float, str]] = {}
         """deployment key → (seconds since the epoch it reached the target, node)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="target-calls", daemon=True)
+
+    @classmethod
+    def noop(cls, data_dirs: dict[str, Path], environment: str) -> TargetCalls:
+        """The noop target's call log: one deployment key a line."""
+        return cls(data_dirs, [f"noop/{environment}.calls"])
+
+    @classmethod
+    def local(cls, data_dirs: dict[str, Path], environment: str, apps: list[str]
+              ) -> TargetCalls:
+        """The local target's start markers, written to an app's log as it starts it."""
+        def parse(line: str) -> str | None:
+            found = LOCAL_START.match(line)
+            return found.group(1) if found else None
+        return cls(data_dirs, [f"local/{environment}/{app}.log" for app in apps], parse)
 
     def __enter__(self) -> TargetCalls:
         self._thread.start()
@@ -124,18 +143,22 @@ class TargetCalls:
             self._look()
 
     def _look(self) -> None:
-        for node, path in self._files.items():
+        for place in self._files:
             try:
-                with open(path, "rb") as calls:
-                    calls.seek(self._read[node])
+                with open(place[1], "rb") as calls:
+                    calls.seek(self._read[place])
                     data = calls.read()
                     written = os.fstat(calls.fileno()).st_mtime_ns / 1e9
             except FileNotFoundError:
                 continue
             complete = data[:data.rfind(b"\n") + 1]
-            self._read[node] += len(complete)
-            for line in complete.decode().split():
-                self.first.setdefault(line, (written, node))
+            self._read[place] += len(complete)
+            for line in complete.decode(errors="replace").splitlines():
+                key = self._parse(line)
+                if key is not None:
+                    known = self.first.get(key)
+                    if known is None or written < known[0]:
+                        self.first[key] = (written, place[0])
 
 
 # -- the servers ---------------------------------------------------------------------------------
@@ -158,6 +181,17 @@ class Cluster:
         return {name: httpx.Client(base_url=base, timeout=60, headers={
             "Authorization": f"Bearer {token}"}) for name, token in self.tokens.items()}
 
+    def bind(self, environment: str, node: str) -> None:
+        """Bind a `local` environment to `node` before any server claims it (`node_bindings`)."""
+        db = create_engine(self.url)
+        try:
+            with db.begin() as conn:
+                conn.execute(text("INSERT INTO node_bindings (environment, node, bound) "
+                                  "VALUES (:env, :node, :now)"),
+                             {"env": environment, "node": node, "now": time.time()})
+        finally:
+            db.dispose()
+
     def release_ids(self) -> dict[str, int]:
         """Release name → id (the id is part of every deployment key), read from the database."""
         db = create_engine(self.url)
@@ -170,7 +204,9 @@ class Cluster:
 
 
 @contextmanager
-def cluster(url: str, servers: int, sources: list[tuple[str, str]]) -> Iterator[Cluster]:
+def cluster(url: str, servers: int, sources: list[tuple[str, str]],
+            bind: dict[str, int] | None = None) -> Iterator[Cluster]:
+    """`bind`: local environments to bind, each to the node of that index, before any work."""
     key = _key()
     with tempfile.TemporaryDirectory(prefix="infra-http-") as tmp:
         made = Cluster(url, Path(tmp))
@@ -180,6 +216,8 @@ def cluster(url: str, servers: int, sources: list[tuple[str, str]]) -> Iterator[
                 made.processes.append(_start(url, made.directory, node, port, key))
                 made.nodes.append(node)
                 made.bases.append(f"http://127.0.0.1:{port}/api/v1")
+            for environment, index in (bind or {}).items():
+                made.bind(environment, made.nodes[index])
             admin_token = (made.directory / "n0" / "admin-token").read_text().strip()
             with httpx.Client(base_url=made.bases[0], timeout=30, headers={
                     "Authorization": f"Bearer {admin_token}"}) as admin:
@@ -254,7 +292,7 @@ def drive(made: Cluster, *, threads: int = THREADS, budget: float = BUDGET,
     tags = itertools.count(1)
     servers = len(made.bases)
     clients = [made.clients(base) for base in made.bases]
-    with TargetCalls(made.data_dirs(), "production") as calls:
+    with TargetCalls.noop(made.data_dirs(), "production") as calls:
         stop_at = time.monotonic() + budget
         started = time.monotonic()
 
@@ -305,6 +343,94 @@ def describe(run: HttpRun, floor: HttpRun | None = None) -> str:
     if run.elsewhere:
         said += f"; {run.elsewhere} started on another server than the approving one"
     return said
+
+
+# -- an approval on one server, a deployment on another -------------------------------------------
+
+HANDOFF = """\
+apiVersion: lowops.manifests.v1
+kind: Environment
+metadata:
+  name: edge
+spec:
+  tier: staging
+  target:
+    type: local
+---
+apiVersion: lowops.manifests.v1
+kind: ReleaseTrack
+metadata:
+  name: edge-track
+spec:
+  releaseStages:
+    - environments: [edge]
+      approvals:
+        - role: qa
+        - role: product
+        - role: security
+---
+apiVersion: lowops.manifests.v1
+kind: ApplicationSet
+metadata:
+  name: edge
+  parent:
+    kind: ReleaseTrack
+    name: edge-track
+spec:
+  description: One process on a local environment, which runs on the node it is bound to.
+---
+apiVersion: lowops.manifests.v1
+kind: Application
+metadata:
+  name: probe
+  parent:
+    kind: ApplicationSet
+    name: edge
+spec:
+  image: registry.example.com/edge/probe
+  run:
+    command: ["sleep", "60"]
+"""
+"""A `local` environment `edge` (one `sleep` process; it exits by itself after the run) with a
+one-stage track that needs the three approvals: `handoff` approves on one server while `edge`
+is bound to another, so only LISTEN/NOTIFY can tell that server to start it."""
+
+
+def handoff(clients: dict[str, httpx.Client], tag: str) -> tuple[str, float]:
+    """Cut an `edge` release and approve it: its name and when the last approval returned."""
+    clients["ci"].post("/applications/probe/versions", json={
+        "image": f"registry.example.com/edge/probe:{tag}"}).raise_for_status()
+    name = clients["rita"].post("/releases", json={"applicationSet": "edge"}
+                                ).raise_for_status().json()["name"]
+    path = f"/releases/edge/{name}"
+    for approver in APPROVERS:
+        clients[approver].post(f"{path}/approvals", json={}).raise_for_status()
+    approved = time.time()
+    _wait(clients["rita"], path, lambda s: s["state"] == "completed")
+    return name, approved
+
+
+def cross_server(made: Cluster, samples: int) -> HttpRun:
+    """`samples` edge releases one after the other, approved on the first server, `edge`
+    bound to the last; reaction as the local target there saw it (its start marker)."""
+    approving = made.nodes[0]
+    approved: dict[str, float] = {}
+    clients = made.clients(made.bases[0])
+    started = time.monotonic()
+    with TargetCalls.local(made.data_dirs(), "edge", ["probe"]) as starts:
+        for number in range(samples):
+            name, at = handoff(clients, f"1.{number}")
+            approved[name] = at
+    seconds = time.monotonic() - started
+    for client in clients.values():
+        client.close()
+    ids = made.release_ids()
+    reactions, elsewhere = [], 0
+    for name, at in approved.items():
+        reached, ran_on = starts.first[f"{ids[name]}/edge/1"]
+        reactions.append((reached - at) * 1000)
+        elsewhere += ran_on != approving
+    return HttpRun(len(approved), seconds, reactions, elsewhere)
 
 
 # -- GET release status, and its floor ---------------------------------------------------------
@@ -400,22 +526,35 @@ def status_against_floor(made: Cluster, seconds: float = 3.0) -> str:
 def main_servers(most: int, sources: list[tuple[str, str]],
                  fresh_database: Callable[[], tuple[str, Callable[[], None]] | None]) -> int:
     print(f"== scale-out on PostgreSQL: 1..{most} servers, {THREADS} driver threads over HTTP "
-          f"(API tokens), {BUDGET:.0f} s each, lifecycles on each server in turn; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+          f"(API tokens), {BUDGET:.0f} s each, lifecycles on each server in turn; then "
+          f"{HANDOFF_SAMPLES} `edge` releases one at a time approved on n0 with `edge` (local "
+          f"target) bound to the last server; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs", flush=True)
     floor: HttpRun | None = None
+    floor_handoff: HttpRun | None = None
     for servers in range(1, most + 1):
         made = fresh_database()
         if made is None:
             return 1
         url, drop = made
         try:
-            with cluster(url, servers, sources) as running:
+            with cluster(url, servers, [*sources, ("edge.yaml", HANDOFF)],
+                         bind={"edge": servers - 1}) as running:
                 drive(running, threads=THREADS, budget=1.0, most=THREADS, prefix="warm")
                 run = drive(running)
+                moved = cross_server(running, HANDOFF_SAMPLES)
         finally:
             drop()
         print(f"  {servers} server(s): {describe(run, floor)}", flush=True)
+        median, p90 = moved.reaction()
+        said = (f"    approved on n0, started on n{servers - 1} ({moved.elsewhere} of "
+                f"{moved.lifecycles} on another server): reaction median {median:6.1f} ms, "
+                f"p90 {p90:6.1f} ms")
+        if floor_handoff is not None:
+            said += f"; ratio to 1 server {median / floor_handoff.reaction()[0]:4.2f}"
+        print(said + f"; ≤ 50 ms: {'ok' if median <= 50 else 'MISSED'}", flush=True)
         floor = floor or run
+        floor_handoff = floor_handoff or moved
     return 0
 
 
