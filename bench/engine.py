@@ -57,8 +57,9 @@ Over HTTP (`bench/scale_out.py` holds the driver): the same lifecycles against a
 `infrastream serve` process, every call with its user's API token, from 8 driver threads, on
 SQLite and on PostgreSQL (a fresh database); reaction ends when the production deployment
 reached the noop target (its call log, see `scale_out.TargetCalls`), counted from the moment
-the last `approve` call returned. Printed with the ratio to the in-process parallel rate of
-the same run. Then GET release status from 8 clients against that server, against the floor:
+the last `approve` call returned; then a few lifecycles from one driver, whose reaction has
+no queue for production in it (ratio to the in-process sequential reaction). Rates are
+printed with the ratio to the in-process parallel rate of the same run. Then GET release status from 8 clients against that server, against the floor:
 a bare FastAPI endpoint served by uvicorn in the same run (ratio; goal ≥ 0.5). Goal ≥ 25
 lifecycles/s per server over HTTP. `--http-only` runs only this part; `--http-seconds` sets
 how long each over-HTTP run drives lifecycles.
