@@ -59,14 +59,16 @@ SQLite and on PostgreSQL (a fresh database); reaction ends when the production d
 reached the noop target (its call log, see `scale_out.TargetCalls`), counted from the moment
 the last `approve` call returned; then a few lifecycles from one driver, whose reaction has
 no queue for production in it (ratio to the in-process sequential reaction). Rates are
-printed with the ratio to the in-process parallel rate of the same run. Then GET release status from 8 clients against that server, against the floor:
-a bare FastAPI endpoint served by uvicorn in the same run (ratio; goal ≥ 0.5). Goal ≥ 25
-lifecycles/s per server over HTTP. `--http-only` runs only this part; `--http-seconds` sets
-how long each over-HTTP run drives lifecycles.
+printed with the ratio to the in-process parallel rate of the same run. Then GET release
+status from 8 clients against that server, against the floor: a bare FastAPI endpoint served
+by uvicorn in the same run (ratio; goal ≥ 0.5). Goal ≥ 25 lifecycles/s per server over HTTP.
+`--http-only` runs only this part; `--http-seconds` sets how long each over-HTTP run drives
+lifecycles.
 
 `--servers N` instead: lifecycles/s over HTTP with 1, 2 … N server processes on one
-PostgreSQL database, with each one's cross-server reaction (the approval recorded on one
-server, the deployment started by whichever server claims it), ratios to 1 server.
+PostgreSQL database, and the cross-server reaction: an approval recorded on the first server,
+the deployment of a `local` environment bound to the last one started there (only
+LISTEN/NOTIFY tells that server), as that server's local target saw it; ratios to 1 server.
 
 Run: `.venv/bin/python bench/engine.py` (about three minutes; `./dev.sh bench` runs it with
 the others). `--profile` runs the sequential SQLite lifecycles under cProfile instead (one
@@ -78,6 +80,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import logging
 import os
 import pstats
 import resource
@@ -112,7 +115,7 @@ from sqlalchemy import Engine as SqlEngine
 import infrastream
 from infrastream.domain.errors import Conflict
 from infrastream.domain.roles import Principal
-from infrastream.service import manifests, promotions, releases, versions
+from infrastream.service import logs, manifests, promotions, releases, versions
 from infrastream.service.context import Services, open_services
 from infrastream.service.engine.loop import Engine
 from infrastream.service.records.releases import ReleaseRef, parse_ref
@@ -788,6 +791,7 @@ if __name__ == "__main__":
     parser.add_argument("--http-seconds", type=float, default=HTTP_SECONDS, metavar="S",
                         help="how long each over-HTTP run drives lifecycles")
     options = parser.parse_args()
+    logs.configure("console", level=logging.WARNING)  # the engine's steps are no figures
     if options.http_only:
         main_http(options.http_seconds, [])
         sys.exit(0)
