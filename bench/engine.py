@@ -53,7 +53,24 @@ on the machine make every figure slower and noisier.
 
 Goals: ≥ 50 lifecycles/s on SQLite, median reaction < 50 ms, < 200 MB resident.
 
-Run: `.venv/bin/python bench/engine.py` (under two minutes; `./dev.sh bench` runs it with
+Over HTTP (`bench/scale_out.py` holds the driver): the same lifecycles against a real
+`infrastream serve` process, every call with its user's API token, from 8 driver threads, on
+SQLite and on PostgreSQL (a fresh database); reaction ends when the production deployment
+reached the noop target (its call log, see `scale_out.TargetCalls`), counted from the moment
+the last `approve` call returned; then a few lifecycles from one driver, whose reaction has
+no queue for production in it (ratio to the in-process sequential reaction). Rates are
+printed with the ratio to the in-process parallel rate of the same run. Then GET release
+status from 8 clients against that server, against the floor: a bare FastAPI endpoint served
+by uvicorn in the same run (ratio; goal ≥ 0.5). Goal ≥ 25 lifecycles/s per server over HTTP.
+`--http-only` runs only this part; `--http-seconds` sets how long each over-HTTP run drives
+lifecycles.
+
+`--servers N` instead: lifecycles/s over HTTP with 1, 2 … N server processes on one
+PostgreSQL database, and the cross-server reaction: an approval recorded on the first server,
+the deployment of a `local` environment bound to the last one started there (only
+LISTEN/NOTIFY tells that server), as that server's local target saw it; ratios to 1 server.
+
+Run: `.venv/bin/python bench/engine.py` (about three minutes; `./dev.sh bench` runs it with
 the others). `--profile` runs the sequential SQLite lifecycles under cProfile instead (one
 profiler per thread: driver, engine loop, deploy jobs, merged) and prints the hotspots.
 """
@@ -63,6 +80,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import logging
 import os
 import pstats
 import resource
@@ -78,6 +96,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from scale_out import THREADS, cluster, describe, drive, main_servers, status_against_floor
 from sqlalchemy import (
     Column,
     Integer,
@@ -96,7 +115,7 @@ from sqlalchemy import Engine as SqlEngine
 import infrastream
 from infrastream.domain.errors import Conflict
 from infrastream.domain.roles import Principal
-from infrastream.service import manifests, promotions, releases, versions
+from infrastream.service import logs, manifests, promotions, releases, versions
 from infrastream.service.context import Services, open_services
 from infrastream.service.engine.loop import Engine
 from infrastream.service.records.releases import ReleaseRef, parse_ref
@@ -593,7 +612,50 @@ def drop_postgres(url: str, admin: SqlEngine) -> None:
     admin.dispose()
 
 
-def main_bench() -> int:
+GOAL_HTTP_RATE = 25.0
+HTTP_SECONDS = 6.0
+REACTION_SAMPLES = 8
+
+
+def measure_http(label: str, url: str, seconds: float, in_process: Result | None) -> None:
+    with cluster(url, 1, sources()) as made:
+        drive(made, budget=1.0, most=THREADS, prefix="warm")
+        run = drive(made, budget=seconds)
+        said = describe(run)
+        if in_process is not None:
+            said += f"; ratio to in-process parallel {run.rate / in_process.parallel.rate:4.2f}"
+        print(f"  {label}, 1 server, {THREADS} drivers: {said}; ≥ {GOAL_HTTP_RATE:g}/s: "
+              f"{verdict(run.rate >= GOAL_HTTP_RATE)}", flush=True)
+        alone = drive(made, threads=1, budget=seconds, most=REACTION_SAMPLES, prefix="one")
+        median, p90 = alone.reaction()
+        said = (f"reaction with 1 driver (no queue for production): median {median:6.1f} ms, "
+                f"p90 {p90:6.1f} ms")
+        if in_process is not None:
+            said += (f"; ratio to in-process sequential "
+                     f"{median / in_process.sequential.reaction()[0]:4.2f}")
+        print(f"  {label}, 1 server: {said}; median ≤ {GOAL_REACTION_MS:g} ms: "
+              f"{verdict(median <= GOAL_REACTION_MS)}", flush=True)
+        print(f"  {label}: {status_against_floor(made)}", flush=True)
+
+
+def main_http(seconds: float, results: list[Result]) -> None:
+    print(f"== over HTTP: real `infrastream serve` processes with API tokens, {THREADS} driver "
+          f"threads, {seconds:g} s; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs", flush=True)
+    by_kind = {r.label.split()[0]: r for r in results}
+    with tempfile.TemporaryDirectory(prefix="infrastream-bench-http-") as tmp:
+        measure_http("SQLite", f"sqlite:///{Path(tmp) / 'infrastream.db'}", seconds,
+                     by_kind.get("SQLite"))
+    pg = postgres_url()
+    if pg is not None:
+        url, admin = pg
+        try:
+            measure_http("PostgreSQL", url, seconds, by_kind.get("PostgreSQL"))
+        finally:
+            drop_postgres(url, admin)
+
+
+def main_bench(http_seconds: float) -> int:
     load = os.getloadavg()[0]
     print(f"engine benchmark: noop target, stages development → staging → production "
           f"(approvals qa, product, security); Engine(poll={ENGINE_POLL:g} s) woken by "
@@ -624,6 +686,7 @@ def main_bench() -> int:
         print(f"  median reaction < {GOAL_REACTION_MS:g} ms ({result.label.split()[0]}): "
               f"{median:.1f} ms: {verdict(median < GOAL_REACTION_MS)}")
     print(f"  < {GOAL_RSS_MB:g} MB resident: {rss:.0f} MB: {verdict(rss < GOAL_RSS_MB)}")
+    main_http(http_seconds, results)
     return 0
 
 
@@ -723,9 +786,16 @@ if __name__ == "__main__":
     parser.add_argument("--servers", type=int, default=0, metavar="N",
                         help="instead: lifecycles/s with 1..N `infrastream serve` processes on "
                         "one PostgreSQL database, and the ratio to 1 server")
+    parser.add_argument("--http-only", action="store_true",
+                        help="only the over-HTTP lifecycles and the GET status floor")
+    parser.add_argument("--http-seconds", type=float, default=HTTP_SECONDS, metavar="S",
+                        help="how long each over-HTTP run drives lifecycles")
     options = parser.parse_args()
+    logs.configure("console", level=logging.WARNING)  # the engine's steps are no figures
+    if options.http_only:
+        main_http(options.http_seconds, [])
+        sys.exit(0)
     if options.servers:
-        from scale_out import main_servers
 
         def fresh() -> tuple[str, Callable[[], None]] | None:
             made = postgres_url()
@@ -736,4 +806,4 @@ if __name__ == "__main__":
 
         sys.exit(main_servers(options.servers, sources(), fresh))
     sys.exit(main_profile(options.top, options.lifecycles) if options.profile
-             else main_bench())
+             else main_bench(options.http_seconds))

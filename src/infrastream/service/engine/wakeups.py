@@ -41,9 +41,13 @@ class Wakeups:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop listening; returns once the listener has let go of its connection (it wakes
+        at least every second), so a database dropped right after is no failure to log."""
         self._stop.set()
         if self.send in self.services.broadcasts:
             self.services.broadcasts.remove(self.send)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def send(self) -> None:
         with self.services.db.connect() as conn:
