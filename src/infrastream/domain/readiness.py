@@ -329,6 +329,61 @@ def _verifying(facts: StageFacts, now: datetime) -> list[Blocker]:
     return found
 
 
+# -- how long it held -----------------------------------------------------------------------
+
+def held(facts: StageFacts, entered: datetime, now: datetime, *,
+         previous_done: datetime | None = None,
+         checks_done: datetime | None = None) -> list[tuple[Code, float]]:
+    """What held the stage in the state it leaves `now` (`facts.state`, entered at
+    `entered`), and for how many seconds, from stored timestamps only: the same answer on
+    any server and after a restart. Codes that held it at once overlap; a code that held it
+    for no time is left out.
+
+    awaiting-approval: previous-stage until the stage before it succeeded (`previous_done`),
+    approval-missing until the approval that satisfied the rules (until `now` if they never
+    were: a rejection), then frozen while a freeze window held it. queued: frozen if a window
+    held it when it entered, else env-busy. deploying: deploying. verifying: soak-remaining
+    for the soak, check-running until the last check finished (`checks_done`). pending,
+    failed, rejected: not-requested, failed, rejected (until a person promoted it).
+    """
+    state = facts.state
+    found: list[tuple[Code, float]] = []
+    if state is StageState.AWAITING_APPROVAL:
+        free = entered
+        if facts.previous is not None and previous_done is not None:
+            found.append((Code.PREVIOUS_STAGE, _span(entered, previous_done)))
+            free = max(free, previous_done)
+        if facts.stage.approvals:
+            signed = now
+            if facts.tally(now).satisfied:
+                signed = max((a.at for a in facts.approvals
+                              if a.request_id == facts.request_id), default=entered)
+            found.append((Code.APPROVAL_MISSING, _span(entered, signed)))
+            free = max(free, signed)
+        if not facts.freeze_override and facts.frozen(free):
+            found.append((Code.FROZEN, _span(free, now)))
+    elif state is StageState.QUEUED:
+        frozen_then = not facts.freeze_override and facts.frozen(entered)
+        found.append((Code.FROZEN if frozen_then else Code.ENV_BUSY, _span(entered, now)))
+    elif state is StageState.DEPLOYING:
+        found.append((Code.DEPLOYING, _span(entered, now)))
+    elif state is StageState.VERIFYING:
+        if facts.soak():
+            found.append((Code.SOAK_REMAINING, min(_span(entered, now), float(facts.soak()))))
+        if checks_done is not None:
+            found.append((Code.CHECK_RUNNING, _span(entered, min(checks_done, now))))
+    else:
+        code = {StageState.PENDING: Code.NOT_REQUESTED, StageState.FAILED: Code.FAILED,
+                StageState.REJECTED: Code.REJECTED}.get(state)
+        if code is not None:
+            found.append((code, _span(entered, now)))
+    return [(code, seconds) for code, seconds in found if seconds > 0]
+
+
+def _span(start: datetime, end: datetime) -> float:
+    return max((end - start).total_seconds(), 0.0)
+
+
 # -- how it reads -----------------------------------------------------------------------------
 
 def rule_text(role: str, count: int) -> str:

@@ -30,6 +30,7 @@ from infrastream.domain.stage_machine import (
 from infrastream.manifests import Lane, Stage
 from infrastream.store.tables import approvals, releases, stage_runs
 
+from . import telemetry
 from .auditing import refusals
 from .auditing import trail as audit
 from .context import Services
@@ -161,6 +162,8 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
                           request_id=target.row.request_id + 1, requested_by=principal.name,
                           requested_at=now, reason="", freeze_override=freeze_override):
             raise Conflict(f"the promotion of {ref} changed concurrently; try again")
+        observe = telemetry.run_left(conn, release, target.row, target.stage,
+                                     StageState.AWAITING_APPROVAL, now)
         audit.record(conn, at=now, actor=principal.name, action="promotion.request",
                      object_type="release", object_id=str(ref),
                      before={"stage": target.stage.display_name, "state": target.row.state},
@@ -168,6 +171,7 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
                             "state": StageState.AWAITING_APPROVAL.value,
                             "request": target.row.request_id + 1,
                             "freezeOverride": freeze_override})
+    observe()
     services.notify()
     rules = [f"{r.role} × {r.count}" for r in target.stage.approvals]
     return PromotionRequested(release=str(ref), stage=target.stage.display_name,
@@ -279,6 +283,7 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
         raise refusal  # audited as a refusal (`approval.grant.refused`) by the wrapper
     services.notify()
     assert isinstance(verdict, RuleTally)  # a refusal was raised above
+    telemetry.approval_given(release.lane, verdict.role, row.requested_at, now)
     return ApprovalGranted(release=str(ref), stage=stage.display_name, role=verdict.role,
                            approved_by=principal.name)
 
@@ -302,6 +307,7 @@ def reject(services: Services, principal: Principal, ref: ReleaseRef,
         if not transition(conn, row, StageEvent.REJECT, now, reason=f"rejected by "
                           f"{principal.name} ({role}): {reason.strip()}", finished_at=now):
             raise Conflict(f"the promotion of {ref} changed concurrently; try again")
+        observe = telemetry.run_left(conn, release, row, stage, StageState.REJECTED, now)
         conn.execute(insert(approvals).values(
             stage_run_id=row.id, request_id=row.request_id, digest=release.digest,
             user=principal.name, role=role, decision="reject", comment=reason.strip(), at=now))
@@ -310,6 +316,7 @@ def reject(services: Services, principal: Principal, ref: ReleaseRef,
                      before={"stage": stage.display_name, "state": row.state},
                      after={"stage": stage.display_name, "state": "rejected", "role": role,
                             "reason": reason.strip()})
+    observe()
     services.notify()
     return Rejected(release=str(ref), stage=stage.display_name, rejected_by=principal.name,
                     reason=reason.strip())

@@ -224,6 +224,7 @@ def _seen(conn: Connection, connection: str, delivery_id: str) -> bool:
 
 def _refuse(services: Services, connection: str, claimed: str, event: str, outcome: str,
             reason: str, client: str | None, *, audited: bool) -> None:
+    telemetry.WEBHOOKS.labels(outcome).inc()
     now = services.now()
     with services.transaction() as conn:
         conn.execute(insert(scm_deliveries).values(

@@ -269,6 +269,7 @@ class Engine:
             if key in self._inflight:
                 return
             self._inflight.add(key)
+        telemetry.ENGINE_JOBS.labels(key.split(":", 1)[0]).inc()
 
         def job() -> None:
             claimed = False
@@ -293,6 +294,7 @@ class Engine:
                         log.exception("releasing the lease of %s failed", key)
                 with self._lock:
                     self._inflight.discard(key)
+                telemetry.ENGINE_JOBS.labels(key.split(":", 1)[0]).dec()
                 if claimed:
                     self.services.notify()
 

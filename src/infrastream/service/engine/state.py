@@ -52,7 +52,7 @@ _ACTIVE = (
            releases.c.lane, releases.c.digest, releases.c.guard_override, stage_runs.c.id,
            stage_runs.c.stage_index, stage_runs.c.state, stage_runs.c.request_id,
            stage_runs.c.attempt, stage_runs.c.deployed_at, stage_runs.c.freeze_override,
-           stage_runs.c.reason)
+           stage_runs.c.reason, stage_runs.c.requested_at, stage_runs.c.updated_at)
     .select_from(releases.join(stage_runs, stage_runs.c.release_id == releases.c.id))
     .where(releases.c.state == "active")
     .order_by(releases.c.id, stage_runs.c.stage_index))
@@ -84,6 +84,9 @@ class StageRun:
     deployed_at: datetime | None
     freeze_override: Any
     reason: str | None = ""
+    requested_at: datetime | None = None
+    updated_at: datetime | None = None
+    """When it entered its state (the steps set it as they move it; telemetry reads it)."""
 
 
 @dataclass
@@ -164,7 +167,7 @@ def read(services: Services, conn: Connection) -> PassState:
                 row.guard_override)
         release.runs.append(StageRun(row.id, row.stage_index, row.state, row.request_id,
                                      row.attempt, row.deployed_at, row.freeze_override,
-                                     row.reason))
+                                     row.reason, row.requested_at, row.updated_at))
     state = PassState(list(active.values()))
     if newest is None:  # nothing active: ask for the newest ids alone
         marks = conn.execute(NEWEST).one()

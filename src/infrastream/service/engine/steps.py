@@ -35,6 +35,7 @@ from infrastream.manifests import Stage
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import check_runs, deployments, releases, stage_runs
 
+from .. import telemetry
 from ..auditing import trail as audit
 from ..context import Services
 from ..records.occupancy import hold
@@ -86,6 +87,7 @@ class Steps:
         self._conn: Connection | None = None
         self._lost = False
         self._fresh_checks: dict[str, Any] = {}
+        self._observe: list[Callable[[], None]] = []
 
     # -- the transaction, opened by the first step that writes ------------------------------
 
@@ -95,9 +97,10 @@ class Steps:
             self._conn = self._stack.enter_context(self.services.transaction())
         return self._conn
 
-    def _move(self, run: StageRun, event: StageEvent, **values: Any) -> bool:
+    def _move(self, run: StageRun, event: StageEvent, facts: StageFacts, **values: Any) -> bool:
         """Compare-and-set the stage run by the state machine's rule (like
-        `promotions.transition`); on success the in-memory run follows."""
+        `promotions.transition`); on success the in-memory run follows, and what held it
+        (`facts`, as it leaves) is observed once the transaction commits."""
         verdict = decide(StageState(run.state), event)
         if not isinstance(verdict, Accepted):
             raise Conflict(verdict.reason)
@@ -109,7 +112,11 @@ class Steps:
             self._lost = True  # someone else moved it: read again next pass
             return False
         self.changed = True
-        run.state = verdict.state.value
+        previous = self.release.runs[run.stage_index - 1] if run.stage_index else None
+        self._observe.append(telemetry.stage_left(self._write(), self.release.lane, run,
+                                                  previous, facts, verdict.state.value,
+                                                  self.now))
+        run.state, run.updated_at = verdict.state.value, self.now
         return True
 
     def _audit(self, action: str, after: dict[str, Any]) -> None:
@@ -153,6 +160,8 @@ class Steps:
             if self._entries:
                 audit.record_many(self._write(), self._entries)
         self._stack = None
+        for observe in self._observe:
+            observe()
         return self
 
     def _step(self, run: StageRun, stage: Stage, last: bool) -> bool:
@@ -189,7 +198,7 @@ class Steps:
 
     def _clear(self, run: StageRun, stage: Stage) -> bool:
         confirmed = self._confirm(run, stage.environments, occupy=False)
-        if confirmed is None or not self._move(run, StageEvent.APPROVALS_MET):
+        if confirmed is None or not self._move(run, StageEvent.APPROVALS_MET, confirmed):
             return False
         self._audit("promotion.cleared", {"stage": stage.display_name, "approvals": [
             {"role": r.role, "by": list(r.approvers)} for r in confirmed.tally(self.now).rules]})
@@ -197,11 +206,12 @@ class Steps:
 
     def _start(self, run: StageRun, stage: Stage) -> bool:
         release = self.release
-        if self._confirm(run, stage.environments, occupy=True) is None:
+        confirmed = self._confirm(run, stage.environments, occupy=True)
+        if confirmed is None:
             return False
         conn = self._write()
         attempt = run.attempt + 1
-        if not self._move(run, StageEvent.ENV_FREE, attempt=attempt):
+        if not self._move(run, StageEvent.ENV_FREE, confirmed, attempt=attempt):
             return False
         run.attempt = attempt
         for env in stage.environments:
@@ -223,11 +233,11 @@ class Steps:
         if event is StageEvent.DEPLOY_FAILED:
             reason = "; ".join(f"{d.environment}: {d.message}" for d in facts.deployments
                                if d.state != "healthy")
-            if self._move(run, StageEvent.DEPLOY_FAILED, finished_at=self.now,
+            if self._move(run, StageEvent.DEPLOY_FAILED, facts, finished_at=self.now,
                           reason=f"deployment failed: {reason}"):
                 self._audit("stage.fail", {"stage": stage.display_name, "reason": reason})
             return False
-        if not self._move(run, StageEvent.DEPLOYED, deployed_at=self.now):
+        if not self._move(run, StageEvent.DEPLOYED, facts, deployed_at=self.now):
             return False
         self._audit("stage.deployed", {"stage": stage.display_name})
         run.deployed_at = self.now
@@ -271,11 +281,11 @@ class Steps:
         if event is StageEvent.CHECKS_FAILED:
             reason = "; ".join(f"{c.type} {c.app}@{c.environment}: {c.summary}"
                                for c in facts.checks if c.state == "failed")
-            if self._move(run, StageEvent.CHECKS_FAILED, finished_at=self.now,
+            if self._move(run, StageEvent.CHECKS_FAILED, facts, finished_at=self.now,
                           reason=f"checks failed: {reason}"):
                 self._audit("stage.fail", {"stage": stage.display_name, "reason": reason})
             return False
-        if not self._move(run, StageEvent.CHECKS_PASSED, finished_at=self.now):
+        if not self._move(run, StageEvent.CHECKS_PASSED, facts, finished_at=self.now):
             return False
         self._audit("stage.succeed", {"stage": stage.display_name})
         if last:
