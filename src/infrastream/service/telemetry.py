@@ -32,3 +32,6 @@ SCM_STATUSES = Counter("infrastream_scm_status_deliveries_total",
                        ["outcome"])
 WEBHOOKS = Counter("infrastream_webhooks_received_total",
                    "SCM webhook deliveries received, by outcome", ["outcome"])
+NOTIFICATIONS = Counter("infrastream_notifications_total",
+                        "Notifications recorded by this server (once per key), by kind",
+                        ["kind"])
