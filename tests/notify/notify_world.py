@@ -15,12 +15,12 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 
-from story import Story, person  # noqa: E402
+from story import Story, person
 
-from infrastream.service import identity, teams  # noqa: E402
-from infrastream.service.engine.loop import Engine  # noqa: E402
-from infrastream.service.records.releases import ReleaseRef  # noqa: E402
-from infrastream.store.tables import (  # noqa: E402
+from infrastream.service import identity, teams
+from infrastream.service.engine.loop import Engine
+from infrastream.service.records.releases import ReleaseRef
+from infrastream.store.tables import (
     notification_channels,
     notification_deliveries,
     notification_events,

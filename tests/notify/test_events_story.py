@@ -141,9 +141,10 @@ def test_reminders_follow_every_four_hours_and_the_release_managers_hear_after_a
 def test_a_failure_a_production_deployment_a_hotfix_and_a_freeze_override_are_told_once(world):
     from datetime import timedelta
 
+    from story import PLATFORM, PRODUCT, SECURITY
+
     from infrastream.service import hotfix, manifests
     from infrastream.service.records.releases import parse_ref
-    from story import PLATFORM, PRODUCT, SECURITY
 
     story, clock = world
     subscriptions.subscribe(story.services, ADMIN, "rm-mail", selector="everyone")
