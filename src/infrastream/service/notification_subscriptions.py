@@ -99,6 +99,15 @@ def _check_target(services: Services, conn: Connection, selector: Selector, valu
     return value
 
 
+def _existing(conn: Connection, channel: str, track: str | None, selector: Selector,
+              value: str) -> int | None:
+    c = notification_subscriptions.c
+    same_track = c.track.is_(None) if track is None else c.track == track
+    return conn.execute(select(c.id).where(
+        (c.channel == channel) & same_track & (c.selector == selector.value)
+        & (c.value == value))).scalar()
+
+
 @refusals.audited("notification.subscribe", "notification-channel", lambda a: a["channel"])
 def subscribe(services: Services, principal: Principal, channel: str, *, selector: str,
               value: str = "", track: str | None = None,
@@ -118,6 +127,9 @@ def subscribe(services: Services, principal: Principal, channel: str, *, selecto
             if track is not None and track not in current_bundle(services, conn).tracks:
                 raise NotFound(f"track `{track}` does not exist")
             target = _check_target(services, conn, chosen, value.strip())
+            if _existing(conn, channel, track, chosen, target) is not None:
+                # the unique constraint cannot see it when `track` is NULL (NULLs differ)
+                raise IntegrityError("duplicate subscription", None, ValueError())
             new_id = inserted_id(conn.execute(insert(notification_subscriptions).values(
                 channel=channel, track=track, selector=chosen.value, value=target,
                 events=[k.value for k in kinds], created_at=now, created_by=principal.name)))
