@@ -98,3 +98,18 @@ def test_an_expired_id_token_makes_no_session(services: Services) -> None:
                     expires=services.now() - timedelta(hours=2))
     with pytest.raises(Unauthenticated, match="expired"):
         sso.sign_in_person(services, person, POLICY)
+
+
+def test_the_id_tokens_email_claim_is_kept_for_notifications_and_follows_changes(
+        services: Services) -> None:
+    from dataclasses import replace
+
+    from infrastream.service.identity import user_view
+
+    person = replace(_person(services, "qa-engineers"), email="ada@example.com")
+    sso.sign_in_person(services, person, POLICY)
+    assert user_view(services, ADMIN, "ada").email == "ada@example.com"
+    sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY)  # no claim: kept
+    assert user_view(services, ADMIN, "ada").email == "ada@example.com"
+    sso.sign_in_person(services, replace(person, email="ada@corp.example.com"), POLICY)
+    assert user_view(services, ADMIN, "ada").email == "ada@corp.example.com"
