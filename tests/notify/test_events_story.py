@@ -269,3 +269,28 @@ def test_subscriptions_filter_by_track_kind_team_and_person(world):
     subscriptions.unsubscribe(services, ADMIN, listed[0].id)
     assert [s.channel for s in subscriptions.list_subscriptions(services, ADMIN)] == [
         "qa-slack", "all-teams", "other-track"]
+
+
+def test_a_wait_no_subscription_hears_is_recorded_without_deliveries_and_counted(world):
+    from prometheus_client import REGISTRY
+
+    story, clock = world
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("infrastream_notifications_total",
+                                         {"kind": "approval.waiting"}) or 0.0
+
+    before = counted()
+    engine = Engine(story.services, poll=3600)
+    story.record_versions("1.0.0")
+    release = story.cut_release()
+    drive(story, engine, release, lambda s: s["stages"][0]["state"] == "succeeded", clock)
+    # a QA engineer who is also a release manager requests it: four-eyes keeps them out
+    promotions.promote(story.services, person("quentin", "release-manager", "qa"), release)
+    passes(engine)
+    waiting = events(story, "approval.waiting")
+    assert len(waiting) == 1 and waiting[0]["channels"] == []
+    assert [r["name"] for r in waiting[0]["recipients"]] == ["quinn"]
+    assert counted() == before + 1
+    passes(engine)
+    assert counted() == before + 1
