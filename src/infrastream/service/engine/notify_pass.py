@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from infrastream.domain.audit_chain import AuditEntry
 from infrastream.domain.notifications import EventKind, Notification
 from infrastream.domain.readiness import blockers
 from infrastream.domain.stage_machine import StageState
@@ -42,7 +43,6 @@ from infrastream.store.tables import (
 from .. import notification_outbox, telemetry
 from .. import notification_subscriptions as subscriptions
 from .. import notifications as produce
-from ..auditing import trail as audit
 from ..context import Services
 from ..records import release_content
 from ..records.leases import Leases
@@ -56,6 +56,13 @@ BATCH = 500
 """Audit entries read per pass at most (the next pass goes on at once)."""
 
 _NEWEST_SEQ = select(func.max(audit_log.c.seq))
+_NOTABLE = (select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log.c.action,
+                   audit_log.c.object_type, audit_log.c.object_id, audit_log.c.after)
+            .where((audit_log.c.seq > bindparam("after"))
+                   & (audit_log.c.seq <= bindparam("newest"))
+                   & audit_log.c.action.in_(produce.AUDIT_ACTIONS))
+            .order_by(audit_log.c.seq).limit(BATCH))
+"""The entries after the cursor that may become a notification (a seq range scan)."""
 
 
 @dataclass
@@ -163,6 +170,7 @@ class NotifyPass:
 
     def _record(self, due: list[_Candidate], newest: int, now: datetime) -> None:
         recorded: list[Notification] = []
+        seen: dict[str, _Seen] = {}
         with self.services.transaction() as conn:
             subs = subscriptions.read_all(conn)
             people = _people(conn) if due else []
@@ -173,8 +181,9 @@ class NotifyPass:
                     recorded.append(notification)
 
             if due:
-                self._follow(conn, due, people, keep, now)
+                self._follow(conn, due, people, keep, seen, now)
             handled = self._audit(conn, keep, newest)
+        self._seen.update(seen)  # only what committed
         for notification in recorded:
             telemetry.NOTIFICATIONS.labels(kind=notification.kind.value).inc()
         self._audit_seen = handled
@@ -182,7 +191,7 @@ class NotifyPass:
             log.info("notifications recorded: %s", ", ".join(n.key for n in recorded))
 
     def _follow(self, conn: Connection, due: list[_Candidate], people: list[produce.Person],
-                keep: Any, now: datetime) -> None:
+                keep: Any, seen_now: dict[str, _Seen], now: datetime) -> None:
         keys = [key for c in due for key in c.wait.all_keys()]
         stored = {row.key: utc(row.created_at) or row.created_at for row in conn.execute(
             select(notification_events.c.key, notification_events.c.created_at)
@@ -217,7 +226,7 @@ class NotifyPass:
                 keep(produce.escalated(wait, escalate_to, since,
                                        produce.holders(people, escalate_to), link, now))
                 seen.escalated = True
-            self._seen[wait.ident] = seen
+            seen_now[wait.ident] = seen
 
     def _audit(self, conn: Connection, keep: Any, newest: int) -> int:
         """Notify what the audit entries after the cursor say happened; the new cursor."""
@@ -229,12 +238,12 @@ class NotifyPass:
         after = int(cursor)
         if after >= newest:
             return newest
-        found = [e for e in audit.entries(conn, after=after, limit=BATCH)
-                 if e.seq <= newest]
+        found = [_entry(row) for row in conn.execute(_NOTABLE, {
+            "after": after, "newest": newest})]
         upto = found[-1].seq if len(found) == BATCH else newest
         facts: dict[str, produce.ReleaseFacts | None] = {}
         for entry in found:
-            if entry.action not in produce.AUDIT_ACTIONS or entry.object_type != "release":
+            if entry.object_type != "release":
                 continue
             if entry.object_id not in facts:
                 facts[entry.object_id] = _release_facts(conn, entry.object_id)
@@ -245,6 +254,13 @@ class NotifyPass:
         conn.execute(update(server_settings).where(server_settings.c.key == CURSOR)
                      .values(value=str(upto)))
         return upto if upto < newest else newest
+
+
+def _entry(row: Any) -> AuditEntry:
+    return AuditEntry(seq=row.seq, at=utc(row.at) or row.at, actor=row.actor,
+                      action=row.action, object_type=row.object_type,
+                      object_id=row.object_id, before=None, after=row.after, prev_hash="",
+                      hash="")
 
 
 def _people(conn: Connection) -> list[produce.Person]:
