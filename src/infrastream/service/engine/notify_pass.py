@@ -11,10 +11,12 @@ through `notification_outbox.record`, deduplicated by key.
 
 Cheap when nothing is due: this server remembers which waits it saw recorded and when their
 next follow-up falls due, and the newest audit sequence number it handled, so a pass with
-nothing new costs one primary-key lookup (`max(seq)`) and touches nothing else. When there
-is work, it is done under the `notifications` job lease (one server at a time) in one write
-transaction; the pass returns the seconds until the next reminder falls due, so the engine's
-timer wakes it then. Whatever fails is logged; the engine goes on.
+nothing new costs one primary-key lookup (`max(seq)`), and one range probe of the new audit
+entries when there are some, and writes nothing. (The stored cursor may lag behind entries
+that notify nobody: whoever reads them again finds nothing to tell, or keys recorded before.)
+When there is work, it is done under the `notifications` job lease (one server at a time) in
+one write transaction; the pass returns the seconds until the next reminder falls due, so the
+engine's timer wakes it then. Whatever fails is logged; the engine goes on.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ _NOTABLE = (select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log
                    & audit_log.c.action.in_(produce.AUDIT_ACTIONS))
             .order_by(audit_log.c.seq).limit(BATCH))
 """The entries after the cursor that may become a notification (a seq range scan)."""
+_ANY_NOTABLE = (select(audit_log.c.seq)
+                .where((audit_log.c.seq > bindparam("after"))
+                       & (audit_log.c.seq <= bindparam("newest"))
+                       & audit_log.c.action.in_(produce.AUDIT_ACTIONS)).limit(1))
 
 
 @dataclass
@@ -106,6 +112,9 @@ class NotifyPass:
                       for c in candidates if c.wait.ident in self._seen}
         with self.services.db.connect() as conn:
             newest = conn.execute(_NEWEST_SEQ).scalar() or 0
+            if self._audit_seen is not None and newest > self._audit_seen and conn.execute(
+                    _ANY_NOTABLE, {"after": self._audit_seen, "newest": newest}).first() is None:
+                self._audit_seen = newest  # nothing to tell since: the cursor may lag
         due = [c for c in candidates if self._due(c, now)]
         if due or newest != self._audit_seen:
             if not self.leases.claim(LEASE):
