@@ -294,3 +294,22 @@ def test_a_wait_no_subscription_hears_is_recorded_without_deliveries_and_counted
     assert counted() == before + 1
     passes(engine)
     assert counted() == before + 1
+
+
+def test_a_broken_notification_pass_never_holds_up_the_engine(world, monkeypatch, caplog):
+    from infrastream.service import notifications
+
+    story, clock = world
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the notification pass broke")
+
+    monkeypatch.setattr(notifications, "waiting", broken)
+    engine = Engine(story.services, poll=3600)
+    release = _to_staging_gate(story, clock, engine)
+    assert "notification pass failed" in caplog.text
+    assert events(story, "approval.waiting") == []
+    promotions.approve(story.services, QUINN, release)
+    status = drive(story, engine, release, lambda s: s["stages"][1]["state"] == "succeeded",
+                   clock)
+    assert status["stages"][1]["state"] == "succeeded"
