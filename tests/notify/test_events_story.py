@@ -313,3 +313,45 @@ def test_a_broken_notification_pass_never_holds_up_the_engine(world, monkeypatch
     status = drive(story, engine, release, lambda s: s["stages"][1]["state"] == "succeeded",
                    clock)
     assert status["stages"][1]["state"] == "succeeded"
+
+
+def test_two_servers_running_at_once_tell_each_wait_once(world, tmp_path, database_url):
+    import time
+
+    from infrastream.service.context import open_services
+
+    story, clock = world
+    subscriptions.subscribe(story.services, ADMIN, "qa-slack", selector="role", value="qa")
+    first = Engine(story.services, poll=3600)
+    refs = []
+    for tag in ("1.0.0", "1.1.0"):
+        story.record_versions(tag)
+        refs.append(story.cut_release())
+    for ref in refs:  # development holds one release at a time: v1, then v2
+        drive(story, first, ref, lambda s: s["stages"][0]["state"] == "succeeded", clock)
+    other = open_services(tmp_path / "other", database_url)
+    other.node, other.now, other.public_url = "other-server", clock, PUBLIC_URL
+    second = Engine(other, poll=0.05)
+    story.started.append(second)
+    second.start()
+    first.poll = 0.05
+    first.start()
+    story.started.append(first)
+    for ref in refs:
+        promotions.promote(story.services, RELEASE_MANAGER, ref)
+    story.services.notify()
+    other.notify()
+    deadline = time.monotonic() + 30
+    while len(events(story, "approval.waiting")) < 2:
+        assert time.monotonic() < deadline, "the waits were never told"
+        time.sleep(0.05)
+    for _ in range(20):  # both servers keep passing
+        story.services.notify()
+        other.notify()
+        time.sleep(0.02)
+    waiting = events(story, "approval.waiting")
+    assert sorted(w["release"] for w in waiting) == ["shop/v1", "shop/v2"]
+    assert all(w["channels"] == ["qa-slack"] for w in waiting)
+    first.stop()
+    second.stop()
+    other.db.dispose()
