@@ -30,7 +30,7 @@ from infrastream.domain.audit_chain import AuditEntry
 from infrastream.domain.notifications import EventKind, Notification, Recipient
 from infrastream.domain.readiness import Blocker, Code
 from infrastream.domain.roles import PROMOTE, Role
-from infrastream.manifests import Stage, Tier
+from infrastream.manifests import Stage, Tier, format_duration
 from infrastream.manifests.track import ApprovalReminders
 
 from .records.release_content import ReleaseContent
@@ -204,8 +204,6 @@ def follow_ups(policy: ApprovalReminders | None, *, since: datetime, reminders: 
 
 
 def _ago(delta: timedelta) -> str:
-    from infrastream.manifests import format_duration
-
     return format_duration(delta.total_seconds())
 
 
