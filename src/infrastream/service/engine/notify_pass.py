@@ -256,8 +256,12 @@ class NotifyPass:
                 continue
             if entry.object_id not in facts:
                 facts[entry.object_id] = _release_facts(conn, entry.object_id)
-            notification = produce.from_audit(entry, facts[entry.object_id],
-                                              self.services.public_url)
+            try:
+                notification = produce.from_audit(entry, facts[entry.object_id],
+                                                  self.services.public_url)
+            except Exception:  # one odd entry must not stop every later one
+                log.exception("audit entry %s could not become a notification", entry.seq)
+                continue
             if notification is not None:
                 keep(notification)
         conn.execute(update(server_settings).where(server_settings.c.key == CURSOR)
