@@ -61,6 +61,8 @@ def _calls(api: Api, prefix: str) -> dict[str, Call]:
         "`POST /users/{name}/disable`": Call("POST", "/users/victim/disable"),
         "`POST /users/{name}/enable`": Call("POST", "/users/victim/enable"),
         "`POST /users/{name}/end-sessions`": Call("POST", "/users/victim/end-sessions"),
+        "`PUT /users/{name}/email`": Call("PUT", "/users/victim/email",
+                                          lambda c: {"email": "victim@example.com"}),
         "`POST /tokens`": Call("POST", "/tokens", lambda c: {"user": "ci-bot"}),
         "`DELETE /tokens/{prefix}`": Call("DELETE", f"/tokens/{prefix}"),
         "`POST /manifests` (Application)": Call(
@@ -111,6 +113,11 @@ def _calls(api: Api, prefix: str) -> dict[str, Call]:
         "`DELETE /scm/connections/{name}`": Call("DELETE", "/scm/connections/nowhere"),
         "`POST /scm/protect`": Call("POST", "/scm/protect", lambda c: {
             "repository": "octo-org/none", "branch": "main"}),
+        "`POST /notification-subscriptions`": Call(
+            "POST", "/notification-subscriptions",
+            lambda c: {"channel": "nowhere", "selector": "everyone"}),
+        "`DELETE /notification-subscriptions/{subscription_id}`": Call(
+            "DELETE", "/notification-subscriptions/999"),
     }
 
 

@@ -465,8 +465,8 @@ def test_the_schema_states_the_maximum_of_every_duration() -> None:
                           for branch in field.get("anyOf", [field])
                           if "d)?" in branch.get("pattern", "")]
     assert {name for name, _ in texts} == {"expiresAfter", "duration", "timeout",
-                                           "mergeWindow"}
-    assert len(texts) == 7
+                                           "mergeWindow", "after", "escalateAfter"}
+    assert len(texts) == 9
     for name, description in texts:
         assert description.endswith("A duration such as `30s`, `10m`, `1h30m` or `2d`, at "
                                     "most `365d`."), name

@@ -523,6 +523,25 @@ CASES = [
     pytest.param(
         doc("""
             apiVersion: lowops.manifests.v1
+            kind: ReleaseTrack
+            metadata:
+              name: shop-track
+            spec:
+              releaseStages:
+                - environments: [development]
+                - environments: [production]
+                  approvals: [{role: qa}]
+              approvalReminders:
+                after: 4h
+                escalateAfter: 24h
+            """),
+        False, "incomplete-escalation", 11, 5, Severity.ERROR,
+        "e.g. `{after: 4h, escalateAfter: 24h, escalateTo: release-manager}`",
+        id="an escalation time without a role to escalate to is refused",
+    ),
+    pytest.param(
+        doc("""
+            apiVersion: lowops.manifests.v1
             kind: Environment
             metadata:
               name: development
@@ -574,7 +593,7 @@ DOCUMENTED_CODES = [
     "empty-stage", "track-without-stages", "duplicate-environment", "duplicate-name",
     "missing-parent", "unknown-parent", "wrong-parent-kind", "empty-application-set",
     "undeclared-environment", "unused-track", "duplicate-env-var", "secret-with-value",
-    "too-deep", "too-large",
+    "too-deep", "too-large", "incomplete-escalation",
 ]
 
 

@@ -125,7 +125,7 @@ def test_the_release_track_schema_names_the_three_lanes_in_camel_case() -> None:
     schema = json_schema("ReleaseTrack")
     spec = _resolve(schema["properties"]["spec"], schema)
     assert {"preReleaseStages", "releaseStages", "hotfixStages", "policy",
-            "preReleaseRestore", "releaseOn", "mergeWindow"} == set(
+            "preReleaseRestore", "releaseOn", "mergeWindow", "approvalReminders"} == set(
         spec["properties"]
     )
     stage = schema["$defs"]["Stage"]

@@ -146,3 +146,17 @@ def test_a_disabled_person_gets_no_cli_token_and_the_id_token_is_not_spent(
                            id_token="ada.id.token")
     with services.db.connect() as conn:
         assert conn.execute(select(sso_exchanges)).all() == []
+
+def test_the_id_tokens_email_claim_is_kept_for_notifications_and_follows_changes(
+        services: Services) -> None:
+    from dataclasses import replace
+
+    from infrastream.service.identity import user_view
+
+    person = replace(_person(services, "qa-engineers"), email="ada@example.com")
+    sso.sign_in_person(services, person, POLICY)
+    assert user_view(services, ADMIN, "ada").email == "ada@example.com"
+    sso.sign_in_person(services, _person(services, "qa-engineers"), POLICY)  # no claim: kept
+    assert user_view(services, ADMIN, "ada").email == "ada@example.com"
+    sso.sign_in_person(services, replace(person, email="ada@corp.example.com"), POLICY)
+    assert user_view(services, ADMIN, "ada").email == "ada@corp.example.com"

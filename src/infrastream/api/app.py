@@ -20,6 +20,7 @@ from . import (
     routes_evidence,
     routes_health,
     routes_insights,
+    routes_notifications,
     routes_scm,
     routes_sources,
     routes_sso,
@@ -65,6 +66,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(routes_insights.router)
     app.include_router(routes_scm.router)
     app.include_router(routes_sso.router)
+    app.include_router(routes_notifications.router)
     docs.mount(app)
     return app
 

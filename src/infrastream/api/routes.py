@@ -51,6 +51,7 @@ from .schemas import (
     TeardownCreate,
     TokenCreate,
     UserCreate,
+    UserEmail,
     VersionRecord,
 )
 
@@ -82,12 +83,26 @@ def whoami(principal: PrincipalDep, services: ServicesDep,
              responses=declared(401, 403, 409, 422), openapi_extra=mutation("user.create", "user"))
 def create_user(body: UserCreate, services: ServicesDep,
                 principal: PrincipalDep) -> identity.CreatedUser:
-    return identity.create_user(services, principal, body.name, body.roles)
+    return identity.create_user(services, principal, body.name, body.roles, email=body.email)
 
 
 @router.get("/users", tags=["identity"], responses=declared(401, 403))
 def list_users(services: ServicesDep, principal: PrincipalDep) -> list[identity.UserView]:
     return identity.list_users(services, principal)
+
+
+@router.get("/users/{name}", tags=["identity"], responses=declared(401, 403, 404, 422))
+def get_user(name: str, services: ServicesDep, principal: PrincipalDep) -> identity.UserView:
+    return identity.user_view(services, principal, name)
+
+
+@router.put("/users/{name}/email", tags=["identity"],
+            responses=declared(401, 403, 404, 422),
+            openapi_extra=mutation("user.email", "user", "{name}"))
+def set_user_email(name: str, body: UserEmail, services: ServicesDep,
+                   principal: PrincipalDep) -> identity.UserView:
+    """Set (or clear, with null) the address notifications mail the user at."""
+    return identity.set_email(services, principal, name, body.email)
 
 
 @router.post("/users/{name}/disable", tags=["identity"],

@@ -42,9 +42,19 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+                             examples=["alice@example.com"]), AfterValidator(_storable)]
+
+
 class UserCreate(Body):
     name: Name = Field(examples=["alice"])
     roles: list[RoleName] = Field(min_length=1, max_length=16, examples=[["qa"]])
+    email: Email | None = Field(None, description="Where notifications mail the user")
+
+
+class UserEmail(Body):
+    email: Email | None = Field(description="The address notifications mail the user at; "
+                                "null clears it")
 
 
 class TokenCreate(Body):

@@ -39,10 +39,12 @@ Extension = Callable[[FastAPI, Services], None]
 
 def run_server(data_dir: Path, database_url: str | None, host: str, port: int,
                *, poll: float = 2.0, extend: Extension | None = None,
-               node: str | None = None, log_format: str | None = None) -> None:
+               node: str | None = None, log_format: str | None = None,
+               public_url: str | None = None) -> None:
     logs.configure(log_format or os.environ.get("INFRASTREAM_LOG_FORMAT"))
     services = open_services(data_dir, database_url)
     services.node = node_name(node)
+    services.public_url = public_url.rstrip("/") if public_url else None
     stall = os.environ.get("INFRASTREAM_ENGINE_STALL_SECONDS")
     if stall:
         services.heartbeat.stall_after = float(stall)

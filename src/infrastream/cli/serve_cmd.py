@@ -66,6 +66,11 @@ def serve(
     oidc_session_beyond_expiry: int = typer.Option(
         3600, "--oidc-session-beyond-expiry", min=0, metavar="SECONDS",
         help="How long a portal session may outlive the ID token's expiry."),
+    public_url: str | None = typer.Option(
+        None, "--public-url", envvar="INFRASTREAM_PUBLIC_URL", metavar="URL",
+        show_default="no links",
+        help="Where people reach this server, e.g. https://infrastream.example.com: "
+        "notifications link into the Portal under it."),
     log_format: str | None = typer.Option(
         None, "--log-format", envvar="INFRASTREAM_LOG_FORMAT", metavar="json|console",
         show_default="json unless stderr is a terminal",
@@ -90,6 +95,8 @@ def serve(
             raise CliError(f"--log-format is json or console, not {log_format!r}")
         if oidc_cli_client_id and not oidc_issuer:
             raise CliError("--oidc-cli-client-id needs --oidc-issuer")
+        if public_url and not public_url.startswith(("http://", "https://")):
+            raise CliError(f"--public-url is an http:// or https:// URL, not {public_url!r}")
         if oidc_issuer:
             sso = single_sign_on(
                 oidc_issuer, oidc_client_id, _client_secret(oidc_client_secret_file),
@@ -97,7 +104,7 @@ def serve(
                 cli_token_lifetime=oidc_cli_token_lifetime)
             extend = partial(_with_sso, sso=sso, cli_client_id=oidc_cli_client_id)
         run_server(directory, database_url, host, port, extend=extend, node=node_name,
-                   log_format=log_format)
+                   log_format=log_format, public_url=public_url)
     except SQLAlchemyError as exc:
         raise CliError(f"cannot use the database: {exc.__class__.__name__}: "
                        f"{str(exc).splitlines()[0]}") from None

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import typer
 
 from .client import ServerOption, TokenOption, connect
-from .output import Output, OutputOption, console, emit, err_console
+from .output import CliError, Output, OutputOption, console, emit, err_console
 from .render import print_table, when
 
 user_app = typer.Typer(help="Manage users and their roles (tokens: `infrastream token`).",
@@ -22,12 +22,17 @@ def create(
         ..., "--role", "-r", metavar="ROLE",
         help="A role to grant (repeat for several): developer, release-manager, platform, "
         "qa, product, security, incident-commander, admin."),
+    email: str | None = typer.Option(None, "--email", metavar="ADDRESS",
+                                     help="Where notifications mail them."),
     output: Output = OutputOption,
     server: str | None = ServerOption,
     token: str | None = TokenOption,
 ) -> None:
     """Create a user and print their API token (shown once; only its hash is stored)."""
-    created = connect(server, token).post("/users", {"name": name, "roles": roles})
+    body: dict[str, object] = {"name": name, "roles": roles}
+    if email:
+        body["email"] = email
+    created = connect(server, token).post("/users", body)
     if output is not Output.TABLE:
         emit(created, output)
         return
@@ -53,6 +58,46 @@ def list_users(
         [[u["name"], ", ".join(u["roles"]), when(u.get("createdAt")), u.get("createdBy"),
           "yes" if u.get("disabled") else "no"] for u in users],
         empty="no users")
+
+
+@user_app.command("get")
+def get(
+    name: str = typer.Argument(..., help="The user to show."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Show a user: roles, email address, who created them, whether they are disabled."""
+    user = connect(server, token).get(f"/users/{quote(name, safe='')}")
+    if output is not Output.TABLE:
+        emit(user, output)
+        return
+    print_table(["NAME", "ROLES", "EMAIL", "CREATED", "BY", "DISABLED"],
+                [[user["name"], ", ".join(user["roles"]), user.get("email") or "-",
+                  when(user.get("createdAt")), user.get("createdBy"),
+                  "yes" if user.get("disabled") else "no"]])
+
+
+@user_app.command("set-email")
+def set_email(
+    name: str = typer.Argument(..., help="The user."),
+    email: str | None = typer.Argument(None, metavar="ADDRESS",
+                                       help="The address notifications mail them at."),
+    clear: bool = typer.Option(False, "--clear", help="Remove the address instead."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Set (or `--clear`) the email address notifications mail a user at."""
+    if clear == (email is not None):
+        raise CliError("give an ADDRESS or --clear")
+    user = connect(server, token).request("PUT", f"/users/{quote(name, safe='')}/email",
+                                          body={"email": None if clear else email})
+    if output is not Output.TABLE:
+        emit(user, output)
+        return
+    console.print(f"{user['name']}: " + (f"email {user['email']}" if user.get("email")
+                                         else "no email address"), markup=False)
 
 
 @user_app.command("disable")

@@ -71,6 +71,8 @@ def unknown_roles(roles: Iterable[str], declared: frozenset[str]) -> list[str]:
     return sorted({role for role in roles if role not in known})
 MANAGE_SOURCES = frozenset({Role.PLATFORM})
 """Add, sync and remove manifest sources (the Git repositories manifests come from)."""
+MANAGE_NOTIFICATIONS = frozenset({Role.ADMIN, Role.PLATFORM})
+"""Subscribe notification channels to events (and, on the delivery side, manage channels)."""
 MANAGE_SCM = frozenset({Role.PLATFORM})
 """Connect Git hosts (the connections hold their tokens), make the gate a required check."""
 

@@ -52,6 +52,8 @@ CODES: dict[str, str] = {
     "unused-track": "a ReleaseTrack has no ApplicationSet",
     "duplicate-env-var": "an Application declares the same environment variable twice",
     "secret-with-value": "a secret environment variable carries its value in the manifest",
+    "incomplete-escalation": "a track's approvalReminders names escalateAfter without "
+                             "escalateTo, or the other way round",
     "no-manifests": "no manifest was found in the given input",
     "too-deep": f"values are nested deeper than {MAX_DEPTH} levels",
     "too-large": f"a scalar over {MAX_SCALAR_LENGTH:,} characters, an integer beyond 64 bits, or "

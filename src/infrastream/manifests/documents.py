@@ -32,7 +32,7 @@ _VALUE_ERRORS = {
     "too_long", "value_error",
 }
 _OWN_CODES = {"invalid-name", "invalid-duration", "invalid-count", "empty-stage",
-              "duplicate-env-var", "secret-with-value"}
+              "duplicate-env-var", "secret-with-value", "incomplete-escalation"}
 
 
 class Locatable(Protocol):
@@ -153,6 +153,8 @@ def _translate(document: RawDocument, model: type[BaseModel], error: ErrorDetail
             "duplicate-env-var": "keep one of the two declarations",
             "secret-with-value": "remove `value:` and set it with `infrastream secret set`; "
                                  "never commit secret values",
+            "incomplete-escalation": "e.g. `{after: 4h, escalateAfter: 24h, "
+                                     "escalateTo: release-manager}`",
         }
         return _at(document, loc, kind, f"{field}: {error['msg']}", hints[kind])
     if kind == "union_tag_invalid":

@@ -11,10 +11,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, Field, StrictBool, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
-from .fields import Count, Duration, ManifestModel, Name, Role
+from .fields import Count, Duration, ManifestModel, Name, Role, parse_duration
 from .metadata import Metadata
 
 
@@ -110,6 +110,38 @@ class ApprovalPolicy(ManifestModel):
     """Whether the person who requested a promotion may approve it (four-eyes off)."""
 
 
+class ApprovalReminders(ManifestModel):
+    """When a promotion that waits for sign-offs reminds its approvers, and whom it escalates
+    to: `{after: 4h, escalateAfter: 24h, escalateTo: release-manager}`."""
+
+    after: Duration
+    """Remind the approvers a promotion still waits for after this long, and again each time
+    this long has passed since the last reminder (at most `maxReminders` times)."""
+    max_reminders: StrictInt = Field(3, ge=1, le=100)
+    """How many reminders one wait sends at most."""
+    escalate_after: Duration | None = None
+    """Tell the holders of `escalateTo` once the promotion has waited this long."""
+    escalate_to: Role | None = None
+    """The role told when a promotion still waits after `escalateAfter`."""
+
+    @model_validator(mode="after")
+    def _escalation_complete(self) -> ApprovalReminders:
+        if (self.escalate_after is None) != (self.escalate_to is None):
+            raise PydanticCustomError(
+                "incomplete-escalation",
+                "escalateAfter and escalateTo go together: name {missing} too",
+                {"missing": "escalateTo" if self.escalate_to is None else "escalateAfter"})
+        return self
+
+    @property
+    def after_seconds(self) -> int:
+        return parse_duration(self.after)
+
+    @property
+    def escalate_seconds(self) -> int | None:
+        return parse_duration(self.escalate_after) if self.escalate_after else None
+
+
 class ReleaseTrackSpec(ManifestModel):
     pre_release_stages: list[Stage] | None = None
     """Path for validating pull requests: only the first environment is used."""
@@ -118,6 +150,8 @@ class ReleaseTrackSpec(ManifestModel):
     hotfix_stages: list[Stage] | None = None
     """Accelerated path for emergency fixes, with its own approvers."""
     policy: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    approval_reminders: ApprovalReminders | None = None
+    """Remind approvers of a promotion that keeps waiting, and escalate it (notifications)."""
     pre_release_restore: StrictBool = True
     """After validating a pull-request build, put the pre-release environment back on the
     version it ran before."""
@@ -145,6 +179,7 @@ class ReleaseTrack(ManifestModel):
 
 __all__ = [
     "ApprovalPolicy",
+    "ApprovalReminders",
     "ApprovalRule",
     "Check",
     "HttpCheck",

@@ -68,6 +68,9 @@ class Services:
     broadcasts: list[Callable[[], None]] = field(default_factory=list)
     node: str = field(default_factory=node_name)
     heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat())
+    public_url: str | None = None
+    """Where people reach this server (`serve --public-url`): notifications link into the
+    Portal under it; without it they carry no link."""
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

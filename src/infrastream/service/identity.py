@@ -134,6 +134,9 @@ class UserView(ReadModel):
     created_at: str
     created_by: str
     disabled: bool
+    email: str | None = None
+    """Where the email channel mails them (notifications); set by `user set-email` or taken
+    from the ID token at sign-in."""
 
 
 class CreatedUser(ReadModel):
@@ -146,7 +149,17 @@ class CreatedUser(ReadModel):
 def _user_view(row: Any) -> UserView:
     return UserView(name=row.name, roles=list(row.roles),
                     created_at=(utc(row.created_at) or row.created_at).isoformat(),
-                    created_by=row.created_by, disabled=row.disabled)
+                    created_by=row.created_by, disabled=row.disabled, email=row.email)
+
+
+def valid_email(email: str) -> str:
+    """An email address as far as a mail server needs it to route (one `@`, no spaces)."""
+    text = email.strip()
+    local, at, domain = text.rpartition("@")
+    if (not at or not local or "." not in domain or len(text) > 254
+            or any(c.isspace() or ord(c) < 32 for c in text)):
+        raise Invalid(f"`{email[:254]}` is not an email address")
+    return text
 
 
 def known_roles_only(services: Services, roles: list[str]) -> list[str]:
@@ -167,30 +180,34 @@ def known_roles_only(services: Services, roles: list[str]) -> list[str]:
 
 @refusals.audited("user.create", "user", lambda args: args["name"])
 def create_user(services: Services, principal: Principal, name: str, roles: list[str],
-                *, description: str = "") -> CreatedUser:
+                *, description: str = "", email: str | None = None) -> CreatedUser:
     """Create a user with roles and return their first API token (shown once)."""
     require(principal, MANAGE_USERS, "create users")
     valid_name("user", name)
     clean = known_roles_only(services, roles)
-    token = _create_user(services, principal.name, name, clean, description=description)
+    address = valid_email(email) if email else None
+    token = _create_user(services, principal.name, name, clean, description=description,
+                         email=address)
     return CreatedUser(name=name, roles=clean, token=token)
 
 
 def _create_user(services: Services, actor: str, name: str, roles: list[str], *,
-                 description: str = "") -> str:
+                 description: str = "", email: str | None = None) -> str:
     token = new_token()
     now = services.now()
     try:
         with services.transaction() as conn:
             user_id = inserted_id(conn.execute(insert(users).values(
                 name=name, roles=roles, created_at=now, created_by=actor, disabled=False,
+                email=email,
             )))
             conn.execute(insert(tokens).values(
                 user_id=user_id, token_hash=hash_token(token), prefix=token[:PREFIX_LENGTH],
                 created_at=now, created_by=actor, description=description, name="",
             ))
             audit.record(conn, at=now, actor=actor, action="user.create", object_type="user",
-                         object_id=name, after={"roles": roles})
+                         object_id=name, after={"roles": roles,
+                                                **({"email": email} if email else {})})
     except IntegrityError:
         raise Conflict(f"user `{name}` already exists") from None
     return token
@@ -241,6 +258,35 @@ def disable_user(services: Services, principal: Principal, name: str) -> UserVie
 def enable_user(services: Services, principal: Principal, name: str) -> UserView:
     """Let a disabled user in again (with the tokens that are neither revoked nor expired)."""
     return _set_disabled(services, principal, name, False)
+
+
+@refusals.audited("user.email", "user", lambda args: args["name"])
+def set_email(services: Services, principal: Principal, name: str,
+              email: str | None) -> UserView:
+    """Set (or, with None, clear) the address notifications mail a user at."""
+    require(principal, MANAGE_USERS, "set users' email addresses")
+    address = valid_email(email) if email else None
+    now = services.now()
+    with services.transaction() as conn:
+        row = conn.execute(select(users).where(users.c.name == name).with_for_update()).first()
+        if row is None:
+            raise NotFound(f"user `{name}` does not exist")
+        if row.email != address:
+            conn.execute(update(users).where(users.c.id == row.id).values(email=address))
+            audit.record(conn, at=now, actor=principal.name, action="user.email",
+                         object_type="user", object_id=name, before={"email": row.email},
+                         after={"email": address})
+        updated = conn.execute(select(users).where(users.c.id == row.id)).one()
+    return _user_view(updated)
+
+
+def user_view(services: Services, principal: Principal, name: str) -> UserView:
+    require(principal, MANAGE_USERS, "see users")
+    with services.db.connect() as conn:
+        row = conn.execute(select(users).where(users.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"user `{name}` does not exist")
+    return _user_view(row)
 
 
 def get_user(services: Services, name: str) -> Principal:

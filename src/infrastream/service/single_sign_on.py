@@ -120,14 +120,14 @@ def _sign_in(services: Services, person: Person, policy: SsoPolicy, face: str,
     secret = new_token()
     with services.transaction() as conn:
         row = conn.execute(select(users.c.id, users.c.roles, users.c.disabled,
-                                  users.c.created_by)
+                                  users.c.created_by, users.c.email)
                            .where(users.c.name == name).with_for_update()).first()
         before: list[str] | None
         if row is None:
             before = None
             user_id = inserted_id(conn.execute(insert(users).values(
                 name=name, roles=roles, created_at=now, created_by=policy.creator,
-                disabled=False)))
+                disabled=False, email=person.email)))
             audit.record(conn, at=now, actor=policy.creator, action="user.create",
                          object_type="user", object_id=name,
                          after={"roles": roles, "groups": list(person.groups)})
@@ -140,6 +140,9 @@ def _sign_in(services: Services, person: Person, policy: SsoPolicy, face: str,
                 raise Unauthenticated(f"sign-in refused: user `{name}` is disabled")
             user_id = row.id
             before = sorted(row.roles)
+            if person.email and person.email != row.email:  # notifications mail it
+                conn.execute(update(users).where(users.c.id == row.id)
+                             .values(email=person.email))
             if before != roles:
                 conn.execute(update(users).where(users.c.id == row.id).values(roles=roles))
                 audit.record(conn, at=now, actor=policy.creator, action="user.roles",

@@ -121,3 +121,6 @@ def approval_given(lane: str, role: str, requested_at: datetime | None,
 
 def _nothing() -> None:
     pass
+NOTIFICATIONS = Counter("infrastream_notifications_total",
+                        "Notifications recorded by this server (once per key), by kind",
+                        ["kind"])

@@ -6,7 +6,9 @@ release can take (`engine_steps`): clear a promotion whose gates are met, start 
 deployments of a queued stage once its environments are free, collect finished deployments,
 start and collect the stage's checks, let a soak run out. Steps chain within the pass, so
 the last approval deploys in that same pass. Events (an approval, a finished deployment)
-only wake the loop; a timer wakes it when a soak ends, and it polls every `poll` seconds.
+only wake the loop; a timer wakes it when a soak ends or an approval reminder falls due, and
+it polls every `poll` seconds. After the releases, the notification pass (`notify_pass`)
+records who is told what (promotions waiting for people, failures, rejections, …).
 
 Deployments and checks run in worker threads and are keyed (release, environment, attempt),
 so after a crash the next pass finds them still `deploying`/`running` and resumes them
@@ -49,6 +51,7 @@ from ..records.nodes import Node
 from ..records.occupancy import hold
 from . import state as engine_state
 from .deploy_job import run_deploy
+from .notify_pass import NotifyPass
 from .prerelease_job import run_prerelease
 from .scm_pass import gate_pass
 from .steps import advance
@@ -99,6 +102,7 @@ class Engine:
         self._seen_prerelease = 0
         self._prereleases_open = False
         self.passes = 0
+        self.notify = NotifyPass(services, self.leases)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -191,6 +195,9 @@ class Engine:
             changed = changed or steps.changed
             if steps.wake is not None:
                 next_wake = steps.wake if next_wake is None else min(next_wake, steps.wake)
+        reminder = self.notify.run(state)  # who is told what; never raises
+        if reminder is not None:
+            next_wake = reminder if next_wake is None else min(next_wake, reminder)
         if changed:
             self._announce()
         telemetry.ENGINE_BACKLOG.set(len(state.releases))

@@ -1,0 +1,295 @@
+"""What the notifications add to each engine pass: one call, which never raises.
+
+After the releases moved, the pass hands over what it read: the stage runs still awaiting
+approval and their readiness facts. Each role a promotion waits for (people only, see
+`notifications.waiting_roles`) is a wait; the notification pass records `approval.waiting`
+once per wait, then the reminders and the escalation the track's `approvalReminders` asks
+for, and turns the audit entries chained since its cursor (`server_settings`,
+`notifications-audit-cursor`, an `audit_log.seq`) into the other kinds. Each notification goes
+to the channels whose subscriptions match it (`notification_subscriptions.channels_for`),
+through `notification_outbox.record`, deduplicated by key.
+
+Cheap when nothing is due: this server remembers which waits it saw recorded and when their
+next follow-up falls due, and the newest audit sequence number it handled, so a pass with
+nothing new costs one primary-key lookup (`max(seq)`), and one range probe of the new audit
+entries when there are some, and writes nothing. (The stored cursor may lag behind entries
+that notify nobody: whoever reads them again finds nothing to tell, or keys recorded before.)
+When there is work, it is done under the `notifications` job lease (one server at a time) in
+one write transaction; the pass returns the seconds until the next reminder falls due, so the
+engine's timer wakes it then. Whatever fails is logged; the engine goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+
+from infrastream.domain.audit_chain import AuditEntry
+from infrastream.domain.notifications import EventKind, Notification
+from infrastream.domain.readiness import blockers
+from infrastream.domain.stage_machine import StageState
+from infrastream.store.clock import utc
+from infrastream.store.tables import (
+    audit_log,
+    notification_events,
+    releases,
+    server_settings,
+    stage_runs,
+    users,
+)
+
+from .. import notification_outbox, telemetry
+from .. import notification_subscriptions as subscriptions
+from .. import notifications as produce
+from ..context import Services
+from ..records import release_content
+from ..records.leases import Leases
+from .state import ActiveRelease, PassState, StageRun
+
+log = logging.getLogger("infrastream.notifications")
+
+LEASE = "notifications"
+CURSOR = "notifications-audit-cursor"
+BATCH = 500
+"""Audit entries read per pass at most (the next pass goes on at once)."""
+
+_NEWEST_SEQ = select(func.max(audit_log.c.seq))
+_NOTABLE = (select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log.c.action,
+                   audit_log.c.object_type, audit_log.c.object_id, audit_log.c.after)
+            .where((audit_log.c.seq > bindparam("after"))
+                   & (audit_log.c.seq <= bindparam("newest"))
+                   & audit_log.c.action.in_(produce.AUDIT_ACTIONS))
+            .order_by(audit_log.c.seq).limit(BATCH))
+"""The entries after the cursor that may become a notification (a seq range scan)."""
+_ANY_NOTABLE = (select(audit_log.c.seq)
+                .where((audit_log.c.seq > bindparam("after"))
+                       & (audit_log.c.seq <= bindparam("newest"))
+                       & audit_log.c.action.in_(produce.AUDIT_ACTIONS)).limit(1))
+
+
+@dataclass
+class _Seen:
+    """What this server knows of one wait's notifications."""
+
+    since: datetime
+    reminders: int
+    last: datetime
+    escalated: bool
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    wait: produce.Wait
+    release: ActiveRelease
+    run: StageRun
+    facts: Any
+
+
+class NotifyPass:
+    """The notification pass of one server's engine (it keeps what it saw between passes)."""
+
+    def __init__(self, services: Services, leases: Leases) -> None:
+        self.services, self.leases = services, leases
+        self._seen: dict[str, _Seen] = {}
+        self._audit_seen: int | None = None
+
+    def run(self, state: PassState) -> float | None:
+        """Record what is due; seconds until the next follow-up falls due (None: no timer)."""
+        try:
+            return self._run(state)
+        except Exception:  # notifications must never hold up the engine
+            log.exception("notification pass failed")
+            return None
+
+    def _run(self, state: PassState) -> float | None:
+        now = self.services.now()
+        candidates = self._waits(state, now)
+        self._seen = {c.wait.ident: self._seen[c.wait.ident]
+                      for c in candidates if c.wait.ident in self._seen}
+        with self.services.db.connect() as conn:
+            newest = conn.execute(_NEWEST_SEQ).scalar() or 0
+            if self._audit_seen is not None and newest > self._audit_seen and conn.execute(
+                    _ANY_NOTABLE, {"after": self._audit_seen, "newest": newest}).first() is None:
+                self._audit_seen = newest  # nothing to tell since: the cursor may lag
+        due = [c for c in candidates if self._due(c, now)]
+        if due or newest != self._audit_seen:
+            if not self.leases.claim(LEASE):
+                return 1.0  # another server is at it: look again soon
+            try:
+                self._record(due, newest, now)
+            finally:
+                self.leases.release(LEASE)
+            if self._audit_seen != newest:
+                return 0.05  # more audit entries than one batch: go on at once
+        return self._next(candidates, now)
+
+    # -- the waits ---------------------------------------------------------------------------
+
+    def _waits(self, state: PassState, now: datetime) -> list[_Candidate]:
+        found: list[_Candidate] = []
+        for release in state.releases:
+            content = release.parsed
+            track = content.track
+            policy = track.spec.approval_reminders
+            for run in release.runs:
+                stage = release.stages[run.stage_index]
+                if run.state != StageState.AWAITING_APPROVAL.value or not stage.approvals:
+                    continue
+                facts = state.facts(release, run)
+                held = blockers(facts, now)
+                for role in produce.waiting_roles(held):
+                    wait = produce.Wait(
+                        stage_run_id=run.id, request_id=run.request_id, role=role,
+                        release=release.ref, track=track.metadata.name,
+                        stage=stage.display_name, team=produce.team_of(content),
+                        blockers=tuple(b.text for b in held), reminders=policy)
+                    found.append(_Candidate(wait, release, run, facts))
+        return found
+
+    def _follow_ups(self, candidate: _Candidate, seen: _Seen,
+                    now: datetime) -> produce.FollowUps:
+        return produce.follow_ups(candidate.wait.reminders, since=seen.since,
+                                  reminders=seen.reminders, last=seen.last,
+                                  escalated_already=seen.escalated, now=now)
+
+    def _due(self, candidate: _Candidate, now: datetime) -> bool:
+        seen = self._seen.get(candidate.wait.ident)
+        if seen is None:
+            return True
+        follow = self._follow_ups(candidate, seen, now)
+        return follow.reminder is not None or follow.escalate
+
+    def _next(self, candidates: list[_Candidate], now: datetime) -> float | None:
+        soonest: float | None = None
+        for candidate in candidates:
+            seen = self._seen.get(candidate.wait.ident)
+            if seen is None:
+                continue
+            at = self._follow_ups(candidate, seen, now).next_due
+            if at is not None:
+                seconds = max((at - now).total_seconds(), 0.05)
+                soonest = seconds if soonest is None else min(soonest, seconds)
+        return soonest
+
+    # -- recording, under the lease ----------------------------------------------------------
+
+    def _record(self, due: list[_Candidate], newest: int, now: datetime) -> None:
+        recorded: list[Notification] = []
+        seen: dict[str, _Seen] = {}
+        with self.services.transaction() as conn:
+            subs = subscriptions.read_all(conn)
+            people = _people(conn) if due else []
+
+            def keep(notification: Notification) -> None:
+                channels = subscriptions.channels_for(subs, notification)
+                if notification_outbox.record(conn, notification, channels, now) is not None:
+                    recorded.append(notification)
+
+            if due:
+                self._follow(conn, due, people, keep, seen, now)
+            handled = self._audit(conn, keep, newest)
+        self._seen.update(seen)  # only what committed
+        for notification in recorded:
+            telemetry.NOTIFICATIONS.labels(kind=notification.kind.value).inc()
+        self._audit_seen = handled
+        if recorded:
+            log.info("notifications recorded: %s", ", ".join(n.key for n in recorded))
+
+    def _follow(self, conn: Connection, due: list[_Candidate], people: list[produce.Person],
+                keep: Any, seen_now: dict[str, _Seen], now: datetime) -> None:
+        keys = [key for c in due for key in c.wait.all_keys()]
+        stored = {row.key: utc(row.created_at) or row.created_at for row in conn.execute(
+            select(notification_events.c.key, notification_events.c.created_at)
+            .where(notification_events.c.key.in_(keys)))}
+        initiators = dict(conn.execute(select(stage_runs.c.id, stage_runs.c.requested_by)
+                                       .where(stage_runs.c.id.in_({c.run.id for c in due}))).all())
+        link_base = self.services.public_url
+        for candidate in due:
+            wait, facts = candidate.wait, candidate.facts
+            link = produce.release_link(link_base, wait.release)
+            track = candidate.release.parsed.track
+            recipients = produce.approvers(
+                people, role=wait.role, stage=facts.stage, approvals=facts.approvals,
+                initiator=initiators.get(candidate.run.id),
+                initiator_may_approve=track.spec.policy.initiator_may_approve,
+                digest=candidate.release.digest, request_id=wait.request_id, now=now)
+            since = stored.get(wait.key(EventKind.APPROVAL_WAITING))
+            if since is None:
+                keep(produce.waiting(wait, recipients, link, now))
+                since = now
+            reminders = [stored[k] for n in range(1, 101)
+                         if (k := wait.key(EventKind.APPROVAL_REMINDER, n)) in stored]
+            seen = _Seen(since, len(reminders), max([since, *reminders]),
+                         wait.key(EventKind.APPROVAL_ESCALATED) in stored)
+            follow = self._follow_ups(candidate, seen, now)
+            policy = wait.reminders
+            if follow.reminder is not None:
+                keep(produce.reminder(wait, follow.reminder, since, recipients, link, now))
+                seen.reminders, seen.last = follow.reminder, now
+            if follow.escalate and policy is not None and policy.escalate_to:
+                escalate_to = policy.escalate_to
+                keep(produce.escalated(wait, escalate_to, since,
+                                       produce.holders(people, escalate_to), link, now))
+                seen.escalated = True
+            seen_now[wait.ident] = seen
+
+    def _audit(self, conn: Connection, keep: Any, newest: int) -> int:
+        """Notify what the audit entries after the cursor say happened; the new cursor."""
+        cursor = conn.execute(select(server_settings.c.value).where(
+            server_settings.c.key == CURSOR)).scalar()
+        if cursor is None:
+            conn.execute(insert(server_settings).values(key=CURSOR, value="0"))
+            cursor = "0"
+        after = int(cursor)
+        if after >= newest:
+            return newest
+        found = [_entry(row) for row in conn.execute(_NOTABLE, {
+            "after": after, "newest": newest})]
+        upto = found[-1].seq if len(found) == BATCH else newest
+        facts: dict[str, produce.ReleaseFacts | None] = {}
+        for entry in found:
+            if entry.object_type != "release":
+                continue
+            if entry.object_id not in facts:
+                facts[entry.object_id] = _release_facts(conn, entry.object_id)
+            try:
+                notification = produce.from_audit(entry, facts[entry.object_id],
+                                                  self.services.public_url)
+            except Exception:  # one odd entry must not stop every later one
+                log.exception("audit entry %s could not become a notification", entry.seq)
+                continue
+            if notification is not None:
+                keep(notification)
+        conn.execute(update(server_settings).where(server_settings.c.key == CURSOR)
+                     .values(value=str(upto)))
+        return upto if upto < newest else newest
+
+
+def _entry(row: Any) -> AuditEntry:
+    return AuditEntry(seq=row.seq, at=utc(row.at) or row.at, actor=row.actor,
+                      action=row.action, object_type=row.object_type,
+                      object_id=row.object_id, before=None, after=row.after, prev_hash="",
+                      hash="")
+
+
+def _people(conn: Connection) -> list[produce.Person]:
+    rows = conn.execute(select(users.c.name, users.c.roles, users.c.email)
+                        .where(users.c.disabled.is_(False)).order_by(users.c.name))
+    return [produce.Person(row.name, frozenset(row.roles or ()), row.email) for row in rows]
+
+
+def _release_facts(conn: Connection, ref: str) -> produce.ReleaseFacts | None:
+    app_set, _, name = ref.partition("/")
+    row = conn.execute(select(releases.c.id, releases.c.app_set, releases.c.name,
+                              releases.c.track, releases.c.lane, releases.c.digest,
+                              releases.c.content)
+                       .where((releases.c.app_set == app_set) & (releases.c.name == name))
+                       ).first()
+    if row is None:
+        return None
+    return produce.ReleaseFacts(ref=ref, track=row.track, lane=row.lane,
+                                content=release_content.of_row(row))
