@@ -147,6 +147,7 @@ def test_a_disabled_person_gets_no_cli_token_and_the_id_token_is_not_spent(
     with services.db.connect() as conn:
         assert conn.execute(select(sso_exchanges)).all() == []
 
+
 def test_the_id_tokens_email_claim_is_kept_for_notifications_and_follows_changes(
         services: Services) -> None:
     from dataclasses import replace
