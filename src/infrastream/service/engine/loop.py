@@ -51,6 +51,7 @@ from . import state as engine_state
 from .deploy_job import run_deploy
 from .prerelease_job import run_prerelease
 from .scm_pass import gate_pass
+from .scm_pass import probe as gate_probe
 from .steps import advance
 
 log = logging.getLogger("infrastream.engine")
@@ -150,11 +151,14 @@ class Engine:
         self.passes += 1
         started = time.monotonic()
         sweep = self._swept_at is None or started - self._swept_at >= self.poll
-        audit.settle(self.services.db)  # entries left waiting by contended writers
-        with self.services.db.connect() as conn:
+        with self.services.db.connect() as conn:  # one read transaction for the looks
+            waiting = audit.any_waiting(conn)
             state = engine_state.read(self.services, conn)
             orphans = self._deploying_outside(conn, state.newest_deployment, sweep)
             prereleases = self._open_prereleases(conn, state.newest_prerelease, sweep)
+            gate_work = gate_probe(conn)  # last: a failed probe must not fail the reads
+        if waiting:
+            audit.settle(self.services.db, looked=True)  # left waiting by contended writers
         if sweep:
             self._swept_at = started
         if self._drift_at is None or started - self._drift_at >= self.drift_every:
@@ -172,7 +176,7 @@ class Engine:
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id,
                          environment=orphan.environment)
         self._prereleases(prereleases)
-        for key, job, arg in gate_pass(self.services):  # pull requests, merges, statuses
+        for key, job, arg in gate_pass(self.services, gate_work):  # pull requests, merges, statuses
             self._submit(key, job, self.services, arg)
         next_wake: float | None = None
         changed = False
