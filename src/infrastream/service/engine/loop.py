@@ -189,7 +189,8 @@ class Engine:
             self._saw_own(steps.deployment_ids)
             if steps.changed or steps.jobs:
                 _steps.info("engine.step", step="release.advanced", release=release.ref,
-                            release_id=release.id, started=[job[0] for job in steps.jobs])
+                            release_id=release.id,
+                            started=[job[0] for job in steps.jobs] + steps.deployed)
             for key, job, row_id, environment in steps.jobs:
                 self._submit(key, job, self.services, row_id, environment=environment)
             changed = changed or steps.changed

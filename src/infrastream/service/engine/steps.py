@@ -83,6 +83,8 @@ class Steps:
         self.wake: float | None = None
         self.changed = False
         self.deployment_ids: list[int] = []
+        self.deployed: list[str] = []
+        """The keys (as job keys) of the deployments done here, inside the transaction."""
         self._entries: list[audit.NewEntry] = []
         self._stack: ExitStack | None = None
         self._conn: Connection | None = None
@@ -238,6 +240,7 @@ class Steps:
                 continue
             self._entries.append(entry)
             self.state.deployments[dep.key] = dep
+            self.deployed.append(f"deploy:{dep.key}")
         return finished
 
     def _collect(self, run: StageRun, stage: Stage, facts: StageFacts,
