@@ -26,6 +26,7 @@ from .auditing import refusals
 from .auditing import trail as audit
 from .context import Services
 from .permissions import require
+from .records import release_content
 from .records.manifests import current_bundle
 from .records.releases import active_fixes
 from .releases import CreatedRelease, insert_release, release_name_for, snapshot
@@ -72,11 +73,12 @@ def create_hotfix(services: Services, principal: Principal, app_set: str,
         raise Conflict(f"track `{track.metadata.name}` has no hotfixStages")
     with services.db.connect() as conn:
         base, base_fixes = active_fixes(conn, app_set)
-    if base is None:
-        raise Conflict(f"nothing of `{app_set}` has reached production yet: there is nothing "
-                       "to hotfix; cut a regular release")
+        if base is None:
+            raise Conflict(f"nothing of `{app_set}` has reached production yet: there is "
+                           "nothing to hotfix; cut a regular release")
+        base_content = release_content.load(conn, base.id, base.digest)
     apps = {a.metadata.name: a for a in bundle.applications_of(app_set)}
-    versions = dict(base.content["versions"])
+    versions = dict(base_content.versions)
     fixes = [f for f in base_fixes if f.app not in replacements]
     base_ref = f"{app_set}/{base.name}"
     with services.db.connect() as conn:

@@ -47,6 +47,8 @@ class NoopTarget:
     """Records intent only; every environment it serves is instantly healthy."""
 
     type_name = "noop"
+    synchronous = True
+    """It answers at once, so the engine deploys inside its own transaction, without a job."""
 
     def __init__(self, data_dir: Path | None = None) -> None:
         self.data_dir = data_dir

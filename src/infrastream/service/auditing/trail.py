@@ -151,13 +151,21 @@ def _link(conn: Connection, fields: list[dict[str, Any]]) -> None:
     _append(conn, engine, head, rows)
 
 
-def settle(db: Engine) -> int:
-    """Link every entry waiting to be chained (waits for the chainer lock); how many."""
+def any_waiting(conn: Connection) -> bool:
+    """Whether an entry waits for the chainer (a cheap look; `settle` links them)."""
+    return conn.execute(_ANY_WAITING).first() is not None
+
+
+def settle(db: Engine, *, looked: bool = False) -> int:
+    """Link every entry waiting to be chained (waits for the chainer lock); how many.
+    `looked`: the caller just saw some waiting (`any_waiting`), so skip the first look."""
     linked = 0
     while True:
-        with db.connect() as conn:
-            if conn.execute(_ANY_WAITING).first() is None:
-                return linked
+        if not looked:
+            with db.connect() as conn:
+                if not any_waiting(conn):
+                    return linked
+        looked = False
         with writing(db) as conn:
             if _postgres(conn):
                 conn.execute(_LOCK)

@@ -1,5 +1,8 @@
 """The deployment job: what the engine hands a worker thread to deploy one environment.
 
+A deployment to a synchronous target (the noop target: it answers at once) needs no job:
+the engine deploys it inside the transaction that started it (`deploy_now`).
+
 Each job reads what it needs from the database by id (a deployment: one query, plus the
 release's content the first time, see `release_content`), calls a target or a gate, and
 writes the outcome back with a compare-and-set (`WHERE state = 'deploying'`), so a job that
@@ -12,13 +15,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from infrastream.domain.errors import PermanentError, TransientError
+from infrastream.manifests import Environment
 from infrastream.store.tables import deployments, releases, rollbacks, stage_runs
-from infrastream.targets.base import AppDeployment, AppStatus, DeployRequest
+from infrastream.targets.base import AppDeployment, AppStatus, DeployRequest, DeployResult, Target
 
 from .. import logs, telemetry
 from ..auditing import trail as audit
@@ -179,11 +184,58 @@ def _deploy(services: Services, request: DeployRequest,
     except Exception as exc:  # a bug in a target must not leave the deployment hanging
         log.exception("deploy %s crashed", dep.key)
         return "failed", f"unexpected error: {type(exc).__name__}: {exc}", None
+    return _outcome(outcome, f" (after {len(retries)} retries)" if retries else "")
+
+
+def _outcome(outcome: DeployResult, after: str = "") -> tuple[str, str, dict[str, Any]]:
     result = {"apps": [_app_json(a) for a in outcome.apps]}
-    after = f" (after {len(retries)} retries)" if retries else ""
     if outcome.healthy:
         return "healthy", (outcome.message or "healthy") + after, result
     return "failed", outcome.message or "not healthy", result
+
+
+def synchronous_target(services: Services, environment: Environment) -> Target | None:
+    """The environment's target when it finishes a deployment at once (a target with
+    `synchronous = True`: the noop target), else None (the deployment is a job)."""
+    try:
+        target = services.targets.for_environment(environment)
+    except Exception:  # the job reports it, as it always has
+        return None
+    return target if getattr(target, "synchronous", False) else None
+
+
+def deploy_now(services: Services, conn: Connection, dep: Any, release: Any,
+               content: ReleaseContent, actor: str, now: datetime) -> audit.NewEntry | None:
+    """Deploy `dep` (a `deploying` deployment this transaction inserted) right here when
+    its environment's target is synchronous: no job, no lease and no transaction of its own,
+    the outcome recorded as the job records it (compare-and-set, telemetry, the step log).
+    The audit entry is returned for the caller to record with its others. None when the
+    target is not synchronous or the attempt raised: then the job does it all, with its
+    retries and its failure reports, exactly as before."""
+    target = synchronous_target(services, content.environment(dep.environment))
+    if target is None:
+        return None
+    began = time.monotonic()
+    try:
+        request = _request(services, conn, dep, release, content, actor, prune=False)
+        state, message, result = _outcome(target.deploy(request))
+    except Exception:  # transient or not: the job's retries and reports take over
+        log.debug("synchronous deploy %s left to its job", dep.key, exc_info=True)
+        return None
+    if not conn.execute(_FINISH_DEPLOYMENT, {
+            "deployment_id": dep.id, "outcome": state, "finished": now,
+            "why": message[:4000], "statuses": result}).rowcount:
+        return None
+    dep.state, dep.message = state, message[:4000]
+    telemetry.DEPLOYMENT_SECONDS.labels(dep.environment).observe(time.monotonic() - began)
+    telemetry.DEPLOYMENTS.labels(dep.environment, state).inc()
+    _steps.info("engine.step", step="deployment.finished", release_id=release.id,
+                stage=dep.stage_index, environment=dep.environment, attempt=dep.attempt,
+                deployment_id=dep.id, outcome=state)
+    return audit.NewEntry(now, SYSTEM, f"deployment.{state}", "release",
+                          f"{release.app_set}/{release.name}",
+                          after={"environment": dep.environment, "attempt": dep.attempt,
+                                 "message": message[:500]})
 
 
 def _app_json(status: AppStatus) -> dict[str, Any]:

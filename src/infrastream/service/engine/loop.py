@@ -54,6 +54,7 @@ from .deploy_job import run_deploy
 from .notify_pass import NotifyPass
 from .prerelease_job import run_prerelease
 from .scm_pass import gate_pass
+from .scm_pass import probe as gate_probe
 from .steps import advance
 
 log = logging.getLogger("infrastream.engine")
@@ -154,11 +155,14 @@ class Engine:
         self.passes += 1
         started = time.monotonic()
         sweep = self._swept_at is None or started - self._swept_at >= self.poll
-        audit.settle(self.services.db)  # entries left waiting by contended writers
-        with self.services.db.connect() as conn:
+        with self.services.db.connect() as conn:  # one read transaction for the looks
+            waiting = audit.any_waiting(conn)
             state = engine_state.read(self.services, conn)
             orphans = self._deploying_outside(conn, state.newest_deployment, sweep)
             prereleases = self._open_prereleases(conn, state.newest_prerelease, sweep)
+            gate_work = gate_probe(conn)  # last: a failed probe must not fail the reads
+        if waiting:
+            audit.settle(self.services.db, looked=True)  # left waiting by contended writers
         if sweep:
             self._swept_at = started
         if self._drift_at is None or started - self._drift_at >= self.drift_every:
@@ -176,7 +180,7 @@ class Engine:
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id,
                          environment=orphan.environment)
         self._prereleases(prereleases)
-        for key, job, arg in gate_pass(self.services):  # pull requests, merges, statuses
+        for key, job, arg in gate_pass(self.services, gate_work):  # pull requests, merges, statuses
             self._submit(key, job, self.services, arg)
         next_wake: float | None = None
         changed = False
@@ -189,7 +193,8 @@ class Engine:
             self._saw_own(steps.deployment_ids)
             if steps.changed or steps.jobs:
                 _steps.info("engine.step", step="release.advanced", release=release.ref,
-                            release_id=release.id, started=[job[0] for job in steps.jobs])
+                            release_id=release.id,
+                            started=[job[0] for job in steps.jobs] + steps.deployed)
             for key, job, row_id, environment in steps.jobs:
                 self._submit(key, job, self.services, row_id, environment=environment)
             changed = changed or steps.changed

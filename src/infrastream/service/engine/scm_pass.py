@@ -5,14 +5,15 @@ The pull-request heads and the merges move on with database steps only (`gate_jo
 which paths a pull request changes, delivering the outbox per connection (`outbox_job`) and
 checking a manifest pull request's tree (`manifest_checks`).
 Most passes have nothing for the gate: one statement says so (four EXISTS probes on
-indexed columns), so an idle gate costs a pass one small query.
+indexed columns), so an idle gate costs a pass one small query; the engine asks it in the
+pass's own read transaction (`probe`), so it costs no transaction of its own either.
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import exists, select
+from sqlalchemy import Connection, exists, select
 
 from infrastream.store.tables import gate_heads, gate_merges, manifest_checks, scm_statuses
 
@@ -32,15 +33,34 @@ _CHECKS = exists().where(manifest_checks.c.state.in_(("queued", "running")))
 _PROBE = select(_OPEN_HEADS, _OPEN_MERGES, _PENDING, _CHECKS)
 
 
-def gate_pass(services: Services) -> list[Job]:
-    """Step every open pull request head and merge; the jobs to run for them."""
-    jobs: list[Job] = []
+Probe = tuple[bool, bool, bool, bool]
+"""Whether there are open heads, open merges, pending statuses, queued manifest checks."""
+
+
+def probe(conn: Connection) -> Probe | None:
+    """What the gate has to do (None when the probe failed: the next pass retries)."""
     try:
-        with services.db.connect() as conn:
-            heads, merges, pending, queued = conn.execute(_PROBE).one()
+        heads, merges, pending, queued = conn.execute(_PROBE).one()
     except Exception:  # the loop must survive anything; the next pass retries
         log.exception("looking for the gate's work failed")
-        return jobs
+        return None
+    return bool(heads), bool(merges), bool(pending), bool(queued)
+
+
+def gate_pass(services: Services, found: Probe | None = None) -> list[Job]:
+    """Step every open pull request head and merge; the jobs to run for them. `found` is
+    the pass's `probe` when it made one, else the probe runs here."""
+    jobs: list[Job] = []
+    if found is None:
+        try:
+            with services.db.connect() as conn:
+                found = probe(conn)
+        except Exception:  # the loop must survive anything; the next pass retries
+            log.exception("looking for the gate's work failed")
+            return jobs
+        if found is None:
+            return jobs
+    heads, merges, pending, queued = found
     if heads:
         try:
             jobs.extend(follow_heads(services))

@@ -49,10 +49,12 @@ _ACTIVE = (
     select(_NEWEST_DEPLOYMENT.label("newest_deployment"),
            _NEWEST_PRERELEASE.label("newest_prerelease"),
            releases.c.id.label("release_id"), releases.c.app_set, releases.c.name,
-           releases.c.lane, releases.c.digest, releases.c.guard_override, stage_runs.c.id,
+           releases.c.lane, releases.c.digest, releases.c.guard_override,
+           releases.c.source_root, stage_runs.c.id,
            stage_runs.c.stage_index, stage_runs.c.state, stage_runs.c.request_id,
            stage_runs.c.attempt, stage_runs.c.deployed_at, stage_runs.c.freeze_override,
-           stage_runs.c.reason, stage_runs.c.requested_at, stage_runs.c.updated_at)
+           stage_runs.c.reason, stage_runs.c.requested_at, stage_runs.c.updated_at,
+           stage_runs.c.requested_by)
     .select_from(releases.join(stage_runs, stage_runs.c.release_id == releases.c.id))
     .where(releases.c.state == "active")
     .order_by(releases.c.id, stage_runs.c.stage_index))
@@ -87,6 +89,7 @@ class StageRun:
     requested_at: datetime | None = None
     updated_at: datetime | None = None
     """When it entered its state (the steps set it as they move it; telemetry reads it)."""
+    requested_by: str | None = None
 
 
 @dataclass
@@ -97,6 +100,7 @@ class ActiveRelease:
     lane: str
     digest: str
     guard_override: Any = None
+    source_root: str | None = None
     runs: list[StageRun] = field(default_factory=list)
     content: ReleaseContent | None = None
 
@@ -164,10 +168,11 @@ def read(services: Services, conn: Connection) -> PassState:
         if release is None:
             release = active[row.release_id] = ActiveRelease(
                 row.release_id, row.app_set, row.name, row.lane, row.digest,
-                row.guard_override)
+                row.guard_override, row.source_root)
         release.runs.append(StageRun(row.id, row.stage_index, row.state, row.request_id,
                                      row.attempt, row.deployed_at, row.freeze_override,
-                                     row.reason, row.requested_at, row.updated_at))
+                                     row.reason, row.requested_at, row.updated_at,
+                                     row.requested_by))
     state = PassState(list(active.values()))
     if newest is None:  # nothing active: ask for the newest ids alone
         marks = conn.execute(NEWEST).one()

@@ -15,7 +15,9 @@ occupies the environments (`records.occupancy.hold`, which locks them first). Th
 itself moves by compare-and-set on its state and request. A lost compare-and-set ends the
 release's steps for this pass; the next pass reads again. The audit entries of the
 transaction are appended together just before it commits, and the jobs (deployments,
-checks) are handed back to be started once it has.
+checks) are handed back to be started once it has. A deployment to a synchronous target (the
+noop target) is no job: it is deployed and recorded inside the transaction
+(`deploy_job.deploy_now`), so its stage moves on in that same pass.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from ..records.occupancy import hold
 from ..records.releases import approvals_by_run
 from ..records.stage_facts import needs_fixes, read_context
 from .check_job import run_check
-from .deploy_job import run_deploy
+from .deploy_job import deploy_now, run_deploy
 from .state import CHECK_RUNS, ActiveRelease, PassState, StageRun
 
 SYSTEM = "infrastream"
@@ -82,6 +84,8 @@ class Steps:
         self.wake: float | None = None
         self.changed = False
         self.deployment_ids: list[int] = []
+        self.deployed: list[str] = []
+        """The keys (as job keys) of the deployments done here, inside the transaction."""
         self._entries: list[audit.NewEntry] = []
         self._stack: ExitStack | None = None
         self._conn: Connection | None = None
@@ -214,6 +218,7 @@ class Steps:
         if not self._move(run, StageEvent.ENV_FREE, confirmed, attempt=attempt):
             return False
         run.attempt = attempt
+        started = []
         for env in stage.environments:
             key = f"{release.id}/{env}/{attempt}"
             deployment_id = inserted_id(conn.execute(_INSERT_DEPLOYMENT, {
@@ -222,11 +227,31 @@ class Steps:
                 "created_at": self.now, "started_at": self.now, "message": ""},
             ))
             self.deployment_ids.append(deployment_id)
-            self.jobs.append((f"deploy:{key}", run_deploy, deployment_id, env))
+            started.append(_NewDeployment(deployment_id, key, run.stage_index, env, attempt))
         self._audit("deployment.start", {"stage": stage.display_name,
                                          "environments": stage.environments,
                                          "attempt": attempt})
-        return False  # the deployments run now; their jobs wake the engine when done
+        return self._deploy_now(run, started)
+
+    def _deploy_now(self, run: StageRun, started: list[_NewDeployment]) -> bool:
+        """Deploy to synchronous targets inside this transaction (their outcome is then a
+        fact of this pass, so the stage moves on at once); the others become jobs, which wake
+        the engine when done. True when every deployment finished here."""
+        conn = self._write()
+        release = self.release
+        actor = run.requested_by or SYSTEM
+        finished = True
+        for dep in started:
+            entry = deploy_now(self.services, conn, dep, release, release.parsed, actor,
+                               self.now)
+            if entry is None:
+                finished = False
+                self.jobs.append((f"deploy:{dep.key}", run_deploy, dep.id, dep.environment))
+                continue
+            self._entries.append(entry)
+            self.state.deployments[dep.key] = dep
+            self.deployed.append(f"deploy:{dep.key}")
+        return finished
 
     def _collect(self, run: StageRun, stage: Stage, facts: StageFacts,
                  event: StageEvent) -> bool:
@@ -293,6 +318,19 @@ class Steps:
                                               "finished": self.now})
             self._audit("release.complete", {"digest": self.release.digest})
         return False
+
+
+@dataclass
+class _NewDeployment:
+    """A deployment inserted by this transaction, shaped like a `state` deployments row."""
+
+    id: int
+    key: str
+    stage_index: int
+    environment: str
+    attempt: int
+    state: str = "deploying"
+    message: str = ""
 
 
 @dataclass(frozen=True)

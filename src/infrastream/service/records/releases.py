@@ -93,8 +93,11 @@ def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
 
 _LAST_STAGE = (select(func.max(stage_runs.c.stage_index))
                .where(stage_runs.c.release_id == releases.c.id).scalar_subquery())
+_LEAN = [column for column in releases.c if column.name != "content"]
+"""A release row without its `content`: decoding that JSON is most of a row's cost, and the
+parsed content is one `release_content.load` away (cached by digest)."""
 _IN_PRODUCTION = (
-    select(releases)
+    select(*_LEAN)
     .join(deployments, deployments.c.release_id == releases.c.id)
     .where((releases.c.app_set == bindparam("app_set")) & (deployments.c.state == "healthy")
            & (deployments.c.stage_index == _LAST_STAGE))
@@ -105,7 +108,7 @@ _RECENT_HEALTHY = (select(deployments.c.id, deployments.c.release_id,
                    .where(deployments.c.state == "healthy")
                    .order_by(deployments.c.id.desc()).limit(_RECENT).subquery())
 _IN_PRODUCTION_RECENTLY = (
-    select(releases)
+    select(*_LEAN)
     .join(_RECENT_HEALTHY, _RECENT_HEALTHY.c.release_id == releases.c.id)
     .where((releases.c.app_set == bindparam("app_set"))
            & (_RECENT_HEALTHY.c.stage_index == _LAST_STAGE))
@@ -114,7 +117,8 @@ _IN_PRODUCTION_RECENTLY = (
 
 def in_production(conn: Connection, app_set: str) -> Any | None:
     """The release of the set that runs in production now: the one whose deployment into its
-    lane's last stage succeeded last (a rollback there counts: it is what runs).
+    lane's last stage succeeded last (a rollback there counts: it is what runs). The row
+    has no `content`: `release_content.load(conn, row.id, row.digest)` has it parsed.
 
     Looked for first among the newest healthy deployments (a walk down an index, whatever
     the history), and only when none of them is the set's over the set's releases."""
@@ -129,4 +133,5 @@ def active_fixes(conn: Connection, app_set: str) -> tuple[Any | None, list[Fix]]
     production = in_production(conn, app_set)
     if production is None or production.lane != Lane.HOTFIX.value:
         return production, []
-    return production, [Fix.from_json(f) for f in production.content["hotfix"]["fixes"]]
+    content = release_content.load(conn, production.id, production.digest).raw
+    return production, [Fix.from_json(f) for f in content["hotfix"]["fixes"]]
