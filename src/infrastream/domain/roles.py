@@ -73,6 +73,8 @@ MANAGE_SOURCES = frozenset({Role.PLATFORM})
 """Add, sync and remove manifest sources (the Git repositories manifests come from)."""
 MANAGE_SCM = frozenset({Role.PLATFORM})
 """Connect Git hosts (the connections hold their tokens), make the gate a required check."""
+MANAGE_NOTIFICATIONS = frozenset({Role.ADMIN, Role.PLATFORM})
+"""Add, test and remove notification channels (Slack, Teams, email, signed webhooks)."""
 
 
 def promoters(lane: str) -> frozenset[str]:
