@@ -20,6 +20,7 @@ from . import (
     routes_evidence,
     routes_health,
     routes_insights,
+    routes_notifications,
     routes_scm,
     routes_sources,
 )
@@ -62,6 +63,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(routes_health.router)
     app.include_router(routes_insights.router)
     app.include_router(routes_scm.router)
+    app.include_router(routes_notifications.router)
     docs.mount(app)
     return app
 
