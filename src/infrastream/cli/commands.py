@@ -47,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "secret": "secret_cmd:secret_app",
     "evidence": "evidence_cmd:evidence_app",
     "scm": "scm_cmd:scm_app",
+    "notifications": "notify_cmd:notifications_app",
 }
 """Command name → `module:attribute` (a Typer app for a group, else a command function)."""
 
