@@ -1,7 +1,7 @@
 """What every channel shares: the sender's shape, the facts a message lists, and the one
 place that sorts an HTTP receiver's answer into delivered, retry later or give up.
 
-    network error, timeout, 5xx        TransientError(delay=Retry-After or NETWORK_DELAY)
+    network error, timeout, 5xx        TransientError(delay=Retry-After, else the backoff)
     429                                TransientError(delay=Retry-After or RATE_LIMIT_DELAY)
     any other 4xx                      PermanentError with the receiver's words
 
@@ -24,8 +24,6 @@ from infrastream.domain.notifications import Notification
 
 USER_AGENT = f"infrastream/{__version__}"
 TIMEOUT = 10.0
-NETWORK_DELAY = 5.0
-"""Seconds to wait after a connection failure or a 5xx without Retry-After."""
 RATE_LIMIT_DELAY = 30.0
 """Seconds to wait after a 429 that does not say until when."""
 OPEN_LABEL = "Open in Infrastream"
@@ -113,10 +111,9 @@ class HttpPoster:
                                                   **headers})
         except httpx.TimeoutException as exc:
             raise TransientError(f"{where} did not answer in time ({type(exc).__name__})",
-                                 delay=NETWORK_DELAY) from None
+                                 ) from None
         except httpx.TransportError as exc:
-            raise TransientError(self._scrub(f"{where} is unreachable: {exc}"),
-                                 delay=NETWORK_DELAY) from None
+            raise TransientError(self._scrub(f"{where} is unreachable: {exc}")) from None
         said = self._scrub(" ".join(response.text.split())[:300])
         answer = f"{response.status_code}" + (f" {said}" if said else "")
         if response.status_code < 300:
@@ -127,11 +124,11 @@ class HttpPoster:
             raise TransientError(f"{reason} (rate limited; retry in {delay:.0f}s)",
                                  delay=delay, status=429)
         if response.status_code >= 500:
-            raise TransientError(reason, delay=self._retry_after(response, NETWORK_DELAY),
+            raise TransientError(reason, delay=self._retry_after(response, None),
                                  status=response.status_code)
         raise PermanentError(reason, status=response.status_code)
 
-    def _retry_after(self, response: httpx.Response, default: float) -> float:
+    def _retry_after(self, response: httpx.Response, default: float | None) -> float | None:
         header = (response.headers.get("retry-after") or "").strip()
         if header.isdigit():
             return float(header)

@@ -20,7 +20,7 @@ from typing import Any
 from infrastream.domain.errors import PermanentError, TransientError
 from infrastream.domain.notifications import Notification
 
-from .base import NETWORK_DELAY, OPEN_LABEL, TIMEOUT, facts, plain_text, text_setting
+from .base import OPEN_LABEL, TIMEOUT, facts, plain_text, text_setting
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,12 @@ class Channel:
             said = f"{where} answered {exc.smtp_code} {_decode(exc.smtp_error)}"
             if exc.smtp_code >= 500:
                 raise PermanentError(said) from None
-            raise TransientError(said, delay=NETWORK_DELAY) from None
+            raise TransientError(said) from None
         except smtplib.SMTPNotSupportedError as exc:
             raise PermanentError(f"{where}: {exc}") from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise TransientError(f"{where} is unreachable: {exc or type(exc).__name__}",
-                                 delay=NETWORK_DELAY) from None
+            raise TransientError(f"{where} is unreachable: {exc or type(exc).__name__}"
+                                 ) from None
         taken = len(to) - len(refused)
         return f"250 accepted for {taken} recipient(s)" + (
             f"; refused {_refusals(refused)}" if refused else "")
