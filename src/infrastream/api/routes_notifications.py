@@ -29,19 +29,19 @@ def add_channel(body: ChannelCreate, services: ServicesDep,
 
 
 @router.get("/notification-channels", tags=["notifications"],
-            response_model=list[ChannelView], responses=declared(401))
+            response_model=list[ChannelView], responses=declared(401, 422))
 def list_channels(services: ServicesDep, principal: PrincipalDep) -> list[ChannelView]:
     return notification_channels.list_channels(services)
 
 
 @router.get("/notification-channels/{name}", tags=["notifications"],
-            response_model=ChannelView, responses=declared(401, 404))
+            response_model=ChannelView, responses=declared(401, 404, 422))
 def get_channel(name: str, services: ServicesDep, principal: PrincipalDep) -> ChannelView:
     return notification_channels.get_channel(services, name)
 
 
 @router.delete("/notification-channels/{name}", tags=["notifications"],
-               response_model=ChannelView, responses=declared(401, 403, 404),
+               response_model=ChannelView, responses=declared(401, 403, 404, 422),
                openapi_extra=mutation("notification.channel.remove", "notification-channel",
                                       "{name}"))
 def remove_channel(name: str, services: ServicesDep, principal: PrincipalDep) -> ChannelView:
@@ -49,7 +49,7 @@ def remove_channel(name: str, services: ServicesDep, principal: PrincipalDep) ->
 
 
 @router.post("/notification-channels/{name}/test", tags=["notifications"],
-             response_model=TestResult, responses=declared(401, 403, 404, 502),
+             response_model=TestResult, responses=declared(401, 403, 404, 422, 502),
              openapi_extra=mutation("notification.channel.test", "notification-channel",
                                     "{name}"))
 def test_channel(name: str, services: ServicesDep, principal: PrincipalDep) -> TestResult:
