@@ -20,6 +20,7 @@ from . import (
     routes_evidence,
     routes_health,
     routes_insights,
+    routes_notification_channels,
     routes_notifications,
     routes_scm,
     routes_sources,
@@ -67,6 +68,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(routes_scm.router)
     app.include_router(routes_sso.router)
     app.include_router(routes_notifications.router)
+    app.include_router(routes_notification_channels.router)
     docs.mount(app)
     return app
 

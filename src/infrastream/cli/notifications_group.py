@@ -1,9 +1,9 @@
 """`infrastream notifications`: one command group that both sides of notifications fill.
 
 The group exists once, here; each module of it exposes `register(group)` and adds its own
-commands: the subscriptions (`notify_subscriptions_cmd`: who hears what) and, on the delivery
-side, the channels and the deliveries. The modules load when the group is asked for, like
-every command (`commands`).
+commands: the channels and the deliveries (`notify_cmd`: where notifications go) and the
+subscriptions (`notify_subscriptions_cmd`: who hears what). The modules load when the group
+is asked for, like every command (`commands`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ notifications_app = typer.Typer(
     help="Who is told what, and where: channels, subscriptions, deliveries.",
     no_args_is_help=True)
 
-MODULES = ("notify_subscriptions_cmd",)
+MODULES = ("notify_cmd", "notify_subscriptions_cmd")
 """The modules whose commands make up the group."""
 
 for _module in MODULES:

@@ -72,7 +72,8 @@ def unknown_roles(roles: Iterable[str], declared: frozenset[str]) -> list[str]:
 MANAGE_SOURCES = frozenset({Role.PLATFORM})
 """Add, sync and remove manifest sources (the Git repositories manifests come from)."""
 MANAGE_NOTIFICATIONS = frozenset({Role.ADMIN, Role.PLATFORM})
-"""Subscribe notification channels to events (and, on the delivery side, manage channels)."""
+"""Add, test and remove notification channels (Slack, Teams, email, signed webhooks) and
+subscribe them to events."""
 MANAGE_SCM = frozenset({Role.PLATFORM})
 """Connect Git hosts (the connections hold their tokens), make the gate a required check."""
 

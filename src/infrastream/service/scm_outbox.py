@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from infrastream.scm import Annotation, AnnotationLevel, CommitStatus, StatusReceipt, StatusState
@@ -26,11 +26,8 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import scm_statuses
 
 from .context import Services
+from .records.outboxes import LEASE, backoff, due, unclaimed
 from .records.read_model import ReadModel
-
-LEASE = timedelta(seconds=60)
-MAX_BACKOFF = 300.0
-"""Seconds: retries back off 2, 4, 8 … up to five minutes (or what the host asks for)."""
 
 
 def pending_key(connection: str, repository: str, sha: str, context: str) -> str:
@@ -137,8 +134,7 @@ def retry(services: Services, connection: str, claimed: Claimed, error: str,
     due statuses until then (the host is down for them too). Returns when."""
     now = services.now()
     attempts = claimed.attempts + 1
-    wait = min(MAX_BACKOFF, max(delay or 0.0, float(2 ** min(attempts, 9))))
-    when = now + timedelta(seconds=wait)
+    when = now + timedelta(seconds=backoff(attempts, delay))
     with services.transaction() as conn:
         conn.execute(update(scm_statuses).where(scm_statuses.c.id == claimed.id).values(
             attempts=attempts, next_attempt_at=when, claimed_until=None, last_error=error[:500],
@@ -198,12 +194,11 @@ def recent(services: Services, connection: str | None = None,
 
 
 def _unclaimed(now: datetime) -> Any:
-    return or_(scm_statuses.c.claimed_until.is_(None), scm_statuses.c.claimed_until < now)
+    return unclaimed(scm_statuses, now)
 
 
 def _due(now: datetime) -> Any:
-    return and_(scm_statuses.c.outcome == "pending", scm_statuses.c.next_attempt_at <= now,
-                _unclaimed(now))
+    return due(scm_statuses, now)
 
 
 def _release(conn: Connection, row_id: int) -> None:

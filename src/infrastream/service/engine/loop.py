@@ -51,6 +51,7 @@ from ..records.nodes import Node
 from ..records.occupancy import hold
 from . import state as engine_state
 from .deploy_job import run_deploy
+from .notify_job import due_deliveries
 from .notify_pass import NotifyPass
 from .prerelease_job import run_prerelease
 from .scm_pass import gate_pass
@@ -182,7 +183,9 @@ class Engine:
         self._prereleases(prereleases)
         for key, job, arg in gate_pass(self.services, gate_work):  # pull requests, merges, statuses
             self._submit(key, job, self.services, arg)
-        next_wake: float | None = None
+        deliveries, next_wake = due_deliveries(self.services)  # notifications, per channel
+        for key, job, arg in deliveries:
+            self._submit(key, job, self.services, arg)
         changed = False
         for release in state.releases:
             try:
