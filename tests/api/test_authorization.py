@@ -118,6 +118,13 @@ def _calls(api: Api, prefix: str) -> dict[str, Call]:
             lambda c: {"channel": "nowhere", "selector": "everyone"}),
         "`DELETE /notification-subscriptions/{subscription_id}`": Call(
             "DELETE", "/notification-subscriptions/999"),
+        "`POST /notification-channels`": Call(
+            "POST", "/notification-channels", lambda c: {
+                "name": f"hook-{_slug(c)}", "kind": "webhook",
+                "url": "http://127.0.0.1:9/hook", "secret": "s" * 32}),
+        "`DELETE /notification-channels/{name}`": Call("DELETE", "/notification-channels/none"),
+        "`POST /notification-channels/{name}/test`": Call(
+            "POST", "/notification-channels/none/test"),
     }
 
 

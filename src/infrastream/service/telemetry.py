@@ -63,7 +63,7 @@ HTTP_SECONDS = Histogram("infrastream_http_request_seconds",
 SCM_STATUSES = Counter("infrastream_scm_status_deliveries_total",
                        "Commit statuses sent to the SCM host (outbox), by outcome",
                        ["outcome"])
-NOTIFICATIONS = Counter("infrastream_notification_deliveries_total",
+NOTIFICATION_DELIVERIES = Counter("infrastream_notification_deliveries_total",
                         "Notifications sent to channels (outbox), by channel kind and outcome "
                         "(delivered, retried, failed)", ["kind", "outcome"])
 WEBHOOKS = Counter("infrastream_webhooks_received_total",

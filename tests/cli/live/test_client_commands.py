@@ -236,7 +236,8 @@ def test_login_writes_a_private_config_that_later_commands_use(
 
     me = cli("whoami", "-o", "json", token=None)
     assert me.code == 0, me
-    assert json.loads(me.out) == {"name": "admin", "roles": ["admin"], "server": server.url}
+    assert json.loads(me.out) == {"name": "admin", "roles": ["admin"], "server": server.url,
+                                  "tokenExpiresAt": None}
     assert cli("whoami", token=None).out.startswith("admin (admin)")
 
 

@@ -66,20 +66,20 @@ def deliver_due(services: Services, channel: str) -> None:
                 sender.send(claimed.notification)
             except TransientError as exc:
                 outbox.retry(services, claimed, exc.reason, exc.delay)
-                telemetry.NOTIFICATIONS.labels(kind, "retried").inc()
+                telemetry.NOTIFICATION_DELIVERIES.labels(kind, "retried").inc()
                 return
             except PermanentError as exc:
                 outbox.failed(services, claimed, exc.reason)
-                telemetry.NOTIFICATIONS.labels(kind, "failed").inc()
+                telemetry.NOTIFICATION_DELIVERIES.labels(kind, "failed").inc()
                 continue
             except Exception as exc:  # an adapter bug: keep it, try again later
                 log.exception("sending a notification to %s failed", channel)
                 outbox.retry(services, claimed, f"unexpected error: {type(exc).__name__}",
                              None)
-                telemetry.NOTIFICATIONS.labels(kind, "retried").inc()
+                telemetry.NOTIFICATION_DELIVERIES.labels(kind, "retried").inc()
                 return
             outbox.delivered(services, claimed)
-            telemetry.NOTIFICATIONS.labels(kind, "delivered").inc()
+            telemetry.NOTIFICATION_DELIVERIES.labels(kind, "delivered").inc()
     finally:
         sender.close()
 
@@ -87,4 +87,4 @@ def deliver_due(services: Services, channel: str) -> None:
 def _give_up(services: Services, channel: str, reason: str) -> None:
     while (claimed := outbox.claim(services, channel)) is not None:
         outbox.failed(services, claimed, reason)
-        telemetry.NOTIFICATIONS.labels("unknown", "failed").inc()
+        telemetry.NOTIFICATION_DELIVERIES.labels("unknown", "failed").inc()
