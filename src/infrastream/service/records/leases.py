@@ -35,6 +35,7 @@ LEASE_SECONDS = 30.0
 _LOCK_ROW = (select(job_leases.c.owner, job_leases.c.expires)
              .where(job_leases.c.key == bindparam("key"))
              .with_for_update(skip_locked=True))
+_EXISTS = select(job_leases.c.key).where(job_leases.c.key == bindparam("key"))
 _TAKE = (update(job_leases).where(job_leases.c.key == bindparam("lease_key"))
          .values(owner=bindparam("owner"), expires=bindparam("expires")))
 _RENEW = (update(job_leases)
@@ -51,6 +52,7 @@ class Leases:
     def __init__(self, db: Engine, owner: str, seconds: float = LEASE_SECONDS) -> None:
         self.db, self.owner, self.seconds = db, owner, seconds
         self._held: set[str] = set()
+        self._made: set[str] = set()  # rows `hold` made (they stay)
         self._lock = threading.Lock()
         insert = pg_insert if db.dialect.name == "postgresql" else sqlite_insert
         self._ensure = insert(job_leases).values(
@@ -75,18 +77,23 @@ class Leases:
     def hold(self, conn: Connection, key: str) -> bool:
         """Take the lease of `key` for the rest of `conn`'s write transaction, for work done
         in that transaction alone: True when this server may do it. No claim and no release
-        of their own, and nothing written once the row exists: the row lock (`FOR UPDATE
-        SKIP LOCKED`) is the lease, held until the commit, so a second server's transaction
-        skips the work instead of waiting. A live `claim` of the same key (another server's)
-        still wins. On SQLite the write transaction already holds the database's write lock."""
+        of their own: the row lock (`FOR UPDATE SKIP LOCKED`) is the lease, held until the
+        commit, so a second server's transaction skips the work instead of waiting. The row
+        is made once per process in a transaction of its own (so nobody waits for an
+        uncommitted one) and stays, unowned. A live `claim` of the same key (another
+        server's) still wins. On SQLite the write transaction already holds the database's
+        write lock, and there is one server."""
         if conn.dialect.name != "postgresql":
             return True
+        if key not in self._made:  # once per process, committed apart: nobody waits for it
+            with writing(self.db) as own:
+                own.execute(self._ensure, {"lease_key": key})
+            self._made.add(key)
         row = conn.execute(_LOCK_ROW, {"key": key}).first()
-        if row is None:  # never made, or locked by another server right now
-            conn.execute(self._ensure, {"lease_key": key})
-            row = conn.execute(_LOCK_ROW, {"key": key}).first()
-            if row is None:
-                return False
+        if row is None:  # locked by another server right now, or gone (a `release`)
+            if conn.execute(_EXISTS, {"key": key}).first() is None:
+                self._made.discard(key)  # made again next time
+            return False
         return row.owner in (None, self.owner) or row.expires <= time.time()
 
     def release(self, key: str) -> None:
