@@ -281,6 +281,9 @@ def test_a_wait_no_subscription_hears_is_recorded_without_deliveries_and_counted
                                          {"kind": "approval.waiting"}) or 0.0
 
     before = counted()
+    # a subscription exists, but it does not hear waits (with none at all nothing is recorded)
+    subscriptions.subscribe(story.services, ADMIN, "rm-mail", selector="role",
+                            value="release-manager", events=["release.failed"])
     engine = Engine(story.services, poll=3600)
     story.record_versions("1.0.0")
     release = story.cut_release()
@@ -296,6 +299,81 @@ def test_a_wait_no_subscription_hears_is_recorded_without_deliveries_and_counted
     assert counted() == before + 1
 
 
+def test_without_subscriptions_nothing_is_recorded_and_the_first_hears_what_waits_still(
+        world):
+    """No subscription: the pass reads, writes and claims nothing for notifications. The
+    first subscription is told of the promotion that still waits, not of the rejection that
+    happened before it, even when the cursor lags behind it (a subscription hears what
+    happens from its creation on); what happens afterwards is told."""
+    from sqlalchemy import event, update
+
+    from infrastream.service.records import notification_cursor
+    from infrastream.store.tables import job_leases, server_settings
+
+    story, clock = world
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(f"{statement} {parameters}")
+
+    engine = Engine(story.services, poll=3600)
+    release = _to_staging_gate(story, clock, engine)
+    promotions.reject(story.services, QUINN, release, "the checkout regression is back")
+    promotions.promote(story.services, RELEASE_MANAGER, release)
+    event.listen(story.services.db, "before_cursor_execute", seen)
+    try:
+        passes(engine)
+    finally:
+        event.remove(story.services.db, "before_cursor_execute", seen)
+    assert story.status(release)["stages"][1]["state"] == "awaiting-approval"
+    assert events(story) == []
+    touched = [s for s in statements if "notification_events" in s
+               or notification_cursor.KEY in s or "'notifications'" in s]
+    assert touched == []
+    with story.services.db.connect() as conn:
+        assert conn.execute(job_leases.select().where(
+            job_leases.c.key == "notifications")).first() is None
+
+    clock.advance(minutes=1)
+    subscriptions.subscribe(story.services, ADMIN, "qa-slack", selector="role", value="qa")
+    with story.services.transaction() as conn:  # as if it lagged (the audit chainer's order)
+        conn.execute(update(server_settings).where(
+            server_settings.c.key == notification_cursor.KEY).values(value="0"))
+    passes(engine)
+    waiting = events(story, "approval.waiting")
+    assert [(w["key"].rsplit(":", 2)[-2:], w["channels"]) for w in waiting] == [
+        (["2", "qa"], ["qa-slack"])]  # the request still waiting; the first one was rejected
+    assert events(story, "release.rejected") == []  # before anybody listened
+
+    promotions.reject(story.services, QUINN, release, "still broken")
+    passes(engine)
+    rejected = events(story, "release.rejected")
+    assert [(r["details"]["reason"], r["channels"]) for r in rejected] == [
+        ("still broken", ["qa-slack"])]
+    assert len(events(story, "approval.waiting")) == 1
+
+
+def test_the_first_subscription_moves_the_cursor_past_what_came_before(world):
+    from infrastream.service.records import notification_cursor
+    from infrastream.store.tables import audit_log
+
+    story, clock = world
+    engine = Engine(story.services, poll=3600)
+    _to_staging_gate(story, clock, engine)
+    with story.services.db.connect() as conn:
+        assert notification_cursor.read(conn) == 0  # as the migration left it: never moved
+    subscriptions.subscribe(story.services, ADMIN, "qa-slack", selector="role", value="qa")
+    with story.services.db.connect() as conn:
+        moved = notification_cursor.read(conn)
+        newest = conn.execute(audit_log.select().order_by(audit_log.c.seq.desc())
+                              .limit(1)).first()
+    assert moved is not None and newest is not None
+    assert newest.action == "notification.subscribe" and moved == newest.seq - 1
+    subscriptions.subscribe(story.services, ADMIN, "rm-mail", selector="everyone")
+    with story.services.db.connect() as conn:
+        assert notification_cursor.read(conn) == moved  # only the first one moves it
+
+
 def test_a_broken_notification_pass_never_holds_up_the_engine(world, monkeypatch, caplog):
     from infrastream.service import notifications
 
@@ -305,6 +383,7 @@ def test_a_broken_notification_pass_never_holds_up_the_engine(world, monkeypatch
         raise RuntimeError("the notification pass broke")
 
     monkeypatch.setattr(notifications, "waiting", broken)
+    subscriptions.subscribe(story.services, ADMIN, "qa-slack", selector="role", value="qa")
     engine = Engine(story.services, poll=3600)
     release = _to_staging_gate(story, clock, engine)
     assert "notification pass failed" in caplog.text

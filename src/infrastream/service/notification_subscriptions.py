@@ -5,7 +5,9 @@ concern a role, a team, a person, or everyone, of the kinds listed (every kind w
 Admins and the platform team manage them (`roles.MANAGE_NOTIFICATIONS`), every change is
 audited, and what a subscription names must exist: the channel, the role (built in or named
 by a manifest), the team, the user, the event kinds. `channels_for` is the matching rule the
-engine's notification pass applies to each notification it records.
+engine's notification pass applies to each notification it records. A subscription hears
+what happens from its creation on: while none exists the pass records nothing, and the first
+one moves the pass's audit cursor past what came before (`records.notification_cursor`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .auditing import trail as audit
 from .context import Services
 from .permissions import require
 from .readmodel import ReadModel
+from .records import notification_cursor
 from .records.manifests import current_bundle
 
 
@@ -130,6 +133,9 @@ def subscribe(services: Services, principal: Principal, channel: str, *, selecto
             if _existing(conn, channel, track, chosen, target) is not None:
                 # the unique constraint cannot see it when `track` is NULL (NULLs differ)
                 raise IntegrityError("duplicate subscription", None, ValueError())
+            if conn.execute(select(notification_subscriptions.c.id).limit(1)).first() is None:
+                # the first one: nobody heard what happened so far, nor will (see the cursor)
+                notification_cursor.skip_to_newest(conn)
             new_id = inserted_id(conn.execute(insert(notification_subscriptions).values(
                 channel=channel, track=track, selector=chosen.value, value=target,
                 events=[k.value for k in kinds], created_at=now, created_by=principal.name)))

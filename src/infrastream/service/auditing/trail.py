@@ -109,6 +109,8 @@ _LOCK = text(f"SELECT pg_advisory_xact_lock({_CHAINER_KEY})")
 _PEND = insert(audit_pending)
 _TAKE = delete(audit_pending).returning(*audit_pending.c)
 _ANY_WAITING = select(audit_pending.c.id).limit(1)
+ANY_WAITING = select(audit_pending.c.id).exists()
+"""Whether an entry waits for the chainer, as a column (the engine asks it with others)."""
 _WAITING = select(func.count()).select_from(audit_pending)
 
 

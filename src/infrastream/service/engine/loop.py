@@ -1,7 +1,9 @@
 """The engine: a level-triggered loop that moves every active release forward.
 
 Each pass reads the stored state of every active release (`engine_state`: one read
-transaction, a few statements however many releases are active) and does every step each
+transaction, a few statements however many releases are active; in the same transaction one
+statement asks what else there is to do, `looks`: audit entries to chain, the SCM gate's
+work, notification deliveries, subscriptions) and does every step each
 release can take (`engine_steps`): clear a promotion whose gates are met, start the
 deployments of a queued stage once its environments are free, collect finished deployments,
 start and collect the stage's checks, let a soak run out. Steps chain within the pass, so
@@ -51,11 +53,11 @@ from ..records.nodes import Node
 from ..records.occupancy import hold
 from . import state as engine_state
 from .deploy_job import run_deploy
+from .looks import look
 from .notify_job import due_deliveries
 from .notify_pass import NotifyPass
 from .prerelease_job import run_prerelease
 from .scm_pass import gate_pass
-from .scm_pass import probe as gate_probe
 from .steps import advance
 
 log = logging.getLogger("infrastream.engine")
@@ -157,12 +159,11 @@ class Engine:
         started = time.monotonic()
         sweep = self._swept_at is None or started - self._swept_at >= self.poll
         with self.services.db.connect() as conn:  # one read transaction for the looks
-            waiting = audit.any_waiting(conn)
+            looks = look(conn, self.notify)
             state = engine_state.read(self.services, conn)
             orphans = self._deploying_outside(conn, state.newest_deployment, sweep)
             prereleases = self._open_prereleases(conn, state.newest_prerelease, sweep)
-            gate_work = gate_probe(conn)  # last: a failed probe must not fail the reads
-        if waiting:
+        if looks.audit_waiting:
             audit.settle(self.services.db, looked=True)  # left waiting by contended writers
         if sweep:
             self._swept_at = started
@@ -181,12 +182,15 @@ class Engine:
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id,
                          environment=orphan.environment)
         self._prereleases(prereleases)
-        for key, job, arg in gate_pass(self.services, gate_work):  # pull requests, merges, statuses
+        for key, job, arg in gate_pass(self.services, looks.gate):  # pull requests, merges, …
             self._submit(key, job, self.services, arg)
-        deliveries, next_wake = due_deliveries(self.services)  # notifications, per channel
+        # notifications, per channel
+        deliveries, next_wake = due_deliveries(self.services, looks.deliveries_pending)
         for key, job, arg in deliveries:
             self._submit(key, job, self.services, arg)
         changed = False
+        # what may have added audit entries since the looks (the notification pass looks again)
+        audited = looks.audit_waiting or looks.gate[0] or looks.gate[1]
         for release in state.releases:
             try:
                 steps = advance(self.services, release, state, self.services.now())
@@ -201,9 +205,11 @@ class Engine:
             for key, job, row_id, environment in steps.jobs:
                 self._submit(key, job, self.services, row_id, environment=environment)
             changed = changed or steps.changed
+            audited = audited or steps.audited
             if steps.wake is not None:
                 next_wake = steps.wake if next_wake is None else min(next_wake, steps.wake)
-        reminder = self.notify.run(state)  # who is told what; never raises
+        # who is told what; never raises
+        reminder = self.notify.run(state, looks.subscribed, None if audited else looks.audit)
         if reminder is not None:
             next_wake = reminder if next_wake is None else min(next_wake, reminder)
         if changed:

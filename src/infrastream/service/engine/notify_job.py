@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists
 
 from infrastream.domain.errors import NotFound, PermanentError, TransientError
 from infrastream.store.tables import notification_deliveries
@@ -29,17 +29,19 @@ log = logging.getLogger("infrastream.notify")
 BATCH = 100
 """Notifications one job sends at most (the next pass hands out another job for the rest)."""
 
-_PENDING = select(exists().where(notification_deliveries.c.outcome == "pending"))
+PENDING = exists().where(notification_deliveries.c.outcome == "pending")
+"""Whether a delivery is pending (the engine asks it with its other looks, `engine.looks`)."""
 Job = tuple[str, Any, str]
 
 
-def due_deliveries(services: Services) -> tuple[list[Job], float | None]:
-    """The delivery jobs to run now, and seconds until the next retry is due."""
+def due_deliveries(services: Services, pending: bool) -> tuple[list[Job], float | None]:
+    """The delivery jobs to run now, and seconds until the next retry is due. `pending`:
+    the pass saw a pending delivery (else there is nothing to look for)."""
+    if not pending:
+        return [], None
     try:
         now = services.now()
         with services.db.connect() as conn:
-            if not conn.execute(_PENDING).scalar():
-                return [], None
             due = outbox.due_channels(conn, now)
             later = outbox.next_due(conn, now)
     except Exception:  # the loop must survive anything; the next pass retries

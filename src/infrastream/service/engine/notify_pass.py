@@ -4,19 +4,26 @@ After the releases moved, the pass hands over what it read: the stage runs still
 approval and their readiness facts. Each role a promotion waits for (people only, see
 `notifications.waiting_roles`) is a wait; the notification pass records `approval.waiting`
 once per wait, then the reminders and the escalation the track's `approvalReminders` asks
-for, and turns the audit entries chained since its cursor (`server_settings`,
-`notifications-audit-cursor`, an `audit_log.seq`) into the other kinds. Each notification goes
-to the channels whose subscriptions match it (`notification_subscriptions.channels_for`),
-through `notification_outbox.record`, deduplicated by key.
+for, and turns the audit entries chained since its cursor (`records.notification_cursor`, an
+`audit_log.seq`) into the other kinds. Each notification goes to the channels whose
+subscriptions match it (`notification_subscriptions.channels_for`), through
+`notification_outbox.record`, deduplicated by key; an audit entry older than a subscription
+is not told to it (nor recorded at all when it is older than every one).
 
-Cheap when nothing is due: this server remembers which waits it saw recorded and when their
-next follow-up falls due, and the newest audit sequence number it handled, so a pass with
-nothing new costs one primary-key lookup (`max(seq)`), and one range probe of the new audit
-entries when there are some, and writes nothing. (The stored cursor may lag behind entries
-that notify nobody: whoever reads them again finds nothing to tell, or keys recorded before.)
-When there is work, it is done under the `notifications` job lease (one server at a time) in
-one write transaction; the pass returns the seconds until the next reminder falls due, so the
-engine's timer wakes it then. Whatever fails is logged; the engine goes on.
+Free when nobody subscribed: the engine's looks (`engine.looks`) say whether a subscription
+exists, and when none does the pass reads, writes and claims nothing (a wait that still waits
+when the first subscription comes is told then; what the audit trail said before is not, see
+the cursor). Cheap when nothing is due: this server remembers which waits it saw recorded and
+when their next follow-up falls due, and the newest audit sequence number it handled, so a
+pass with nothing new costs one statement (the newest `seq`, and whether a notable entry
+follows the one handled), asked with the engine's looks when the pass itself wrote nothing,
+and writes nothing. (The stored cursor may lag behind entries that notify nobody: whoever
+reads them again finds nothing to tell, or keys recorded before.) When there is work, it is
+one write transaction, which takes the `notifications` job lease inside itself
+(`Leases.hold`: a row lock on PostgreSQL, so a second server skips the work instead of doing
+it twice; SQLite's write lock on one server); the pass returns the seconds until the next
+reminder falls due, so the engine's timer wakes it then. Whatever fails is logged; the
+engine goes on.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, select
 
 from infrastream.domain.audit_chain import AuditEntry
 from infrastream.domain.notifications import EventKind, Notification
@@ -36,8 +43,8 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import (
     audit_log,
     notification_events,
+    notification_subscriptions,
     releases,
-    server_settings,
     stage_runs,
     users,
 )
@@ -46,18 +53,26 @@ from .. import notification_outbox, telemetry
 from .. import notification_subscriptions as subscriptions
 from .. import notifications as produce
 from ..context import Services
-from ..records import release_content
+from ..records import notification_cursor, release_content
 from ..records.leases import Leases
 from .state import ActiveRelease, PassState, StageRun
 
 log = logging.getLogger("infrastream.notifications")
 
 LEASE = "notifications"
-CURSOR = "notifications-audit-cursor"
 BATCH = 500
 """Audit entries read per pass at most (the next pass goes on at once)."""
+_NONE_HANDLED = 2 ** 62
+"""The mark to look after when this server handled nothing yet (it records first anyway)."""
 
-_NEWEST_SEQ = select(func.max(audit_log.c.seq))
+SUBSCRIBED = select(notification_subscriptions.c.id).exists()
+"""Whether anybody subscribed (the engine asks it with its other looks, `engine.looks`)."""
+NEWEST_SEQ = select(func.max(audit_log.c.seq)).scalar_subquery()
+NOTABLE_AFTER = (select(audit_log.c.seq)
+                 .where((audit_log.c.seq > bindparam("notable_after"))
+                        & audit_log.c.action.in_(produce.AUDIT_ACTIONS)).exists())
+"""Whether an entry that may become a notification follows `notable_after` (a seq range)."""
+_LOOK = select(NEWEST_SEQ, NOTABLE_AFTER)
 _NOTABLE = (select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log.c.action,
                    audit_log.c.object_type, audit_log.c.object_id, audit_log.c.after)
             .where((audit_log.c.seq > bindparam("after"))
@@ -65,10 +80,15 @@ _NOTABLE = (select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log
                    & audit_log.c.action.in_(produce.AUDIT_ACTIONS))
             .order_by(audit_log.c.seq).limit(BATCH))
 """The entries after the cursor that may become a notification (a seq range scan)."""
-_ANY_NOTABLE = (select(audit_log.c.seq)
-                .where((audit_log.c.seq > bindparam("after"))
-                       & (audit_log.c.seq <= bindparam("newest"))
-                       & audit_log.c.action.in_(produce.AUDIT_ACTIONS)).limit(1))
+
+
+@dataclass(frozen=True)
+class AuditLook:
+    """What the audit trail holds for the pass: its newest `seq`, and whether an entry that
+    may become a notification follows the newest one this server handled (`handled`)."""
+
+    newest: int
+    notable: bool
 
 
 @dataclass
@@ -97,32 +117,43 @@ class NotifyPass:
         self._seen: dict[str, _Seen] = {}
         self._audit_seen: int | None = None
 
-    def run(self, state: PassState) -> float | None:
-        """Record what is due; seconds until the next follow-up falls due (None: no timer)."""
+    @property
+    def handled(self) -> int:
+        """The newest audit `seq` this server handled (what `AuditLook.notable` follows)."""
+        return _NONE_HANDLED if self._audit_seen is None else self._audit_seen
+
+    def run(self, state: PassState, subscribed: bool,
+            audit: AuditLook | None = None) -> float | None:
+        """Record what is due; seconds until the next follow-up falls due (None: no timer).
+        `subscribed`: a subscription exists; `audit`: the trail as the pass looked at it,
+        when nothing wrote to it since (else the pass looks itself)."""
         try:
-            return self._run(state)
+            return self._run(state, subscribed, audit)
         except Exception:  # notifications must never hold up the engine
             log.exception("notification pass failed")
             return None
 
-    def _run(self, state: PassState) -> float | None:
+    def _run(self, state: PassState, subscribed: bool,
+             audit: AuditLook | None) -> float | None:
+        if not subscribed:  # nobody would hear: nothing to read, record or claim
+            self._seen.clear()
+            self._audit_seen = None  # the first subscription moves the cursor
+            return None
         now = self.services.now()
         candidates = self._waits(state, now)
         self._seen = {c.wait.ident: self._seen[c.wait.ident]
                       for c in candidates if c.wait.ident in self._seen}
-        with self.services.db.connect() as conn:
-            newest = conn.execute(_NEWEST_SEQ).scalar() or 0
-            if self._audit_seen is not None and newest > self._audit_seen and conn.execute(
-                    _ANY_NOTABLE, {"after": self._audit_seen, "newest": newest}).first() is None:
-                self._audit_seen = newest  # nothing to tell since: the cursor may lag
+        if audit is None:
+            with self.services.db.connect() as conn:
+                newest, notable = conn.execute(_LOOK, {"notable_after": self.handled}).one()
+            audit = AuditLook(newest or 0, bool(notable))
+        newest = audit.newest
+        if self._audit_seen is not None and newest > self._audit_seen and not audit.notable:
+            self._audit_seen = newest  # nothing to tell since: the cursor may lag
         due = [c for c in candidates if self._due(c, now)]
         if due or newest != self._audit_seen:
-            if not self.leases.claim(LEASE):
+            if not self._record(due, newest, now):
                 return 1.0  # another server is at it: look again soon
-            try:
-                self._record(due, newest, now)
-            finally:
-                self.leases.release(LEASE)
             if self._audit_seen != newest:
                 return 0.05  # more audit entries than one batch: go on at once
         return self._next(candidates, now)
@@ -177,27 +208,34 @@ class NotifyPass:
 
     # -- recording, under the lease ----------------------------------------------------------
 
-    def _record(self, due: list[_Candidate], newest: int, now: datetime) -> None:
+    def _record(self, due: list[_Candidate], newest: int, now: datetime) -> bool:
+        """Record what is due in one write transaction, which holds the lease; False when
+        another server holds it."""
         recorded: list[Notification] = []
         seen: dict[str, _Seen] = {}
         with self.services.transaction() as conn:
+            if not self.leases.hold(conn, LEASE):
+                return False
             subs = subscriptions.read_all(conn)
+            if not subs:  # the last one went since the pass looked: the next pass rests
+                return True
             people = _people(conn) if due else []
 
-            def keep(notification: Notification) -> None:
-                channels = subscriptions.channels_for(subs, notification)
+            def keep(notification: Notification, hearing: list[Any] = subs) -> None:
+                channels = subscriptions.channels_for(hearing, notification)
                 if notification_outbox.record(conn, notification, channels, now) is not None:
                     recorded.append(notification)
 
             if due:
                 self._follow(conn, due, people, keep, seen, now)
-            handled = self._audit(conn, keep, newest)
+            handled = self._audit(conn, subs, keep, newest)
         self._seen.update(seen)  # only what committed
         for notification in recorded:
             telemetry.NOTIFICATIONS.labels(kind=notification.kind.value).inc()
         self._audit_seen = handled
         if recorded:
             log.info("notifications recorded: %s", ", ".join(n.key for n in recorded))
+        return True
 
     def _follow(self, conn: Connection, due: list[_Candidate], people: list[produce.Person],
                 keep: Any, seen_now: dict[str, _Seen], now: datetime) -> None:
@@ -237,23 +275,24 @@ class NotifyPass:
                 seen.escalated = True
             seen_now[wait.ident] = seen
 
-    def _audit(self, conn: Connection, keep: Any, newest: int) -> int:
-        """Notify what the audit entries after the cursor say happened; the new cursor."""
-        cursor = conn.execute(select(server_settings.c.value).where(
-            server_settings.c.key == CURSOR)).scalar()
-        if cursor is None:
-            conn.execute(insert(server_settings).values(key=CURSOR, value="0"))
-            cursor = "0"
-        after = int(cursor)
+    def _audit(self, conn: Connection, subs: list[Any], keep: Any, newest: int) -> int:
+        """Notify what the audit entries after the cursor say happened (each to the
+        subscriptions that existed by then); the new cursor."""
+        cursor = notification_cursor.read(conn)
+        after = cursor or 0
         if after >= newest:
+            if cursor is None:
+                notification_cursor.move(conn, after, exists=False)
             return newest
         found = [_entry(row) for row in conn.execute(_NOTABLE, {
             "after": after, "newest": newest})]
         upto = found[-1].seq if len(found) == BATCH else newest
+        since = [(utc(row.created_at) or row.created_at, row) for row in subs]
         facts: dict[str, produce.ReleaseFacts | None] = {}
         for entry in found:
-            if entry.object_type != "release":
-                continue
+            hearing = [row for created, row in since if created <= entry.at]
+            if entry.object_type != "release" or not hearing:
+                continue  # nobody subscribed yet when it happened: it is not told
             if entry.object_id not in facts:
                 facts[entry.object_id] = _release_facts(conn, entry.object_id)
             try:
@@ -263,9 +302,8 @@ class NotifyPass:
                 log.exception("audit entry %s could not become a notification", entry.seq)
                 continue
             if notification is not None:
-                keep(notification)
-        conn.execute(update(server_settings).where(server_settings.c.key == CURSOR)
-                     .values(value=str(upto)))
+                keep(notification, hearing)
+        notification_cursor.move(conn, upto, exists=cursor is not None)
         return upto if upto < newest else newest
 
 

@@ -5,8 +5,9 @@ The pull-request heads and the merges move on with database steps only (`gate_jo
 which paths a pull request changes, delivering the outbox per connection (`outbox_job`) and
 checking a manifest pull request's tree (`manifest_checks`).
 Most passes have nothing for the gate: one statement says so (four EXISTS probes on
-indexed columns), so an idle gate costs a pass one small query; the engine asks it in the
-pass's own read transaction (`probe`), so it costs no transaction of its own either.
+indexed columns), so an idle gate costs a pass next to nothing; the engine asks them with its
+other looks in the pass's own read transaction (`engine.looks`), so they cost no statement or
+transaction of their own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ _OPEN_HEADS = exists().where(gate_heads.c.done.is_(False))
 _OPEN_MERGES = exists().where(gate_merges.c.done.is_(False))
 _PENDING = exists().where(scm_statuses.c.outcome == "pending")
 _CHECKS = exists().where(manifest_checks.c.state.in_(("queued", "running")))
-_PROBE = select(_OPEN_HEADS, _OPEN_MERGES, _PENDING, _CHECKS)
+COLUMNS = (_OPEN_HEADS, _OPEN_MERGES, _PENDING, _CHECKS)
+"""The probe as columns (the engine asks them with its other looks, `engine.looks`)."""
+_PROBE = select(*COLUMNS)
 
 
 Probe = tuple[bool, bool, bool, bool]

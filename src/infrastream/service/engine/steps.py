@@ -83,6 +83,8 @@ class Steps:
         self.jobs: list[Job] = []
         self.wake: float | None = None
         self.changed = False
+        self.audited = False
+        """Whether it recorded audit entries."""
         self.deployment_ids: list[int] = []
         self.deployed: list[str] = []
         """The keys (as job keys) of the deployments done here, inside the transaction."""
@@ -163,6 +165,7 @@ class Steps:
                     break
             if self._entries:
                 audit.record_many(self._write(), self._entries)
+                self.audited = True
         self._stack = None
         for observe in self._observe:
             observe()

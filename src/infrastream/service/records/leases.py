@@ -8,7 +8,8 @@ is skipped, not waited for), and take it when it is free, expired, or already ou
 renews every lease it holds (`renew`, from one thread) while the jobs work, and deletes the
 row when a job ends. A server that dies stops renewing; when its leases expire another server
 claims the work and resumes it against the idempotent targets (the jobs record outcomes by
-compare-and-set, so work that finished just before the claim is not done again).
+compare-and-set, so work that finished just before the claim is not done again). Work that
+is one write transaction (the notification pass) takes its lease inside it instead (`hold`).
 
 The owner is the server's node name (`records.nodes` refuses a second live server with the
 same name), so a server restarted under its name takes its own leases back at once. Expiry is
@@ -21,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -34,6 +35,7 @@ LEASE_SECONDS = 30.0
 _LOCK_ROW = (select(job_leases.c.owner, job_leases.c.expires)
              .where(job_leases.c.key == bindparam("key"))
              .with_for_update(skip_locked=True))
+_EXISTS = select(job_leases.c.key).where(job_leases.c.key == bindparam("key"))
 _TAKE = (update(job_leases).where(job_leases.c.key == bindparam("lease_key"))
          .values(owner=bindparam("owner"), expires=bindparam("expires")))
 _RENEW = (update(job_leases)
@@ -50,6 +52,7 @@ class Leases:
     def __init__(self, db: Engine, owner: str, seconds: float = LEASE_SECONDS) -> None:
         self.db, self.owner, self.seconds = db, owner, seconds
         self._held: set[str] = set()
+        self._made: set[str] = set()  # rows `hold` made (they stay)
         self._lock = threading.Lock()
         insert = pg_insert if db.dialect.name == "postgresql" else sqlite_insert
         self._ensure = insert(job_leases).values(
@@ -70,6 +73,28 @@ class Leases:
         with self._lock:
             self._held.add(key)
         return True
+
+    def hold(self, conn: Connection, key: str) -> bool:
+        """Take the lease of `key` for the rest of `conn`'s write transaction, for work done
+        in that transaction alone: True when this server may do it. No claim and no release
+        of their own: the row lock (`FOR UPDATE SKIP LOCKED`) is the lease, held until the
+        commit, so a second server's transaction skips the work instead of waiting. The row
+        is made once per process in a transaction of its own (so nobody waits for an
+        uncommitted one) and stays, unowned. A live `claim` of the same key (another
+        server's) still wins. On SQLite the write transaction already holds the database's
+        write lock, and there is one server."""
+        if conn.dialect.name != "postgresql":
+            return True
+        if key not in self._made:  # once per process, committed apart: nobody waits for it
+            with writing(self.db) as own:
+                own.execute(self._ensure, {"lease_key": key})
+            self._made.add(key)
+        row = conn.execute(_LOCK_ROW, {"key": key}).first()
+        if row is None:  # locked by another server right now, or gone (a `release`)
+            if conn.execute(_EXISTS, {"key": key}).first() is None:
+                self._made.discard(key)  # made again next time
+            return False
+        return row.owner in (None, self.owner) or row.expires <= time.time()
 
     def release(self, key: str) -> None:
         """The job ended (whatever its outcome): the lease row goes."""
