@@ -88,8 +88,9 @@ def server_ms(base: str, token: str, path: str, calls: int = 30) -> float:
 
 
 def main(runs: int) -> int:
-    from engine import sources  # the example's manifests on the noop target
     from scale_out import cluster
+
+    from engine import sources  # the example's manifests on the noop target
 
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "0"}
     infrastream = [sys.executable, "-m", "infrastream.cli.main"]
