@@ -46,6 +46,8 @@ def test_release_status_loads_no_models_database_crypto_or_server():
     assert loaded == []
     commands = sorted(n for n in names if n.startswith("infrastream.cli.") and n.endswith("_cmd"))
     assert commands == ["infrastream.cli.release_cmd"]
+    # nor pydantic (typer 0.29 builds a TypeAdapter per parameter) nor the YAML library
+    assert not {"pydantic", "yaml"} & names
 
 
 def test_login_sso_loads_neither_cryptography_nor_the_service():

@@ -7,7 +7,6 @@ from enum import StrEnum
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 
 console = Console(highlight=False, soft_wrap=True)
@@ -30,6 +29,8 @@ def emit(data: Any, output: Output) -> None:
     if output is Output.JSON:
         typer.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
     else:
+        import yaml  # only for -o yaml: most commands never need the YAML library
+
         typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip())
 
 
