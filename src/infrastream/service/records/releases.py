@@ -45,12 +45,33 @@ def parse_ref(text: str) -> ReleaseRef:
     return ReleaseRef(app_set, name)
 
 
+_BY_REF = (releases.c.app_set == bindparam("app_set")) & (releases.c.name == bindparam("name"))
+_FIND = select(releases).where(_BY_REF)
+_LEAN = [column for column in releases.c if column.name != "content"]
+"""A release row without its `content`: decoding that JSON is most of a row's cost, and the
+parsed content is one `release_content.load` away (cached by digest)."""
+_FIND_LEAN = select(*_LEAN).where(_BY_REF)
+
+
 def find(conn: Connection, ref: ReleaseRef) -> Any:
-    row = conn.execute(select(releases).where(
-        (releases.c.app_set == ref.app_set) & (releases.c.name == ref.name))).first()
+    row = conn.execute(_FIND, {"app_set": ref.app_set, "name": ref.name}).first()
     if row is None:
         raise NotFound(f"release `{ref}` does not exist")
     return row
+
+
+def find_lean(conn: Connection, ref: ReleaseRef) -> Any:
+    """`find` without the row's `content`: what a use case that acts on the release needs
+    (`content_of` has its parsed content, cached by digest)."""
+    row = conn.execute(_FIND_LEAN, {"app_set": ref.app_set, "name": ref.name}).first()
+    if row is None:
+        raise NotFound(f"release `{ref}` does not exist")
+    return row
+
+
+def content_of(conn: Connection, release: Any) -> release_content.ReleaseContent:
+    """The parsed content of a release row (lean or not), read only when not cached."""
+    return release_content.load(conn, release.id, release.digest)
 
 
 def release_stages(release: Any) -> list[Stage]:
@@ -62,9 +83,21 @@ def release_track(release: Any) -> ReleaseTrack:
     return release_content.of_row(release).track
 
 
+_STAGE_ROWS = (select(stage_runs).where(stage_runs.c.release_id == bindparam("release_id"))
+               .order_by(stage_runs.c.stage_index))
+
+
+_LOCKED_STAGE_ROWS = _STAGE_ROWS.with_for_update()
+
+
 def stage_rows(conn: Connection, release_id: int) -> list[Any]:
-    return list(conn.execute(select(stage_runs).where(stage_runs.c.release_id == release_id)
-                             .order_by(stage_runs.c.stage_index)))
+    return list(conn.execute(_STAGE_ROWS, {"release_id": release_id}))
+
+
+def locked_stage_rows(conn: Connection, release_id: int) -> list[Any]:
+    """`stage_rows`, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite: the
+    write lock BEGIN IMMEDIATE took)."""
+    return list(conn.execute(_LOCKED_STAGE_ROWS, {"release_id": release_id}))
 
 
 _APPROVALS = (
@@ -93,9 +126,6 @@ def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
 
 _LAST_STAGE = (select(func.max(stage_runs.c.stage_index))
                .where(stage_runs.c.release_id == releases.c.id).scalar_subquery())
-_LEAN = [column for column in releases.c if column.name != "content"]
-"""A release row without its `content`: decoding that JSON is most of a row's cost, and the
-parsed content is one `release_content.load` away (cached by digest)."""
 _IN_PRODUCTION = (
     select(*_LEAN)
     .join(deployments, deployments.c.release_id == releases.c.id)
