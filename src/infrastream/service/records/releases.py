@@ -100,12 +100,24 @@ def locked_stage_rows(conn: Connection, release_id: int) -> list[Any]:
     return list(conn.execute(_LOCKED_STAGE_ROWS, {"release_id": release_id}))
 
 
+_APPROVAL_COLUMNS = (approvals.c.stage_run_id, approvals.c.user, approvals.c.role,
+                     approvals.c.at, approvals.c.digest, approvals.c.request_id,
+                     approvals.c.comment)
 _APPROVALS = (
-    select(approvals.c.stage_run_id, approvals.c.user, approvals.c.role, approvals.c.at,
-           approvals.c.digest, approvals.c.request_id, approvals.c.comment)
+    select(*_APPROVAL_COLUMNS)
     .where(approvals.c.stage_run_id.in_(bindparam("ids", expanding=True))
            & (approvals.c.decision == "approve"))
     .order_by(approvals.c.id))
+_APPROVALS_OF_ONE = (
+    select(*_APPROVAL_COLUMNS)
+    .where((approvals.c.stage_run_id == bindparam("id")) & (approvals.c.decision == "approve"))
+    .order_by(approvals.c.id))
+"""`_APPROVALS` for one run: no expanding IN to render at every execution."""
+
+
+def _approval(row: Any) -> Approval:
+    return Approval(row.user, row.role, utc(row.at) or row.at, row.digest, row.request_id,
+                    row.comment)
 
 
 def approvals_by_run(conn: Connection, run_ids: Iterable[int]) -> dict[int, list[Approval]]:
@@ -115,13 +127,12 @@ def approvals_by_run(conn: Connection, run_ids: Iterable[int]) -> dict[int, list
     if not ids:
         return found
     for row in conn.execute(_APPROVALS, {"ids": ids}):
-        found[row.stage_run_id].append(Approval(row.user, row.role, utc(row.at) or row.at,
-                                                row.digest, row.request_id, row.comment))
+        found[row.stage_run_id].append(_approval(row))
     return found
 
 
 def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
-    return approvals_by_run(conn, [stage_run_id])[stage_run_id]
+    return [_approval(row) for row in conn.execute(_APPROVALS_OF_ONE, {"id": stage_run_id})]
 
 
 _LAST_STAGE = (select(func.max(stage_runs.c.stage_index))
