@@ -43,9 +43,7 @@ from .records.releases import (
     active_fixes,
     approvals_of,
     content_of,
-    find_lean,
-    locked_stage_rows,
-    stage_rows,
+    find_with_runs,
 )
 from .records.shapes import FreezeOverride, GuardOverride
 from .releases import guard_override
@@ -149,12 +147,11 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
     freeze_override_reason = optional_text("the freeze override reason", freeze_override_reason)
     now = services.now()
     with services.transaction() as conn:
-        release = find_lean(conn, ref)
+        release, rows = find_with_runs(conn, ref)
         require(principal, promoters(release.lane), "promote releases")
         if release.state != "active":
             raise Conflict(f"release {ref} is {release.state}; only active releases promote")
         content = content_of(conn, release)
-        rows = stage_rows(conn, release.id)
         waiting = next((r for r in rows if r.state in _ENTERING), None)
         if waiting is not None and (freeze_override_reason is not None
                                     or override_reason is not None):
@@ -244,14 +241,15 @@ def _override_request(services: Services, conn: Connection, principal: Principal
                               if guard is not None else None)
 
 
-def _awaiting(conn: Connection, release: Any, content: ReleaseContent,
-              ref: ReleaseRef) -> tuple[Any, Stage]:
-    """The stage run waiting for approval, locked until the transaction ends (PostgreSQL:
-    FOR UPDATE; SQLite: the write lock BEGIN IMMEDIATE took), so concurrent approvals of
-    one promotion are counted one after the other."""
-    for row in locked_stage_rows(conn, release.id):
+def _awaiting(conn: Connection, ref: ReleaseRef) -> tuple[Any, ReleaseContent, Any, Stage]:
+    """The release, its content, and its stage run waiting for approval, locked until the
+    transaction ends (PostgreSQL: FOR UPDATE; SQLite: the write lock BEGIN IMMEDIATE took),
+    so concurrent approvals of one promotion are counted one after the other."""
+    release, locked = find_with_runs(conn, ref, lock=True)
+    content = content_of(conn, release)
+    for row in locked:
         if row.state == StageState.AWAITING_APPROVAL:
-            return row, content.stages(release.lane)[row.stage_index]
+            return release, content, row, content.stages(release.lane)[row.stage_index]
     raise Conflict(f"no promotion of {ref} is waiting for approval")
 
 
@@ -263,9 +261,7 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
     now = services.now()
     refusal: InfrastreamError | None = None
     with services.transaction() as conn:
-        release = find_lean(conn, ref)
-        content = content_of(conn, release)
-        row, stage = _awaiting(conn, release, content, ref)
+        release, content, row, stage = _awaiting(conn, ref)
         track = content.track
         verdict = check_can_approve(
             user=principal.name, user_roles=sorted(principal.roles), role=role,
@@ -307,8 +303,7 @@ def reject(services: Services, principal: Principal, ref: ReleaseRef,
     reason = free_text("the reason", reason)
     now = services.now()
     with services.transaction() as conn:
-        release = find_lean(conn, ref)
-        row, stage = _awaiting(conn, release, content_of(conn, release), ref)
+        release, _content, row, stage = _awaiting(conn, ref)
         allowed = deciders({r.role for r in stage.approvals})
         if not principal.holds(allowed):
             raise Forbidden(f"{principal.name} may not reject this promotion: it needs one of "

@@ -7,6 +7,7 @@ never from today's manifests.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,28 @@ def find_lean(conn: Connection, ref: ReleaseRef) -> Any:
     return row
 
 
+_LeanRelease = namedtuple("_LeanRelease", [c.name for c in _LEAN])  # type: ignore[misc]
+_Run = namedtuple("_Run", [c.name for c in stage_runs.c])  # type: ignore[misc]
+_WITH_RUNS = (select(*_LEAN, *stage_runs.c)
+              .join_from(releases, stage_runs, stage_runs.c.release_id == releases.c.id)
+              .where(_BY_REF).order_by(stage_runs.c.stage_index))
+_WITH_LOCKED_RUNS = _WITH_RUNS.with_for_update(of=stage_runs)
+
+
+def find_with_runs(conn: Connection, ref: ReleaseRef, *,
+                   lock: bool = False) -> tuple[Any, list[Any]]:
+    """`find_lean` and `stage_rows` in one statement: the release and its stage runs, first
+    stage first; `lock` locks the runs until the transaction ends (PostgreSQL: FOR UPDATE OF
+    stage_runs, the release row stays unlocked; SQLite: the write lock BEGIN IMMEDIATE
+    took)."""
+    rows = conn.execute(_WITH_LOCKED_RUNS if lock else _WITH_RUNS,
+                        {"app_set": ref.app_set, "name": ref.name}).all()
+    if not rows:  # no such release, or one without stage runs
+        return find_lean(conn, ref), []
+    width = len(_LEAN)
+    return (_LeanRelease(*rows[0][:width]), [_Run(*row[width:]) for row in rows])
+
+
 def content_of(conn: Connection, release: Any) -> release_content.ReleaseContent:
     """The parsed content of a release row (lean or not), read only when not cached."""
     return release_content.load(conn, release.id, release.digest)
@@ -87,17 +110,8 @@ _STAGE_ROWS = (select(stage_runs).where(stage_runs.c.release_id == bindparam("re
                .order_by(stage_runs.c.stage_index))
 
 
-_LOCKED_STAGE_ROWS = _STAGE_ROWS.with_for_update()
-
-
 def stage_rows(conn: Connection, release_id: int) -> list[Any]:
     return list(conn.execute(_STAGE_ROWS, {"release_id": release_id}))
-
-
-def locked_stage_rows(conn: Connection, release_id: int) -> list[Any]:
-    """`stage_rows`, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite: the
-    write lock BEGIN IMMEDIATE took)."""
-    return list(conn.execute(_LOCKED_STAGE_ROWS, {"release_id": release_id}))
 
 
 _APPROVAL_COLUMNS = (approvals.c.stage_run_id, approvals.c.user, approvals.c.role,
