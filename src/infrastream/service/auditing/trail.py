@@ -23,12 +23,13 @@ record is also what lets `verify` notice a deleted newest entry.
 
 The statements every audited write runs (become the chainer, look for waiting entries, move
 the head, append) go through the raw DB-API cursor of the transaction's connection, on
-SQLite and PostgreSQL: SQLAlchemy's per-statement cost (about 150 µs each, several times the
-statement itself) was most of an audited write. Their values are what SQLAlchemy would have
-bound (the `at` column's own bind processor, `before`/`after` as `CanonicalJSON` writes
-them), so the stored rows and the chain are the same; a driver error is raised as
-SQLAlchemy's, like every other statement's. The rare paths (entries left waiting, a head
-moved by another process) stay on SQLAlchemy.
+SQLite and PostgreSQL: each is a tiny statement, and SQLAlchemy's per-statement execution
+cost (issue 18: an audited write ~530 µs CPU through it, ~70 µs raw) was most of an audited
+write, in every use case and engine step. Their values are what SQLAlchemy would have bound
+(the `at` column's own bind processor, `before`/`after` as `CanonicalJSON` writes them), so
+the stored rows and the chain are the same; a driver error is raised as SQLAlchemy's
+exception, like every other statement's. The rare paths (entries left waiting, a head moved
+by another process) stay on SQLAlchemy, and so does the rest of the project.
 """
 
 from __future__ import annotations
@@ -141,16 +142,18 @@ class _Raw:
 
 _COLUMNS = ("seq", "at", "actor", "action", "object_type", "object_id", "before", "after",
             "prev_hash", "hash")
-_raw_dialects: dict[str, _Raw | None] = {}
+_raw_dialects: dict[tuple[str, str], _Raw | None] = {}
 
 
 def _raw(dialect: Dialect) -> _Raw | None:
-    """The raw statements for SQLite (qmark) and PostgreSQL (psycopg, format); None for any
-    other database (it stays on SQLAlchemy)."""
-    if dialect.name in _raw_dialects:
-        return _raw_dialects[dialect.name]
+    """The raw statements for SQLite (qmark) and PostgreSQL (psycopg: format); None for any
+    other database or parameter style (it stays on SQLAlchemy)."""
+    key = (dialect.name, dialect.driver)
+    if key in _raw_dialects:
+        return _raw_dialects[key]
     found = None
-    if dialect.name in ("sqlite", "postgresql"):
+    if (dialect.name, dialect.paramstyle) in (("sqlite", "qmark"), ("postgresql", "pyformat"),
+                                              ("postgresql", "format")):
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
         json = mark if dialect.name == "sqlite" else f"{mark}::json"
         marks = ", ".join(json if c in ("before", "after") else mark for c in _COLUMNS)
@@ -163,13 +166,12 @@ def _raw(dialect: Dialect) -> _Raw | None:
                       f'WHERE "key" = {mark} AND value = {mark}',
             append=f"INSERT INTO audit_log ({names}) VALUES ({marks})",
             at=bind_at or (lambda value: value))
-    _raw_dialects[dialect.name] = found
+    _raw_dialects[key] = found
     return found
 
 
 def _cursor_run(conn: Connection, sql: str, params: Any = (), *, many: bool = False) -> Any:
-    """Run `sql` on the DB-API cursor of `conn`'s transaction; the cursor (closed: its
-    `rowcount` and fetched rows stay readable)."""
+    """Run `sql` on the DB-API cursor of `conn`'s transaction: its row count and rows."""
     cursor = conn.connection.cursor()
     dbapi = conn.dialect.loaded_dbapi
     try:
@@ -197,7 +199,7 @@ def _try_chainer(conn: Connection) -> bool:
     if not _postgres(conn):
         return True
     raw = _raw(conn.dialect)
-    if raw is None:  # pragma: no cover - PostgreSQL always has the raw statements
+    if raw is None:
         return bool(conn.execute(_TRY_LOCK).scalar_one())
     return bool(_cursor_run(conn, raw.try_lock).rows[0][0])
 
