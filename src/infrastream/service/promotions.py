@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.approvals import Refusal, RefusalKind, RuleTally, check_can_approve
@@ -37,14 +37,13 @@ from .context import Services
 from .permissions import require
 from .readmodel import ReadModel
 from .records.freezes import freezes_holding
+from .records.release_content import ReleaseContent
 from .records.releases import (
     ReleaseRef,
     active_fixes,
     approvals_of,
-    find,
-    release_stages,
-    release_track,
-    stage_rows,
+    content_of,
+    find_with_runs,
 )
 from .records.shapes import FreezeOverride, GuardOverride
 from .releases import guard_override
@@ -89,15 +88,21 @@ _REFUSED: dict[RefusalKind, type[InfrastreamError]] = {
     RefusalKind.AMBIGUOUS: Invalid}
 
 
+_TRANSITION = update(stage_runs).where(
+    (stage_runs.c.id == bindparam("run_id")) & (stage_runs.c.state == bindparam("from_state"))
+    & (stage_runs.c.request_id == bindparam("from_request")))
+"""The compare-and-set; the columns it sets are the keys of its parameters."""
+_APPROVAL = insert(approvals)
+
+
 def transition(conn: Connection, row: Any, event: StageEvent, now: Any, **values: Any) -> bool:
     """Compare-and-set the stage run from its current state; False if someone beat us."""
     verdict = decide(StageState(row.state), event)
     if not isinstance(verdict, Accepted):
         raise Conflict(verdict.reason)
-    result = conn.execute(update(stage_runs).where(
-        (stage_runs.c.id == row.id) & (stage_runs.c.state == row.state)
-        & (stage_runs.c.request_id == row.request_id)
-    ).values(state=verdict.state.value, updated_at=now, **values))
+    result = conn.execute(_TRANSITION, {
+        "run_id": row.id, "from_state": row.state, "from_request": row.request_id,
+        "state": verdict.state.value, "updated_at": now, **values})
     return result.rowcount == 1
 
 
@@ -142,20 +147,20 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
     freeze_override_reason = optional_text("the freeze override reason", freeze_override_reason)
     now = services.now()
     with services.transaction() as conn:
-        release = find(conn, ref)
+        release, rows = find_with_runs(conn, ref)
         require(principal, promoters(release.lane), "promote releases")
         if release.state != "active":
             raise Conflict(f"release {ref} is {release.state}; only active releases promote")
-        rows = stage_rows(conn, release.id)
+        content = content_of(conn, release)
         waiting = next((r for r in rows if r.state in _ENTERING), None)
         if waiting is not None and (freeze_override_reason is not None
                                     or override_reason is not None):
-            return _override_request(services, conn, principal, ref, release, waiting, now,
-                                     forward_port=override_reason,
+            return _override_request(services, conn, principal, ref, release, content,
+                                     waiting, now, forward_port=override_reason,
                                      freeze=freeze_override_reason)
-        target = next_stage(release, rows, release_stages(release))
+        target = next_stage(release, rows, content.stages(release.lane))
         if target.row.stage_index == len(rows) - 1:
-            _guard(conn, principal, ref, release, override_reason, now)
+            _guard(conn, principal, ref, release, content, override_reason, now)
         holding = freezes_holding(services, target.stage, release.lane, now, conn)
         freeze_override = _freeze_override(principal, holding, freeze_override_reason, now)
         if not transition(conn, target.row, StageEvent.REQUEST, now,
@@ -182,14 +187,14 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
 
 
 def _guard(conn: Connection, principal: Principal, ref: ReleaseRef, release: Any,
-           reason: str | None, now: Any) -> dict[str, Any] | None:
+           content: ReleaseContent, reason: str | None, now: Any) -> dict[str, Any] | None:
     """The forward-port guard at the entry of a release lane's last stage: refuse a release
     that would roll back a hotfix in production, unless overridden with a reason (recorded
     and audited). The readiness function holds the stage on the same rule until it enters."""
     if release.lane != Lane.RELEASE.value or release.guard_override is not None:
         return None
     _production, fixes = active_fixes(conn, release.app_set)
-    override = guard_override(principal, violations(release.content["versions"], fixes),
+    override = guard_override(principal, violations(content.versions, fixes),
                               reason, now)
     if override is not None:
         conn.execute(update(releases).where(releases.c.id == release.id)
@@ -200,12 +205,14 @@ def _guard(conn: Connection, principal: Principal, ref: ReleaseRef, release: Any
 
 
 def _override_request(services: Services, conn: Connection, principal: Principal,
-                      ref: ReleaseRef, release: Any, row: Any, now: Any, *,
-                      forward_port: str | None, freeze: str | None) -> PromotionRequested:
+                      ref: ReleaseRef, release: Any, content: ReleaseContent, row: Any,
+                      now: Any, *, forward_port: str | None,
+                      freeze: str | None) -> PromotionRequested:
     """Let an already requested promotion through what holds it: a freeze window (its
     override role only) or the forward-port guard (a release manager), each with a reason."""
     require(principal, PROMOTE, "override what holds a promotion")
-    stage = release_stages(release)[row.stage_index]
+    stages = content.stages(release.lane)
+    stage = stages[row.stage_index]
     holding = freezes_holding(services, stage, release.lane, now, conn) if freeze else []
     override = None
     if freeze is not None:
@@ -219,8 +226,9 @@ def _override_request(services: Services, conn: Connection, principal: Principal
                      object_type="release", object_id=str(ref), after=override)
     guard = None
     if forward_port is not None:
-        last = row.stage_index == len(release_stages(release)) - 1
-        guard = _guard(conn, principal, ref, release, forward_port, now) if last else None
+        last = row.stage_index == len(stages) - 1
+        guard = (_guard(conn, principal, ref, release, content, forward_port, now) if last
+                 else None)
         if guard is None:
             raise Conflict(f"the forward-port guard does not hold {ref} now; nothing to "
                            "override")
@@ -233,15 +241,15 @@ def _override_request(services: Services, conn: Connection, principal: Principal
                               if guard is not None else None)
 
 
-def _awaiting(conn: Connection, release: Any, ref: ReleaseRef) -> tuple[Any, Stage]:
-    """The stage run waiting for approval, locked until the transaction ends (PostgreSQL:
-    FOR UPDATE; SQLite: the write lock BEGIN IMMEDIATE took), so concurrent approvals of
-    one promotion are counted one after the other."""
-    locked = conn.execute(select(stage_runs).where(stage_runs.c.release_id == release.id)
-                          .order_by(stage_runs.c.stage_index).with_for_update()).all()
+def _awaiting(conn: Connection, ref: ReleaseRef) -> tuple[Any, ReleaseContent, Any, Stage]:
+    """The release, its content, and its stage run waiting for approval, locked until the
+    transaction ends (PostgreSQL: FOR UPDATE; SQLite: the write lock BEGIN IMMEDIATE took),
+    so concurrent approvals of one promotion are counted one after the other."""
+    release, locked = find_with_runs(conn, ref, lock=True)
+    content = content_of(conn, release)
     for row in locked:
         if row.state == StageState.AWAITING_APPROVAL:
-            return row, release_stages(release)[row.stage_index]
+            return release, content, row, content.stages(release.lane)[row.stage_index]
     raise Conflict(f"no promotion of {ref} is waiting for approval")
 
 
@@ -253,9 +261,8 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
     now = services.now()
     refusal: InfrastreamError | None = None
     with services.transaction() as conn:
-        release = find(conn, ref)
-        row, stage = _awaiting(conn, release, ref)
-        track = release_track(release)
+        release, content, row, stage = _awaiting(conn, ref)
+        track = content.track
         verdict = check_can_approve(
             user=principal.name, user_roles=sorted(principal.roles), role=role,
             rules=stage.approvals, approvals=approvals_of(conn, row.id),
@@ -268,10 +275,10 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
                                                 if verdict.candidates else {}))
         else:
             try:
-                conn.execute(insert(approvals).values(
-                    stage_run_id=row.id, request_id=row.request_id, digest=release.digest,
-                    user=principal.name, role=verdict.role, decision="approve",
-                    comment=comment, at=now))
+                conn.execute(_APPROVAL, {
+                    "stage_run_id": row.id, "request_id": row.request_id,
+                    "digest": release.digest, "user": principal.name, "role": verdict.role,
+                    "decision": "approve", "comment": comment, "at": now})
             except IntegrityError:
                 raise Conflict(f"{principal.name} already approved this promotion") from None
             audit.record(conn, at=now, actor=principal.name, action="approval.grant",
@@ -296,8 +303,7 @@ def reject(services: Services, principal: Principal, ref: ReleaseRef,
     reason = free_text("the reason", reason)
     now = services.now()
     with services.transaction() as conn:
-        release = find(conn, ref)
-        row, stage = _awaiting(conn, release, ref)
+        release, _content, row, stage = _awaiting(conn, ref)
         allowed = deciders({r.role for r in stage.approvals})
         if not principal.holds(allowed):
             raise Forbidden(f"{principal.name} may not reject this promotion: it needs one of "
@@ -308,9 +314,10 @@ def reject(services: Services, principal: Principal, ref: ReleaseRef,
                           f"{principal.name} ({role}): {reason.strip()}", finished_at=now):
             raise Conflict(f"the promotion of {ref} changed concurrently; try again")
         observe = telemetry.run_left(conn, release, row, stage, StageState.REJECTED, now)
-        conn.execute(insert(approvals).values(
-            stage_run_id=row.id, request_id=row.request_id, digest=release.digest,
-            user=principal.name, role=role, decision="reject", comment=reason.strip(), at=now))
+        conn.execute(_APPROVAL, {
+            "stage_run_id": row.id, "request_id": row.request_id, "digest": release.digest,
+            "user": principal.name, "role": role, "decision": "reject",
+            "comment": reason.strip(), "at": now})
         audit.record(conn, at=now, actor=principal.name, action="approval.reject",
                      object_type="release", object_id=str(ref),
                      before={"stage": stage.display_name, "state": row.state},

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
@@ -116,18 +116,20 @@ def create_release(services: Services, principal: Principal, app_set: str,
     if name is not None:
         valid_name("release", name)
     override_reason = optional_text("the forward-port override reason", override_reason)
-    bundle = current_bundle(services)
-    if app_set not in bundle.sets:
-        raise NotFound(f"application set `{app_set}` does not exist")
-    track = bundle.track_of(app_set)
-    stages = track.spec.stages(Lane.RELEASE)
-    if not stages:
-        raise Conflict(f"track `{track.metadata.name}` has no releaseStages")
-    apps = [a.metadata.name for a in bundle.applications_of(app_set)]
-    if not apps:
-        raise Conflict(f"application set `{app_set}` has no Application yet: apply the "
-                       "Applications that name it as their parent, then cut a release")
-    versions = latest_versions(services, apps)
+    with services.db.connect() as conn:  # one read transaction for what the cut is made of
+        bundle = current_bundle(services, conn)
+        if app_set not in bundle.sets:
+            raise NotFound(f"application set `{app_set}` does not exist")
+        track = bundle.track_of(app_set)
+        stages = track.spec.stages(Lane.RELEASE)
+        if not stages:
+            raise Conflict(f"track `{track.metadata.name}` has no releaseStages")
+        apps = [a.metadata.name for a in bundle.applications_of(app_set)]
+        if not apps:
+            raise Conflict(f"application set `{app_set}` has no Application yet: apply the "
+                           "Applications that name it as their parent, then cut a release")
+        versions = latest_versions(services, apps, conn)
+        _production, fixes = active_fixes(conn, app_set)
     missing = [a for a in apps if a not in versions]
     if missing:
         raise Conflict(f"cannot cut a release of `{app_set}`: no version recorded for "
@@ -141,8 +143,6 @@ def create_release(services: Services, principal: Principal, app_set: str,
         "versions": frozen,
         "manifests": snapshot(bundle, app_set, Lane.RELEASE),
     }
-    with services.db.connect() as conn:
-        _production, fixes = active_fixes(conn, app_set)
     override = guard_override(principal, violations(frozen, fixes),
                               override_reason, services.now())
     return insert_release(services, principal, app_set, name, content, Lane.RELEASE,
@@ -166,6 +166,14 @@ def insert_release(services: Services, principal: Principal, app_set: str, name:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+_LOCK_SET = (select(manifest_objects.c.name)
+             .where((manifest_objects.c.kind == "ApplicationSet")
+                    & (manifest_objects.c.name == bindparam("app_set"))).with_for_update())
+_HIGHEST = select(func.max(releases.c.number)).where(releases.c.app_set == bindparam("app_set"))
+_INSERT_RELEASE = insert(releases)
+_INSERT_RUNS = insert(stage_runs)
+
+
 class _NameTaken(Exception):
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -178,36 +186,34 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
                  guard: dict[str, Any] | None, cause: Mapping[str, Any] | None,
                  link: Callable[[Connection, int], None] | None) -> CreatedRelease:
     now = services.now()
-    root = source_root(services, "Application", next(iter(content["versions"])))
     release_name = name or ""
     try:
         with services.transaction() as conn:
-            # cuts of one set queue on its manifest row, so auto-names never collide
-            conn.execute(select(manifest_objects.c.name).where(
-                (manifest_objects.c.kind == "ApplicationSet")
-                & (manifest_objects.c.name == app_set)).with_for_update())
-            highest = conn.execute(select(func.max(releases.c.number))
-                                   .where(releases.c.app_set == app_set)).scalar()
+            # cuts of one set queue on its manifest row, so auto-names never collide (SQLite:
+            # they queue on the write lock BEGIN IMMEDIATE took)
+            if conn.dialect.name != "sqlite":
+                conn.execute(_LOCK_SET, {"app_set": app_set})
+            root = source_root(services, "Application", next(iter(content["versions"])), conn)
+            highest = conn.execute(_HIGHEST, {"app_set": app_set}).scalar()
             release_name = name or next_release_name(highest)
             content = {**content, "name": release_name}
             digest = content_digest(content)
-            release_id = inserted_id(conn.execute(insert(releases).values(
-                app_set=app_set, name=release_name, lane=lane.value, track=track,
-                digest=digest, content=content, state=ReleaseState.ACTIVE, created_at=now,
-                created_by=principal.name, incident=incident, source_root=root,
-                base_release_id=base_release_id, guard_override=guard,
-                number=release_number(release_name),
-            )))
-            for index in range(stage_count):
-                first = index == 0
-                conn.execute(insert(stage_runs).values(
-                    release_id=release_id, stage_index=index,
-                    state=StageState.AWAITING_APPROVAL if first else StageState.PENDING,
-                    request_id=1 if first else 0,
-                    requested_by=principal.name if first else None,
-                    requested_at=now if first else None,
-                    attempt=0, reason="", updated_at=now,
-                ))
+            release_id = inserted_id(conn.execute(_INSERT_RELEASE, {
+                "app_set": app_set, "name": release_name, "lane": lane.value, "track": track,
+                "digest": digest, "content": content, "state": ReleaseState.ACTIVE,
+                "created_at": now, "created_by": principal.name, "incident": incident,
+                "source_root": root, "base_release_id": base_release_id,
+                "guard_override": guard, "number": release_number(release_name)}))
+            runs = [{
+                "release_id": release_id, "stage_index": index,
+                "state": StageState.AWAITING_APPROVAL if index == 0 else StageState.PENDING,
+                "request_id": 1 if index == 0 else 0,
+                "requested_by": principal.name if index == 0 else None,
+                "requested_at": now if index == 0 else None,
+                "attempt": 0, "reason": "", "updated_at": now,
+            } for index in range(stage_count)]
+            if runs:  # one executemany (an empty parameter list would insert one bare row)
+                conn.execute(_INSERT_RUNS, runs)
             if link is not None:  # rows before the audit entry: every writer locks that order
                 link(conn, release_id)
             audit.record(conn, at=now, actor=principal.name, action="release.create",

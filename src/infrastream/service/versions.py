@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, insert, select, union_all
+from sqlalchemy import CompoundSelect, Connection, bindparam, insert, select, union_all
 from sqlalchemy.exc import IntegrityError
 
 from infrastream.domain.errors import Conflict, Invalid, NotFound
@@ -57,6 +57,9 @@ def _view(row: Any) -> VersionView:
                        pull_request=row.pull_request)
 
 
+_INSERT = insert(app_versions).returning(*app_versions.c)
+
+
 @refusals.audited("version.record", "application", lambda a: a["app"])
 def record_version(services: Services, principal: Principal, app: str, image: str,
                    commit: str | None = None, *, pull_request: int | None = None,
@@ -67,7 +70,20 @@ def record_version(services: Services, principal: Principal, app: str, image: st
     if pull_request is not None and (pull_request < 1 or commit is None):
         raise Invalid("a pull-request build needs the pull request's number (1 or more) and "
                       "the commit it was built from (--commit)")
-    bundle = current_bundle(services)
+    try:
+        with services.transaction() as conn:  # the manifests read in it: one transaction
+            row = _record(services, conn, principal, app, image, commit, pull_request, cause)
+    except IntegrityError:
+        raise Conflict(f"version `{image}` of `{app}` is already recorded; versions are "
+                       "immutable") from None
+    services.notify()
+    return _view(row)
+
+
+def _record(services: Services, conn: Connection, principal: Principal, app: str, image: str,
+            commit: str | None, pull_request: int | None,
+            cause: Mapping[str, Any] | None) -> Any:
+    bundle = current_bundle(services, conn)
     if app not in bundle.applications:
         raise NotFound(f"application `{app}` does not exist (apply its manifest first)")
     try:
@@ -81,24 +97,18 @@ def record_version(services: Services, principal: Principal, app: str, image: st
         raise Invalid(f"`{commit}` is not a commit id")
     channel = "pull-request" if pull_request is not None else "main"
     now = services.now()
-    try:
-        with services.transaction() as conn:
-            row = conn.execute(insert(app_versions).values(
-                app=app, image=image, label=ref.label, commit=commit, recorded_at=now,
-                recorded_by=principal.name, channel=channel, pull_request=pull_request,
-            ).returning(*app_versions.c)).one()
-            after: dict[str, Any] = {"image": image, "commit": commit}
-            if pull_request is not None:
-                after.update(channel=channel, pullRequest=pull_request)
-            if cause:
-                after["cause"] = dict(cause)
-            audit.record(conn, at=now, actor=principal.name, action="version.record",
-                         object_type="application", object_id=app, after=after)
-    except IntegrityError:
-        raise Conflict(f"version `{image}` of `{app}` is already recorded; versions are "
-                       "immutable") from None
-    services.notify()
-    return _view(row)
+    row = conn.execute(_INSERT, {
+        "app": app, "image": image, "label": ref.label, "commit": commit, "recorded_at": now,
+        "recorded_by": principal.name, "channel": channel, "pull_request": pull_request,
+    }).one()
+    after: dict[str, Any] = {"image": image, "commit": commit}
+    if pull_request is not None:
+        after.update(channel=channel, pullRequest=pull_request)
+    if cause:
+        after["cause"] = dict(cause)
+    audit.record(conn, at=now, actor=principal.name, action="version.record",
+                 object_type="application", object_id=app, after=after)
+    return row
 
 
 def list_versions(services: Services, app: str, limit: int = 50) -> list[VersionView]:
@@ -127,13 +137,16 @@ def _latest_statement(count: int) -> CompoundSelect[Any]:
     return found
 
 
-def latest_versions(services: Services, apps: list[str]) -> dict[str, VersionView]:
+def latest_versions(services: Services, apps: list[str],
+                    conn: Connection | None = None) -> dict[str, VersionView]:
     """The newest mainline version of each app (hotfix builds never become "latest"), in
-    one statement."""
+    one statement (on `conn` when given)."""
     if not apps:
         return {}
-    with services.db.connect() as conn:
-        rows = conn.execute(_latest_statement(len(apps)),
-                            {f"app_{i}": app for i, app in enumerate(apps)}).all()
+    if conn is None:
+        with services.db.connect() as own:
+            return latest_versions(services, apps, own)
+    rows = conn.execute(_latest_statement(len(apps)),
+                        {f"app_{i}": app for i, app in enumerate(apps)}).all()
     found = {row.app: _view(row) for row in rows}
     return {app: found[app] for app in apps if app in found}

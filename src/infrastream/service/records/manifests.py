@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from infrastream.manifests import Bundle, Manifest, assemble, from_body
 from infrastream.store.tables import manifest_objects, manifest_revisions
@@ -52,8 +52,13 @@ def stored_manifests(conn: Connection) -> list[Manifest]:
     return [from_body(r.kind, r.body) for r in conn.execute(_STORED)]
 
 
-def source_root(services: Services, kind: str, name: str) -> str | None:
-    with services.db.connect() as conn:
-        return conn.execute(select(manifest_objects.c.source_root).where(
-            (manifest_objects.c.kind == kind) & (manifest_objects.c.name == name))
-        ).scalar_one_or_none()
+_SOURCE_ROOT = select(manifest_objects.c.source_root).where(
+    (manifest_objects.c.kind == bindparam("kind")) & (manifest_objects.c.name == bindparam("name")))
+
+
+def source_root(services: Services, kind: str, name: str,
+                conn: Connection | None = None) -> str | None:
+    if conn is None:
+        with services.db.connect() as own:
+            return source_root(services, kind, name, own)
+    return conn.execute(_SOURCE_ROOT, {"kind": kind, "name": name}).scalar_one_or_none()

@@ -7,6 +7,7 @@ never from today's manifests.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -45,12 +46,55 @@ def parse_ref(text: str) -> ReleaseRef:
     return ReleaseRef(app_set, name)
 
 
+_BY_REF = (releases.c.app_set == bindparam("app_set")) & (releases.c.name == bindparam("name"))
+_FIND = select(releases).where(_BY_REF)
+_LEAN = [column for column in releases.c if column.name != "content"]
+"""A release row without its `content`: decoding that JSON is most of a row's cost, and the
+parsed content is one `release_content.load` away (cached by digest)."""
+_FIND_LEAN = select(*_LEAN).where(_BY_REF)
+
+
 def find(conn: Connection, ref: ReleaseRef) -> Any:
-    row = conn.execute(select(releases).where(
-        (releases.c.app_set == ref.app_set) & (releases.c.name == ref.name))).first()
+    row = conn.execute(_FIND, {"app_set": ref.app_set, "name": ref.name}).first()
     if row is None:
         raise NotFound(f"release `{ref}` does not exist")
     return row
+
+
+def find_lean(conn: Connection, ref: ReleaseRef) -> Any:
+    """`find` without the row's `content`: what a use case that acts on the release needs
+    (`content_of` has its parsed content, cached by digest)."""
+    row = conn.execute(_FIND_LEAN, {"app_set": ref.app_set, "name": ref.name}).first()
+    if row is None:
+        raise NotFound(f"release `{ref}` does not exist")
+    return row
+
+
+_LeanRelease = namedtuple("_LeanRelease", [c.name for c in _LEAN])  # type: ignore[misc]
+_Run = namedtuple("_Run", [c.name for c in stage_runs.c])  # type: ignore[misc]
+_WITH_RUNS = (select(*_LEAN, *stage_runs.c)
+              .join_from(releases, stage_runs, stage_runs.c.release_id == releases.c.id)
+              .where(_BY_REF).order_by(stage_runs.c.stage_index))
+_WITH_LOCKED_RUNS = _WITH_RUNS.with_for_update(of=stage_runs)
+
+
+def find_with_runs(conn: Connection, ref: ReleaseRef, *,
+                   lock: bool = False) -> tuple[Any, list[Any]]:
+    """`find_lean` and `stage_rows` in one statement: the release and its stage runs, first
+    stage first; `lock` locks the runs until the transaction ends (PostgreSQL: FOR UPDATE OF
+    stage_runs, the release row stays unlocked; SQLite: the write lock BEGIN IMMEDIATE
+    took)."""
+    rows = conn.execute(_WITH_LOCKED_RUNS if lock else _WITH_RUNS,
+                        {"app_set": ref.app_set, "name": ref.name}).all()
+    if not rows:  # no such release, or one without stage runs
+        return find_lean(conn, ref), []
+    width = len(_LEAN)
+    return (_LeanRelease(*rows[0][:width]), [_Run(*row[width:]) for row in rows])
+
+
+def content_of(conn: Connection, release: Any) -> release_content.ReleaseContent:
+    """The parsed content of a release row (lean or not), read only when not cached."""
+    return release_content.load(conn, release.id, release.digest)
 
 
 def release_stages(release: Any) -> list[Stage]:
@@ -62,17 +106,32 @@ def release_track(release: Any) -> ReleaseTrack:
     return release_content.of_row(release).track
 
 
+_STAGE_ROWS = (select(stage_runs).where(stage_runs.c.release_id == bindparam("release_id"))
+               .order_by(stage_runs.c.stage_index))
+
+
 def stage_rows(conn: Connection, release_id: int) -> list[Any]:
-    return list(conn.execute(select(stage_runs).where(stage_runs.c.release_id == release_id)
-                             .order_by(stage_runs.c.stage_index)))
+    return list(conn.execute(_STAGE_ROWS, {"release_id": release_id}))
 
 
+_APPROVAL_COLUMNS = (approvals.c.stage_run_id, approvals.c.user, approvals.c.role,
+                     approvals.c.at, approvals.c.digest, approvals.c.request_id,
+                     approvals.c.comment)
 _APPROVALS = (
-    select(approvals.c.stage_run_id, approvals.c.user, approvals.c.role, approvals.c.at,
-           approvals.c.digest, approvals.c.request_id, approvals.c.comment)
+    select(*_APPROVAL_COLUMNS)
     .where(approvals.c.stage_run_id.in_(bindparam("ids", expanding=True))
            & (approvals.c.decision == "approve"))
     .order_by(approvals.c.id))
+_APPROVALS_OF_ONE = (
+    select(*_APPROVAL_COLUMNS)
+    .where((approvals.c.stage_run_id == bindparam("id")) & (approvals.c.decision == "approve"))
+    .order_by(approvals.c.id))
+"""`_APPROVALS` for one run: no expanding IN to render at every execution."""
+
+
+def _approval(row: Any) -> Approval:
+    return Approval(row.user, row.role, utc(row.at) or row.at, row.digest, row.request_id,
+                    row.comment)
 
 
 def approvals_by_run(conn: Connection, run_ids: Iterable[int]) -> dict[int, list[Approval]]:
@@ -82,20 +141,16 @@ def approvals_by_run(conn: Connection, run_ids: Iterable[int]) -> dict[int, list
     if not ids:
         return found
     for row in conn.execute(_APPROVALS, {"ids": ids}):
-        found[row.stage_run_id].append(Approval(row.user, row.role, utc(row.at) or row.at,
-                                                row.digest, row.request_id, row.comment))
+        found[row.stage_run_id].append(_approval(row))
     return found
 
 
 def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
-    return approvals_by_run(conn, [stage_run_id])[stage_run_id]
+    return [_approval(row) for row in conn.execute(_APPROVALS_OF_ONE, {"id": stage_run_id})]
 
 
 _LAST_STAGE = (select(func.max(stage_runs.c.stage_index))
                .where(stage_runs.c.release_id == releases.c.id).scalar_subquery())
-_LEAN = [column for column in releases.c if column.name != "content"]
-"""A release row without its `content`: decoding that JSON is most of a row's cost, and the
-parsed content is one `release_content.load` away (cached by digest)."""
 _IN_PRODUCTION = (
     select(*_LEAN)
     .join(deployments, deployments.c.release_id == releases.c.id)
