@@ -45,9 +45,19 @@ def parse_ref(text: str) -> ReleaseRef:
     return ReleaseRef(app_set, name)
 
 
-def find(conn: Connection, ref: ReleaseRef) -> Any:
-    row = conn.execute(select(releases).where(
-        (releases.c.app_set == ref.app_set) & (releases.c.name == ref.name))).first()
+_LEAN = [column for column in releases.c if column.name != "content"]
+"""A release row without its `content`: decoding that JSON is most of a row's cost, and the
+parsed content is one `release_content.load` away (cached by digest)."""
+_BY_REF = (releases.c.app_set == bindparam("app_set")) & (releases.c.name == bindparam("name"))
+_FIND = select(releases).where(_BY_REF)
+_FIND_LEAN = select(*_LEAN).where(_BY_REF)
+
+
+def find(conn: Connection, ref: ReleaseRef, *, content: bool = True) -> Any:
+    """The `releases` row of `ref` (NotFound if none); without `content` when not asked for
+    (`release_content.load(conn, row.id, row.digest)` has it parsed)."""
+    row = conn.execute(_FIND if content else _FIND_LEAN,
+                       {"app_set": ref.app_set, "name": ref.name}).first()
     if row is None:
         raise NotFound(f"release `{ref}` does not exist")
     return row
@@ -62,9 +72,12 @@ def release_track(release: Any) -> ReleaseTrack:
     return release_content.of_row(release).track
 
 
+_STAGE_ROWS = (select(stage_runs).where(stage_runs.c.release_id == bindparam("release_id"))
+               .order_by(stage_runs.c.stage_index))
+
+
 def stage_rows(conn: Connection, release_id: int) -> list[Any]:
-    return list(conn.execute(select(stage_runs).where(stage_runs.c.release_id == release_id)
-                             .order_by(stage_runs.c.stage_index)))
+    return list(conn.execute(_STAGE_ROWS, {"release_id": release_id}))
 
 
 _APPROVALS = (
@@ -93,9 +106,6 @@ def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
 
 _LAST_STAGE = (select(func.max(stage_runs.c.stage_index))
                .where(stage_runs.c.release_id == releases.c.id).scalar_subquery())
-_LEAN = [column for column in releases.c if column.name != "content"]
-"""A release row without its `content`: decoding that JSON is most of a row's cost, and the
-parsed content is one `release_content.load` away (cached by digest)."""
 _IN_PRODUCTION = (
     select(*_LEAN)
     .join(deployments, deployments.c.release_id == releases.c.id)
