@@ -16,6 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from pydantic import TypeAdapter
+
+from infrastream.service.records.releases import parse_ref
+from infrastream.service.views.release_status import ReleaseStatus, release_status
 
 if TYPE_CHECKING:
     from conftest import Api
@@ -238,6 +242,12 @@ def test_a_release_travels_to_production_over_http_and_the_audit_trail_tells_it(
 
     status = wait_for(rita, release, lambda s: s["state"] == "completed")
     assert status["summary"] == "completed: running in production"
+    # the status is sent as the bytes FastAPI makes of its response model (a completed
+    # release's status stays as it is: nothing in it depends on the clock any more)
+    sent = rita.get(release)
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.content == TypeAdapter(ReleaseStatus).dump_json(
+        release_status(people.services, parse_ref(name)), by_alias=True)
     assert [s["state"] for s in status["stages"]] == ["succeeded"] * 3
     assert [(d["user"], d["decision"]) for d in status["stages"][2]["decisions"]] == [
         ("quinn", "approve"), ("paula", "approve"), ("sam", "approve")]

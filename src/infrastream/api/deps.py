@@ -1,4 +1,9 @@
-"""Request dependencies: the service context, the authenticated principal, clean parameters."""
+"""Request dependencies: the service context, the authenticated principal, clean parameters.
+
+Those that do no I/O are `async` so FastAPI runs them on the event loop: a plain `def`
+dependency costs every request a round trip through the thread pool. `principal` reads the
+database, so it stays a `def` (run in the thread pool, off the event loop).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from infrastream.service.identity import authenticate
 bearer = HTTPBearer(auto_error=False, description="An Infrastream API token")
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return cast(Services, request.app.state.services)
 
 
@@ -30,7 +35,7 @@ def principal(
     return found
 
 
-def clean_parameters(request: Request) -> None:
+async def clean_parameters(request: Request) -> None:
     """Refuse path and query parameters the database could not store (a NUL byte): 422
     naming the parameter, before any lookup."""
     for where, items in (("path", request.path_params.items()),

@@ -10,9 +10,10 @@ of that release, so a release rolled back from or superseded there never says it
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import CompoundSelect, Connection, bindparam, select, union_all
 
 from infrastream.domain.rollback import default_target
 from infrastream.store.tables import deployments, releases, rollbacks
@@ -31,19 +32,40 @@ _CURRENT = (
            & (deployments.c.state == "healthy"))
     .order_by(deployments.c.id.desc()))
 
+_HISTORY = _CURRENT.limit(HISTORY)
+
+
+def _newest_healthy(parameter: str) -> Any:
+    return (select(deployments.c.id, deployments.c.environment, deployments.c.release_id,
+                   deployments.c.finished_at, releases.c.app_set, releases.c.name,
+                   releases.c.digest)
+            .join(releases, releases.c.id == deployments.c.release_id)
+            .where((deployments.c.environment == bindparam(parameter))
+                   & (deployments.c.state == "healthy"))
+            .order_by(deployments.c.id.desc()).limit(1).subquery())
+
+
+@lru_cache(maxsize=64)
+def _current_of(count: int) -> CompoundSelect[Any]:
+    """The current deployments of `count` environments in one statement: each one's newest
+    healthy deployment (an index walk per environment), joined with UNION ALL."""
+    return union_all(*(select(_newest_healthy(f"environment_{i}")) for i in range(count)))
+
 _ROLLBACKS = (select(rollbacks.c.deployment_id, rollbacks.c.from_release_id)
               .where(rollbacks.c.environment == bindparam("environment"))
               .order_by(rollbacks.c.id.desc()).limit(HISTORY))
 
 
 def current(conn: Connection, environments: Iterable[str]) -> dict[str, Any]:
-    """Per environment, its current deployment (with the release's set and name), if any."""
-    found = {}
-    for environment in dict.fromkeys(environments):
-        row = conn.execute(_CURRENT.limit(1), {"environment": environment}).first()
-        if row is not None:
-            found[environment] = row
-    return found
+    """Per environment, its current deployment (id, release id, finished at, the release's
+    set, name and digest), if any; one statement for them all."""
+    names = list(dict.fromkeys(environments))
+    if not names:
+        return {}
+    rows = conn.execute(_current_of(len(names)),
+                        {f"environment_{i}": name for i, name in enumerate(names)})
+    found = {row.environment: row for row in rows}
+    return {name: found[name] for name in names if name in found}
 
 
 def runs_in(conn: Connection, release_id: int, environments: Iterable[str]) -> list[str]:
@@ -54,7 +76,7 @@ def runs_in(conn: Connection, release_id: int, environments: Iterable[str]) -> l
 
 def history(conn: Connection, environment: str) -> list[Any]:
     """The environment's healthy deployments, newest first (bounded)."""
-    return list(conn.execute(_CURRENT.limit(HISTORY), {"environment": environment}))
+    return list(conn.execute(_HISTORY, {"environment": environment}))
 
 
 def _pairs(conn: Connection, environment: str,
@@ -74,14 +96,16 @@ def rollback_target(conn: Connection, environment: str) -> tuple[Any | None, Any
     return healthy[0], next((row for row in healthy if row.release_id == target), None)
 
 
+_ROLLED_BACK_FROM = (select(rollbacks, releases.c.app_set, releases.c.name, deployments.c.state)
+                     .join(releases, releases.c.id == rollbacks.c.to_release_id)
+                     .join(deployments, deployments.c.id == rollbacks.c.deployment_id)
+                     .where(rollbacks.c.from_release_id == bindparam("release_id"))
+                     .order_by(rollbacks.c.id))
+
+
 def rollbacks_of(conn: Connection, release_id: int) -> list[dict[str, Any]]:
     """Where the release was rolled back from, by whom and why."""
-    rows = conn.execute(select(rollbacks, releases.c.app_set, releases.c.name,
-                               deployments.c.state)
-                        .join(releases, releases.c.id == rollbacks.c.to_release_id)
-                        .join(deployments, deployments.c.id == rollbacks.c.deployment_id)
-                        .where(rollbacks.c.from_release_id == release_id)
-                        .order_by(rollbacks.c.id)).all()
+    rows = conn.execute(_ROLLED_BACK_FROM, {"release_id": release_id}).all()
     return [{"environment": r.environment, "to": f"{r.app_set}/{r.name}",
              "by": r.requested_by, "at": r.requested_at.isoformat(), "reason": r.reason,
              "state": r.state} for r in rows]

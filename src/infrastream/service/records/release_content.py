@@ -112,6 +112,13 @@ def load(conn: Connection, release_id: int, digest: str) -> ReleaseContent:
     return _remember(digest, ReleaseContent(content))
 
 
+def of(conn: Connection, release: Any) -> ReleaseContent:
+    """The parsed content of a `releases` row, whether it carries `content` or not."""
+    if "content" in release._fields:
+        return of_row(release)
+    return load(conn, release.id, release.digest)
+
+
 def environment_of(release: Any, name: str) -> Environment:
     """An environment as a release (a `releases` row with its content) snapshotted it."""
     return of_row(release).environment(name)

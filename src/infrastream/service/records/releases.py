@@ -46,16 +46,19 @@ def parse_ref(text: str) -> ReleaseRef:
     return ReleaseRef(app_set, name)
 
 
-_BY_REF = (releases.c.app_set == bindparam("app_set")) & (releases.c.name == bindparam("name"))
-_FIND = select(releases).where(_BY_REF)
 _LEAN = [column for column in releases.c if column.name != "content"]
 """A release row without its `content`: decoding that JSON is most of a row's cost, and the
 parsed content is one `release_content.load` away (cached by digest)."""
+_BY_REF = (releases.c.app_set == bindparam("app_set")) & (releases.c.name == bindparam("name"))
+_FIND = select(releases).where(_BY_REF)
 _FIND_LEAN = select(*_LEAN).where(_BY_REF)
 
 
-def find(conn: Connection, ref: ReleaseRef) -> Any:
-    row = conn.execute(_FIND, {"app_set": ref.app_set, "name": ref.name}).first()
+def find(conn: Connection, ref: ReleaseRef, *, content: bool = True) -> Any:
+    """The `releases` row of `ref` (NotFound if none); without `content` when not asked for
+    (`release_content.load(conn, row.id, row.digest)` has it parsed)."""
+    row = conn.execute(_FIND if content else _FIND_LEAN,
+                       {"app_set": ref.app_set, "name": ref.name}).first()
     if row is None:
         raise NotFound(f"release `{ref}` does not exist")
     return row
@@ -64,10 +67,7 @@ def find(conn: Connection, ref: ReleaseRef) -> Any:
 def find_lean(conn: Connection, ref: ReleaseRef) -> Any:
     """`find` without the row's `content`: what a use case that acts on the release needs
     (`content_of` has its parsed content, cached by digest)."""
-    row = conn.execute(_FIND_LEAN, {"app_set": ref.app_set, "name": ref.name}).first()
-    if row is None:
-        raise NotFound(f"release `{ref}` does not exist")
-    return row
+    return find(conn, ref, content=False)
 
 
 _LeanRelease = namedtuple("_LeanRelease", [c.name for c in _LEAN])  # type: ignore[misc]

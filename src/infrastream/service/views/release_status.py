@@ -176,13 +176,16 @@ def _iso(value: datetime | None) -> str | None:
 def release_status(services: Services, ref: ReleaseRef) -> ReleaseStatus:
     now = services.now()
     with services.db.connect() as conn:
-        release = find(conn, ref)
+        release = find(conn, ref, content=False)
         return status_of(services, conn, release, now)
 
 
 _DEPLOYMENTS = (select(deployments).where(deployments.c.release_id == bindparam("release_id"))
                 .order_by(deployments.c.id))
-_CHECK_RUNS = (select(check_runs).where(check_runs.c.release_id == bindparam("release_id"))
+_CHECK_RUNS = (select(check_runs.c.key, check_runs.c.stage_index, check_runs.c.attempt,
+                      check_runs.c.environment, check_runs.c.app, check_runs.c.check_type,
+                      check_runs.c.state, check_runs.c.summary)
+               .where(check_runs.c.release_id == bindparam("release_id"))
                .order_by(check_runs.c.id))
 _DECISIONS = (select(approvals).where(approvals.c.stage_run_id.in_(
     bindparam("stage_run_ids", expanding=True))).order_by(approvals.c.id))
@@ -190,8 +193,9 @@ _DECISIONS = (select(approvals).where(approvals.c.stage_run_id.in_(
 
 def status_of(services: Services, conn: Connection, release: Any,
               now: datetime) -> ReleaseStatus:
-    """The status of a `releases` row (every view of a release's state starts here)."""
-    content = release_content.of_row(release)
+    """The status of a `releases` row, with or without its `content` (every view of a
+    release's state starts here)."""
+    content = release_content.of(conn, release)
     stages = content.stages(release.lane)
     rows = stage_rows(conn, release.id)
     deps = conn.execute(_DEPLOYMENTS, {"release_id": release.id}).all()
