@@ -175,6 +175,9 @@ class Engine:
             audit.settle(self.services.db, looked=True)  # left waiting by contended writers
         if sweep:
             self._swept_at = started
+            self.node.forget()  # a binding may have moved (`service.bindings`)
+            with self._lock:
+                self._handed.clear()  # hand over again what still waits elsewhere
         if self._drift_at is None or started - self._drift_at >= self.drift_every:
             self._drift_at = started
             # shared targets: one server; `local` ones: each node its own

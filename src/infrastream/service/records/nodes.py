@@ -20,6 +20,7 @@ import os
 import socket
 import time
 import uuid
+from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -40,6 +41,14 @@ def bound_node(conn: Connection, environment: str) -> str | None:
     """The node a `local` environment is bound to (None: not bound yet)."""
     found = conn.execute(_BINDING, {"env": environment}).scalar()
     return None if found is None else str(found)
+
+
+def node_alive(row: Any, now: float, lease_seconds: float) -> bool:
+    """Whether the server of a `server_nodes` row still runs: its process, on this host;
+    a heartbeat younger than the lease time, elsewhere."""
+    if row.host == socket.gethostname():
+        return _alive(row.pid)
+    return bool(now - row.seen < lease_seconds)
 
 
 def _alive(pid: int) -> bool:
@@ -87,6 +96,10 @@ class Node:
     def beat(self) -> None:
         with writing(self.db) as conn:
             conn.execute(_BEAT, {"node": self.name, "me": self.instance, "now": time.time()})
+
+    def forget(self) -> None:
+        """Read the bindings again from now on (one may have moved: `service.bindings`)."""
+        self._bound.clear()
 
     def serves(self, environment: str) -> bool:
         """Whether this node runs the jobs of a local environment (binding it if unbound)."""
