@@ -193,11 +193,7 @@ class Engine:
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id,
                          environment=orphan.environment)
         self._prereleases(prereleases)
-        for key, job, arg in gate_pass(self.services, gate_work):  # pull requests, merges, statuses
-            self._submit(key, job, self.services, arg)
-        deliveries, next_wake = due_deliveries(self.services)  # notifications, per channel
-        for key, job, arg in deliveries:
-            self._submit(key, job, self.services, arg)
+        next_wake: float | None = None
         changed = False
         for release in state.releases:
             try:
@@ -219,6 +215,14 @@ class Engine:
             changed = changed or steps.changed
             if steps.wake is not None:
                 next_wake = steps.wake if next_wake is None else min(next_wake, steps.wake)
+        # after the releases, so that an approval's deployment does not wait for these
+        for key, job, arg in gate_pass(self.services, gate_work):  # pull requests, merges, statuses
+            self._submit(key, job, self.services, arg)
+        deliveries, delivery_wake = due_deliveries(self.services)  # notifications, per channel
+        for key, job, arg in deliveries:
+            self._submit(key, job, self.services, arg)
+        if delivery_wake is not None:
+            next_wake = delivery_wake if next_wake is None else min(next_wake, delivery_wake)
         reminder = self.notify.run(state)  # who is told what; never raises
         if reminder is not None:
             next_wake = reminder if next_wake is None else min(next_wake, reminder)
@@ -321,10 +325,13 @@ class Engine:
             if fn is None:
                 self.services.wake.set()  # not a job to start by hand: a pass finds it
                 continue
-            self._submit(job.key, fn, self.services, job.row_id, environment=job.environment)
+            self._submit(job.key, fn, self.services, job.row_id, environment=job.environment,
+                         handed=True)
 
-    def _submit(self, key: str, fn: Any, *args: Any, environment: str | None = None) -> None:
-        """Run a job in a worker once it is this server's: its node's and its lease's."""
+    def _submit(self, key: str, fn: Any, *args: Any, environment: str | None = None,
+                handed: bool = False) -> None:
+        """Run a job in a worker once it is this server's: its node's (known when another
+        node `handed` it here) and its lease's."""
         with self._lock:
             if key in self._inflight or key in self._handed:
                 return
@@ -334,7 +341,7 @@ class Engine:
         def job() -> None:
             claimed = False
             try:
-                node = self._elsewhere(environment)
+                node = None if handed else self._elsewhere(environment)
                 if node is not None and environment is not None:
                     with self._lock:
                         self._handed.add(key)  # once: its node claims it
