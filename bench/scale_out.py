@@ -209,13 +209,15 @@ class Cluster:
         finally:
             db.dispose()
 
-    def release_ids(self) -> dict[str, int]:
-        """Release name → id (the id is part of every deployment key), read from the database."""
+    def release_ids(self, app_set: str) -> dict[str, int]:
+        """Release name → id of one application set (the id is part of every deployment
+        key; names repeat across sets: `shop/v1`, `edge/v1`), read from the database."""
         db = create_engine(self.url)
         try:
             with db.connect() as conn:
                 return {name: int(id_) for id_, name in conn.execute(
-                    text("SELECT id, name FROM releases"))}
+                    text("SELECT id, name FROM releases WHERE app_set = :set"),
+                    {"set": app_set})}
         finally:
             db.dispose()
 
@@ -351,7 +353,7 @@ def drive(made: Cluster, *, threads: int = THREADS, budget: float = BUDGET,
             client.close()
     if errors:
         raise errors[0]
-    ids = made.release_ids()
+    ids = made.release_ids("shop")
     reactions, elsewhere = [], 0
     for name, (at, node) in approved.items():
         reached, ran_on = calls.first[f"{ids[name]}/production/1"]
@@ -448,7 +450,7 @@ def cross_server(made: Cluster, samples: int) -> HttpRun:
     seconds = time.monotonic() - started
     for client in clients.values():
         client.close()
-    ids = made.release_ids()
+    ids = made.release_ids("edge")
     reactions, elsewhere = [], 0
     for name, at in approved.items():
         reached, ran_on = starts.first[f"{ids[name]}/edge/1"]

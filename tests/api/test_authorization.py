@@ -88,6 +88,8 @@ def _calls(api: Api, prefix: str) -> dict[str, Call]:
             "POST", "/environments/production/rollbacks", lambda c: {"reason": "matrix"}),
         "`POST /environments/{environment}/teardowns`": Call(
             "POST", "/environments/scratch/teardowns", lambda c: {"reason": "matrix"}),
+        "`PUT /environments/{environment}/binding`": Call(
+            "PUT", "/environments/scratch/binding", lambda c: {"node": "elsewhere"}),
         "`POST /prereleases`": Call("POST", "/prereleases", lambda c: {
             "application": "api", "image": f"registry.example.com/shop/api:pr-{_slug(c)}",
             "ref": "pull/1"}),

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from story import CI, PLATFORM, PRODUCT, QA, RELEASE_MANAGER, SECURITY
 
+from infrastream.domain.errors import Conflict
 from infrastream.manifests.environment import default_environment
 from infrastream.service import manifests, promotions, releases, versions
 from infrastream.service.context import Services, open_services
@@ -22,6 +23,7 @@ from infrastream.service.engine.loop import Engine
 from infrastream.service.engine.wakeups import Wakeups
 from infrastream.service.records.nodes import Node
 from infrastream.service.records.releases import parse_ref
+from infrastream.service.teardown import teardown
 from infrastream.service.views.release_status import release_status
 from infrastream.targets.local import LocalTarget
 
@@ -77,7 +79,7 @@ def _server(data_dir: Path, database_url: str, node: str) -> tuple[Services, Eng
     services.node = node
     engine = Engine(services, poll=POLL)
     engine.node.register()
-    wakeups = Wakeups(services)
+    wakeups = Wakeups(services, engine.take)
     return services, engine, wakeups
 
 
@@ -118,6 +120,17 @@ def test_an_approval_on_server_a_starts_the_deployment_on_server_b_without_a_pol
         log = tmp_path / "b" / "local" / "edge" / "probe.log"
         assert "infrastream starts probe 1.0.0" in log.read_text()
         assert not (tmp_path / "a" / "local" / "edge").exists()
+
+        # its processes live on node-b's machine: only node-b's server can tear it down
+        with pytest.raises(Conflict) as refused:
+            teardown(a, PLATFORM, "edge", "done with the probe")
+        assert refused.value.reason == (
+            "edge runs on node 'node-b' (a local environment's processes live on its "
+            "machine): tear it down through the server of node 'node-b', this one is "
+            "'node-a'")
+        assert teardown(b, PLATFORM, "edge", "done with the probe").release == \
+            f"edge/{ref.name}"
+        assert LocalTarget(tmp_path / "b").status(default_environment("edge")) == ()
     finally:
         for wakeups, engine in ((wakeups_a, engine_a), (wakeups_b, engine_b)):
             wakeups.stop()

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from infrastream.domain.inputs import MAX_ID
 from infrastream.service import (
+    bindings,
     hotfix,
     identity,
     manifests,
@@ -43,6 +44,7 @@ from .schemas import (
     AbandonRequest,
     ApplyRequest,
     ApprovalCreate,
+    BindingSet,
     HotfixCreate,
     PreReleaseCreate,
     PromotionCreate,
@@ -329,6 +331,16 @@ def tear_down(environment: str, services: ServicesDep, principal: PrincipalDep,
               body: TeardownCreate) -> teardown.TornDown:
     """Stop everything the environment's target runs there (platform role); audited."""
     return teardown.teardown(services, principal, environment, body.reason)
+
+
+@router.put("/environments/{environment}/binding", tags=["environments"],
+            responses=declared(401, 403, 404, 409, 422),
+            openapi_extra=mutation("environment.bind", "environment", "{environment}"))
+def bind_environment(environment: str, services: ServicesDep, principal: PrincipalDep,
+                     body: BindingSet) -> bindings.Bound:
+    """Move a `local` environment to another node once its node is dead (platform role);
+    refused while that node is alive; audited."""
+    return bindings.bind(services, principal, environment, body.node)
 
 
 @router.post("/prereleases", status_code=201, tags=["pre-release"],

@@ -118,6 +118,10 @@ class TeardownCreate(Body):
     reason: Reason = Field(description="Why (audited)")
 
 
+class BindingSet(Body):
+    node: Name = Field(description="The node (server name) to run the environment from now on")
+
+
 class PreReleaseCreate(Body):
     application: Name
     image: Short

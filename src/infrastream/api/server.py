@@ -67,7 +67,7 @@ def serve(services: Services, host: str, port: int, *, poll: float = 2.0,
     signing.enforce_key(services)
     engine = Engine(services, poll=poll)
     engine.node.register()
-    wakeups = Wakeups(services)
+    wakeups = Wakeups(services, engine.take)
     wakeups.start()
     engine.start()
     stop = threading.Event()

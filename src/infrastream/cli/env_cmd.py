@@ -71,6 +71,26 @@ def teardown(
                   f"{ran})", markup=False)
 
 
+@env_app.command("bind")
+def bind(
+    environment: str = typer.Argument(..., metavar="ENV"),
+    node: str = typer.Option(..., "--node", metavar="NODE",
+                             help="The node (server name) to run ENV from now on."),
+    output: Output = OutputOption,
+    server: str | None = ServerOption,
+    token: str | None = TokenOption,
+) -> None:
+    """Move the local environment ENV to NODE when the node it is bound to is dead (platform
+    role; refused while that node is alive; audited)."""
+    result = connect(server, token).request(
+        "PUT", f"/environments/{quote(environment, safe='')}/binding", body={"node": node})
+    if output is not Output.TABLE:
+        emit(result, output)
+        return
+    console.print(f"{result['environment']} now runs on node {result['node']} (was "
+                  f"{result.get('previous') or 'unbound'})", markup=False)
+
+
 def status(
     drift: bool = typer.Option(False, "--drift", help="Compare with what the targets report "
                                "and list every difference (exit 1 when any environment "

@@ -49,6 +49,8 @@ ROLL_BACK = frozenset({Role.RELEASE_MANAGER, Role.INCIDENT_COMMANDER})
 MANAGE_SECRETS = frozenset({Role.PLATFORM})
 TEAR_DOWN = frozenset({Role.PLATFORM})
 """Stop everything a target runs in an environment (`env teardown`)."""
+BIND_NODE = frozenset({Role.PLATFORM})
+"""Move a `local` environment to another node when its node is dead for good."""
 MANAGE_USERS = frozenset({Role.ADMIN})
 """Create, list, disable and enable users; manage teams."""
 MANAGE_TOKENS = frozenset({Role.ADMIN})

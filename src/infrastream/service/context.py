@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -65,7 +66,8 @@ class Services:
     now: Callable[[], datetime] = clock.now
     wake: threading.Event = field(default_factory=threading.Event)
     listeners: list[Callable[[], None]] = field(default_factory=list)
-    broadcasts: list[Callable[[], None]] = field(default_factory=list)
+    handoffs: list[Callable[[str, list[Any]], None]] = field(default_factory=list)
+    """Senders of work to another node (`engine.wakeups`; none on SQLite)."""
     node: str = field(default_factory=node_name)
     heartbeat: Heartbeat = field(default_factory=lambda: Heartbeat())
     public_url: str | None = None
@@ -84,10 +86,10 @@ class Services:
         for listener in self.listeners:
             listener()
 
-    def broadcast(self) -> None:
-        """Wake the other servers' engines (`engine.wakeups`; none on SQLite)."""
-        for send in list(self.broadcasts):
-            send()
+    def hand_off(self, node: str, jobs: list[Any]) -> None:
+        """Give jobs to the node that must run them (`engine.wakeups`; none on SQLite)."""
+        for send in list(self.handoffs):
+            send(node, jobs)
 
 
 def open_services(data_dir: Path, database_url: str | None = None) -> Services:

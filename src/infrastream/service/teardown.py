@@ -6,6 +6,10 @@ environment's tree), then records a teardown mark (`records.teardowns`) so that 
 shows nothing running there and a rollback does not take the torn-down release as the
 current one. The environment must be free (no deployment, rollback or pre-release run in
 progress). The next successful deployment makes it run something again.
+
+A `local` environment's processes run on the machine of the node it is bound to
+(`records.nodes`): another server cannot stop them, so it refuses, naming the node whose
+server must be asked.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .context import Services
 from .permissions import require
 from .readmodel import ReadModel
 from .records.manifests import current_bundle
+from .records.nodes import bound_node
 from .records.occupancy import hold
 from .records.teardowns import torn_down_through
 
@@ -56,7 +61,12 @@ def teardown(services: Services, principal: Principal, environment: str,
             .where((deployments.c.environment == environment)
                    & (deployments.c.state == "healthy") & (deployments.c.id > mark))
             .order_by(deployments.c.id.desc()).limit(1)).first()
+        node = bound_node(conn, environment)
     manifest = _manifest(services, environment, running)
+    if manifest.spec.target.type == "local" and node not in (None, services.node):
+        raise Conflict(f"{environment} runs on node {node!r} (a local environment's processes "
+                       f"live on its machine): tear it down through the server of node "
+                       f"{node!r}, this one is {services.node!r}", node=node)
     with services.transaction() as conn:
         holder = occupied(hold(conn, [environment]), [environment]).get(environment)
         if holder is not None:

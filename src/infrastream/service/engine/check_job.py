@@ -21,6 +21,7 @@ from infrastream.store.tables import check_runs, releases
 from .. import logs, telemetry
 from ..auditing import trail as audit
 from ..context import Services
+from ..records import leases
 from ..records.release_content import environment_of, release_workdir
 from ..records.releases import release_stages
 from ..records.secret_values import resolve as resolve_secrets
@@ -75,6 +76,7 @@ def run_check(services: Services, check_run_id: int) -> None:
                 outcome=state)
     telemetry.CHECK_SECONDS.labels(run.check_type).observe(time.monotonic() - began)
     with services.transaction() as conn:
+        leases.fence(conn)  # the verdict of a check this server still owns, or none
         changed = conn.execute(update(check_runs).where(
             (check_runs.c.id == run.id) & (check_runs.c.state == "running")
         ).values(state=state, finished_at=now, summary=summary[:1000], output=output[-65536:]))

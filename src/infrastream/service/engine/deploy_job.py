@@ -7,7 +7,9 @@ Each job reads what it needs from the database by id (a deployment: one query, p
 release's content the first time, see `release_content`), calls a target or a gate, and
 writes the outcome back with a compare-and-set (`WHERE state = 'deploying'`), so a job that
 runs twice after a crash records its outcome once. Nothing escapes a job: any failure
-becomes the deployment's or check's recorded reason.
+becomes the deployment's or check's recorded reason, except the loss of its lease
+(`records.leases`): a server that lost the job to another one stops (before the target, between
+retries) and never records its outcome (the recording transaction is fenced by the lease).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from infrastream.targets.base import AppDeployment, AppStatus, DeployRequest, De
 from .. import logs, telemetry
 from ..auditing import trail as audit
 from ..context import Services
-from ..records import release_content
+from ..records import leases, release_content
 from ..records.release_content import ReleaseContent, release_workdir
 from ..records.secret_values import resolve_declared
 
@@ -99,6 +101,7 @@ def _with_retries(call: Any, what: str,
     """Call, retrying TransientError with exponential backoff; each retry is reported."""
     delay = RETRY_DELAY
     for attempt in range(1, RETRIES + 1):
+        leases.check()  # a job this server lost goes no further
         try:
             return call()
         except TransientError as exc:
@@ -118,6 +121,7 @@ def _note_retry(services: Services, dep: Any, retry: int, reason: str) -> None:
     now = services.now()
     note = f"retry {retry}/{RETRIES - 1} after a transient failure: {reason}"
     with services.transaction() as conn:
+        leases.fence(conn)
         conn.execute(update(deployments).where(
             (deployments.c.id == dep.id) & (deployments.c.state == "deploying")
         ).values(message=note[:4000]))
@@ -155,6 +159,7 @@ def run_deploy(services: Services, deployment_id: int) -> None:
                 deployment_id=dep.id, outcome=state)
     now = services.now()
     with services.transaction() as conn:
+        leases.fence(conn)  # the outcome of a job this server still owns, or none
         changed = conn.execute(_FINISH_DEPLOYMENT, {
             "deployment_id": dep.id, "outcome": state, "finished": now,
             "why": message[:4000], "statuses": result})
@@ -181,6 +186,8 @@ def _deploy(services: Services, request: DeployRequest,
                                 retried)
     except PermanentError as exc:
         return "failed", exc.reason, None
+    except leases.LeaseLost:
+        raise  # another server runs it now: this one records nothing
     except Exception as exc:  # a bug in a target must not leave the deployment hanging
         log.exception("deploy %s crashed", dep.key)
         return "failed", f"unexpected error: {type(exc).__name__}: {exc}", None

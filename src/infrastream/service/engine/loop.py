@@ -23,8 +23,10 @@ index lookup), or while pre-release runs are still open.
 Several servers can share one database: every job is claimed under its key through
 `records.leases` before it runs (one owner at a time, renewed while it works, taken over by
 another server when its owner dies), and a job of a `local` environment runs only on the node
-bound to it (`records.nodes`); a pass that hands such a job to another node wakes the others
-(`Services.broadcast`, LISTEN/NOTIFY on PostgreSQL).
+bound to it (`records.nodes`). A job for another node is handed to that node, not run here:
+by a note queued in the transaction that created it (`engine.wakeups`, LISTEN/NOTIFY on
+PostgreSQL), or, for a job found later, by one sent on its own (`Services.hand_off`); that
+node's listener starts it at once (`take`), with no pass of its own.
 """
 
 from __future__ import annotations
@@ -47,18 +49,20 @@ from ..auditing import trail as audit
 from ..context import Services
 from ..drift import record_drift
 from ..health import record_health
-from ..records.leases import LEASE_SECONDS, Leases
+from ..records.leases import LEASE_SECONDS, LeaseLost, Leases
 from ..records.manifests import current_bundle
 from ..records.nodes import Node
 from ..records.occupancy import hold
 from . import state as engine_state
+from .check_job import run_check
 from .deploy_job import run_deploy
 from .looks import look
 from .notify_job import due_deliveries
 from .notify_pass import NotifyPass
 from .prerelease_job import run_prerelease
 from .scm_pass import gate_pass
-from .steps import advance
+from .steps import Job, advance
+from .wakeups import Handoff, notify
 
 log = logging.getLogger("infrastream.engine")
 _steps = logs.get("infrastream.engine")
@@ -74,6 +78,10 @@ _OPEN_PRERELEASES = (select(prerelease_runs.c.id, prerelease_runs.c.state,
 
 
 LEASE_ENV = "INFRASTREAM_LEASE_SECONDS"
+_TAKEN: dict[str, Any] = {"deploy": run_deploy, "check": run_check,
+                          "prerelease": run_prerelease}
+"""The jobs another node can hand over, by the kind in their key, to the function that runs
+them with the row id."""
 
 
 def lease_seconds() -> float:
@@ -107,6 +115,7 @@ class Engine:
         self._prereleases_open = False
         self.passes = 0
         self.notify = NotifyPass(services, self.leases)
+        self._handing = services.db.dialect.name == "postgresql"  # one server on SQLite
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -167,6 +176,9 @@ class Engine:
             audit.settle(self.services.db, looked=True)  # left waiting by contended writers
         if sweep:
             self._swept_at = started
+            self.node.forget()  # a binding may have moved (`service.bindings`)
+            with self._lock:
+                self._handed.clear()  # hand over again what still waits elsewhere
         if self._drift_at is None or started - self._drift_at >= self.drift_every:
             self._drift_at = started
             # shared targets: one server; `local` ones: each node its own
@@ -182,22 +194,21 @@ class Engine:
             self._submit(f"deploy:{orphan.key}", run_deploy, self.services, orphan.id,
                          environment=orphan.environment)
         self._prereleases(prereleases)
-        for key, job, arg in gate_pass(self.services, looks.gate):  # pull requests, merges, …
-            self._submit(key, job, self.services, arg)
-        # notifications, per channel
-        deliveries, next_wake = due_deliveries(self.services, looks.deliveries_pending)
-        for key, job, arg in deliveries:
-            self._submit(key, job, self.services, arg)
+        next_wake: float | None = None
         changed = False
         # what may have added audit entries since the looks (the notification pass looks again)
         audited = looks.audit_waiting or looks.gate[0] or looks.gate[1]
         for release in state.releases:
             try:
-                steps = advance(self.services, release, state, self.services.now())
+                steps = advance(self.services, release, state, self.services.now(),
+                                self._hand_off if self._handing else None)
             except Exception:  # one release's trouble must not hold up the others
                 log.exception("engine step of %s failed", release.ref)
                 continue
             self._saw_own(steps.deployment_ids)
+            if steps.handed:
+                with self._lock:
+                    self._handed |= steps.handed
             if steps.changed or steps.jobs:
                 _steps.info("engine.step", step="release.advanced", release=release.ref,
                             release_id=release.id,
@@ -208,6 +219,15 @@ class Engine:
             audited = audited or steps.audited
             if steps.wake is not None:
                 next_wake = steps.wake if next_wake is None else min(next_wake, steps.wake)
+        # after the releases, so that an approval's deployment does not wait for these
+        for key, job, arg in gate_pass(self.services, looks.gate):  # pull requests, merges, …
+            self._submit(key, job, self.services, arg)
+        # notifications, per channel
+        deliveries, delivery_wake = due_deliveries(self.services, looks.deliveries_pending)
+        for key, job, arg in deliveries:
+            self._submit(key, job, self.services, arg)
+        if delivery_wake is not None:
+            next_wake = delivery_wake if next_wake is None else min(next_wake, delivery_wake)
         # who is told what; never raises
         reminder = self.notify.run(state, looks.subscribed, None if audited else looks.audit)
         if reminder is not None:
@@ -277,17 +297,49 @@ class Engine:
         return environment.spec.target.type == "local" and self.node.serves(
             environment.metadata.name)
 
-    def _elsewhere(self, environment: str | None) -> bool:
-        """Whether a job of this environment belongs to another node (a bound `local` one)."""
+    def _elsewhere(self, environment: str | None) -> str | None:
+        """The other node a job of this environment belongs to (a bound `local` one)."""
         if environment is None:
-            return False
+            return None
         target = current_bundle(self.services).environment(environment).spec.target
-        return target.type == "local" and not self.node.serves(environment)
+        if target.type != "local":
+            return None
+        node = self.node.bound_to(environment)
+        return None if node == self.node.name else node
 
-    def _submit(self, key: str, fn: Any, *args: Any, environment: str | None = None) -> None:
-        """Run a job in a worker once it is this server's: its node's and its lease's."""
+    def _hand_off(self, conn: Connection, jobs: list[Job]) -> set[str]:
+        """Inside the transaction that created `jobs`: queue a note to each other node whose
+        jobs are among them (delivered as it commits); the keys handed."""
+        bundle = current_bundle(self.services, conn)
         with self._lock:
-            if key in self._inflight:
+            handed = set(self._handed)
+        notes: dict[str, list[Handoff]] = {}
+        for key, _fn, row_id, environment in jobs:
+            if key in handed or bundle.environment(environment).spec.target.type != "local":
+                continue
+            node = self.node.known_binding(conn, environment)
+            if node is not None and node != self.node.name:
+                notes.setdefault(node, []).append(Handoff(key, row_id, environment))
+        for node, given in notes.items():
+            notify(conn, self.node.name, node, given)
+        return {job.key for given in notes.values() for job in given}
+
+    def take(self, jobs: list[Handoff]) -> None:
+        """Jobs another node handed to this one (`engine.wakeups`): start them now."""
+        for job in jobs:
+            fn = _TAKEN.get(job.key.split(":", 1)[0])
+            if fn is None:
+                self.services.wake.set()  # not a job to start by hand: a pass finds it
+                continue
+            self._submit(job.key, fn, self.services, job.row_id, environment=job.environment,
+                         handed=True)
+
+    def _submit(self, key: str, fn: Any, *args: Any, environment: str | None = None,
+                handed: bool = False) -> None:
+        """Run a job in a worker once it is this server's: its node's (known when another
+        node `handed` it here) and its lease's."""
+        with self._lock:
+            if key in self._inflight or key in self._handed:
                 return
             self._inflight.add(key)
         telemetry.ENGINE_JOBS.labels(key.split(":", 1)[0]).inc()
@@ -295,16 +347,18 @@ class Engine:
         def job() -> None:
             claimed = False
             try:
-                if self._elsewhere(environment):
+                node = None if handed else self._elsewhere(environment)
+                if node is not None and environment is not None:
                     with self._lock:
-                        first = key not in self._handed
-                        self._handed.add(key)
-                    if first:
-                        self.services.broadcast()  # its node claims it
+                        self._handed.add(key)  # once: its node claims it
+                    self.services.hand_off(node, [Handoff(key, args[1], environment)])
                     return
                 claimed = self.leases.claim(key)
                 if claimed:
-                    fn(*args)
+                    with self.leases.running(key):
+                        fn(*args)
+            except LeaseLost as lost:  # another server took it over: it finishes it there
+                log.warning("job %s stopped: %s", key, lost.reason)
             except Exception:
                 log.exception("job %s crashed", key)
             finally:

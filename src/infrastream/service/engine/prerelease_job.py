@@ -25,6 +25,7 @@ from infrastream.targets.base import AppDeployment, DeployRequest
 
 from ..auditing import trail as audit
 from ..context import Services
+from ..records import leases
 from ..records.secret_values import resolve as resolve_secrets
 
 SYSTEM = "infrastream"
@@ -90,6 +91,7 @@ def run_prerelease(services: Services, run_id: int) -> None:
             else f"; could not restore {previous['release']}"
     now = services.now()
     with services.transaction() as conn:
+        leases.fence(conn)  # the verdict of a run this server still owns, or none
         changed = conn.execute(update(prerelease_runs).where(
             (prerelease_runs.c.id == run.id) & (prerelease_runs.c.state == "running")
         ).values(state=state, summary=summary[:1000], output=output[-65536:],

@@ -15,7 +15,9 @@ occupies the environments (`records.occupancy.hold`, which locks them first). Th
 itself moves by compare-and-set on its state and request. A lost compare-and-set ends the
 release's steps for this pass; the next pass reads again. The audit entries of the
 transaction are appended together just before it commits, and the jobs (deployments,
-checks) are handed back to be started once it has. A deployment to a synchronous target (the
+checks) are handed back to be started once it has; the jobs that belong to another node are
+handed to it by a note queued in the transaction itself (`hand_off`), so that node starts them
+the moment the transaction commits. A deployment to a synchronous target (the
 noop target) is no job: it is deployed and recorded inside the transaction
 (`deploy_job.deploy_now`), so its stage moves on in that same pass.
 """
@@ -53,6 +55,11 @@ Job = tuple[str, Callable[[Services, int], None], int, str]
 """(in-flight key, job function, row id, environment): a job to start after the transaction
 committed; the environment says which node may run it (`records.nodes`)."""
 
+HandOff = Callable[[Connection, list[Job]], set[str]]
+"""Given the write transaction and the jobs of the pass, queue the notes that hand the jobs
+of other nodes to them (`engine.wakeups`, delivered as the transaction commits); the keys
+handed."""
+
 _INSERT_DEPLOYMENT = insert(deployments)
 _INSERT_CHECK_RUN = insert(check_runs)
 _COMPLETE = (update(releases).where(releases.c.id == bindparam("release_id"))
@@ -78,9 +85,12 @@ class Steps:
     """The outcome of advancing one release: jobs to start, a timer, whether it changed."""
 
     def __init__(self, services: Services, release: ActiveRelease, state: PassState,
-                 now: datetime) -> None:
+                 now: datetime, hand_off: HandOff | None = None) -> None:
         self.services, self.release, self.state, self.now = services, release, state, now
         self.jobs: list[Job] = []
+        self.handed: set[str] = set()
+        """The keys of the jobs handed to other nodes as this transaction committed."""
+        self._hand_off = hand_off
         self.wake: float | None = None
         self.changed = False
         self.audited = False
@@ -166,6 +176,8 @@ class Steps:
             if self._entries:
                 audit.record_many(self._write(), self._entries)
                 self.audited = True
+            if self._conn is not None and self.jobs and self._hand_off is not None:
+                self.handed = self._hand_off(self._conn, self.jobs)
         self._stack = None
         for observe in self._observe:
             observe()
@@ -350,5 +362,5 @@ class _NewCheck:
 
 
 def advance(services: Services, release: ActiveRelease, state: PassState,
-            now: datetime) -> Steps:
-    return Steps(services, release, state, now).run()
+            now: datetime, hand_off: HandOff | None = None) -> Steps:
+    return Steps(services, release, state, now, hand_off).run()

@@ -1,34 +1,73 @@
 """Servers wake each other: LISTEN/NOTIFY on PostgreSQL, the in-process wake on SQLite.
 
 A pass on one server can hand out work another server must claim (a job of a `local`
-environment bound to another node, see `records.nodes`). Such a pass calls `Services.broadcast`;
-on PostgreSQL that sends `NOTIFY infrastream_wake`, and every server's listener (a dedicated
-psycopg 3 connection in autocommit mode, blocked in `notifies()`) sets its engine's wake event,
-so the claiming server reacts as fast as the one that decided (a server ignores its own
-notifications: the payload is the sender's node name). On SQLite there is one server:
-the broadcast is the in-process wake alone.
+environment bound to another node, see `records.nodes`). The note is addressed: its payload
+(JSON) names the sender, the node the work is for and the jobs (key, row id, environment), so
+only that node's listener (a dedicated psycopg 3 connection in autocommit mode, blocked in
+`notifies()`) acts on it, and it starts the jobs at once (`Engine.take`: claim, then run)
+instead of running a whole engine pass to find them; the other servers ignore the note.
+
+The engine queues the note inside the transaction that created the work (`hand_off`:
+`pg_notify` on that connection), so PostgreSQL delivers it the moment the work commits, and
+never for work that rolled back. A job found later (a resume after a crash) is handed with
+`send` on a connection of its own. A note the listener cannot use (no taker, an old payload)
+wakes the engine, which then finds the work in a pass. On SQLite there is one server: there is
+nobody to hand work to, and nothing here runs.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import psycopg
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from ..context import Services
 
 CHANNEL = "infrastream_wake"
-_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :sender)")
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :payload)")
 log = logging.getLogger("infrastream.engine")
 
 
-class Wakeups:
-    """The PostgreSQL listener of one server, and its broadcasts."""
+class Handoff(NamedTuple):
+    """A job another node must run: its in-flight key, its row id and its environment."""
 
-    def __init__(self, services: Services) -> None:
+    key: str
+    row_id: int
+    environment: str
+
+
+def payload(sender: str, to: str, jobs: Iterable[Handoff]) -> str:
+    return json.dumps({"from": sender, "to": to, "jobs": [list(job) for job in jobs]})
+
+
+def notify(conn: Connection, sender: str, to: str, jobs: Iterable[Handoff]) -> None:
+    """Queue the note on `conn`: PostgreSQL delivers it when that transaction commits."""
+    conn.execute(_NOTIFY, {"payload": payload(sender, to, jobs)})
+
+
+def read(raw: str) -> tuple[str, str | None, list[Handoff]]:
+    """(sender, addressee, jobs) of a note; a note from an older server is its sender's
+    node name alone (no address: it wakes every other server)."""
+    try:
+        note = json.loads(raw)
+        return (str(note["from"]), str(note["to"]),
+                [Handoff(str(k), int(i), str(e)) for k, i, e in note["jobs"]])
+    except (ValueError, TypeError, KeyError):
+        return raw, None, []
+
+
+class Wakeups:
+    """The PostgreSQL listener of one server, and the notes it sends."""
+
+    def __init__(self, services: Services,
+                 take: Callable[[list[Handoff]], None] | None = None) -> None:
         self.services = services
+        self.take = take
         self.enabled = services.db.dialect.name == "postgresql"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -36,7 +75,7 @@ class Wakeups:
     def start(self) -> None:
         if not self.enabled:
             return
-        self.services.broadcasts.append(self.send)
+        self.services.handoffs.append(self.send)
         self._thread = threading.Thread(target=self._listen, name="infra-wakeups", daemon=True)
         self._thread.start()
 
@@ -44,15 +83,30 @@ class Wakeups:
         """Stop listening; returns once the listener has let go of its connection (it wakes
         at least every second), so a database dropped right after is no failure to log."""
         self._stop.set()
-        if self.send in self.services.broadcasts:
-            self.services.broadcasts.remove(self.send)
+        if self.send in self.services.handoffs:
+            self.services.handoffs.remove(self.send)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def send(self) -> None:
+    def send(self, to: str, jobs: list[Handoff]) -> None:
+        """Hand `jobs` to node `to` now (on a connection of its own)."""
         with self.services.db.connect() as conn:
-            conn.execute(_NOTIFY, {"sender": self.services.node})
+            notify(conn, self.services.node, to, jobs)
             conn.commit()
+
+    def _receive(self, raw: str) -> None:
+        sender, to, jobs = read(raw)
+        if sender == self.services.node:
+            return  # our own
+        if to is not None and to != self.services.node:
+            return  # work for another node
+        if jobs and self.take is not None:
+            try:
+                self.take(jobs)
+                return
+            except Exception:  # the engine stopping, say: a pass finds the work instead
+                log.exception("taking handed-off jobs failed")
+        self.services.wake.set()
 
     def _listen(self) -> None:
         url = self.services.db.url.set(drivername="postgresql")
@@ -64,8 +118,8 @@ class Wakeups:
                     self.services.wake.set()  # anything missed while not listening
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            if note.payload != self.services.node:  # not our own
-                                self.services.wake.set()
+                            self._receive(note.payload)
             except Exception:  # the database went away: listen again shortly
                 log.exception("wake-up listener failed")
                 self._stop.wait(1.0)
+

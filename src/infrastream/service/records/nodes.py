@@ -20,8 +20,9 @@ import os
 import socket
 import time
 import uuid
+from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -34,6 +35,20 @@ _BINDING = select(node_bindings.c.node).where(node_bindings.c.environment == bin
 _BEAT = (update(server_nodes).where((server_nodes.c.name == bindparam("node"))
                                     & (server_nodes.c.instance == bindparam("me")))
          .values(seen=bindparam("now")))
+
+
+def bound_node(conn: Connection, environment: str) -> str | None:
+    """The node a `local` environment is bound to (None: not bound yet)."""
+    found = conn.execute(_BINDING, {"env": environment}).scalar()
+    return None if found is None else str(found)
+
+
+def node_alive(row: Any, now: float, lease_seconds: float) -> bool:
+    """Whether the server of a `server_nodes` row still runs: its process, on this host;
+    a heartbeat younger than the lease time, elsewhere."""
+    if row.host == socket.gethostname():
+        return _alive(row.pid)
+    return bool(now - row.seen < lease_seconds)
 
 
 def _alive(pid: int) -> bool:
@@ -53,7 +68,8 @@ class Node:
         self.db, self.name, self.lease_seconds = db, name, lease_seconds
         self.instance = uuid.uuid4().hex
         self.host = socket.gethostname()
-        self._bound: dict[str, bool] = {}
+        self._bound: dict[str, str] = {}
+        """environment → the node it is bound to (sticky, so known once seen)."""
         insert = pg_insert if db.dialect.name == "postgresql" else sqlite_insert
         self._insert_node = insert(server_nodes).on_conflict_do_nothing()
         self._insert_binding = insert(node_bindings).on_conflict_do_nothing()
@@ -81,14 +97,32 @@ class Node:
         with writing(self.db) as conn:
             conn.execute(_BEAT, {"node": self.name, "me": self.instance, "now": time.time()})
 
+    def forget(self) -> None:
+        """Read the bindings again from now on (one may have moved: `service.bindings`)."""
+        self._bound.clear()
+
     def serves(self, environment: str) -> bool:
         """Whether this node runs the jobs of a local environment (binding it if unbound)."""
+        return self.bound_to(environment) == self.name
+
+    def bound_to(self, environment: str) -> str:
+        """The node that runs a local environment's jobs (this one, binding it, if unbound)."""
         known = self._bound.get(environment)
         if known is not None:
             return known
         with writing(self.db) as conn:
             conn.execute(self._insert_binding, {"environment": environment, "node": self.name,
                                                 "bound": time.time()})
-            mine = bool(conn.execute(_BINDING, {"env": environment}).scalar_one() == self.name)
-        self._bound[environment] = mine
-        return mine
+            node = str(conn.execute(_BINDING, {"env": environment}).scalar_one())
+        self._bound[environment] = node
+        return node
+
+    def known_binding(self, conn: Connection, environment: str) -> str | None:
+        """The node a local environment is bound to, read on `conn` (inside a transaction
+        that must not open another); None while it is unbound."""
+        known = self._bound.get(environment)
+        if known is None:
+            known = bound_node(conn, environment)
+            if known is not None:
+                self._bound[environment] = known
+        return known
