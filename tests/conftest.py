@@ -158,3 +158,18 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path,
     """A fresh, empty database (no tables at all): an SQLite file, or a new PostgreSQL
     database."""
     yield from _database(request, tmp_path, databases, migrated=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` (./dev.sh test) every test is dealt out on its own to the
+    next free worker, except those sharing a module- or class-scoped fixture (a real `serve`,
+    the demo, Chromium): one group per module, so that fixture starts once."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group") is not None:
+            continue
+        if any(definition.scope in ("module", "class", "package")
+               for definitions in info.name2fixturedefs.values()
+               for definition in definitions):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
