@@ -98,7 +98,9 @@ case "$job" in
     echo "== mypy"; "$VENV/bin/mypy" src/infrastream
     echo "== import contracts"; "$VENV/bin/lint-imports"
     # The tests mostly wait on processes, HTTP and databases: four workers share two cores well.
-    echo "== pytest"; exec "$VENV/bin/python" -m pytest -n 4 "$@"
+    # loadgroup: each test goes to the next free worker (the long ones do not queue behind
+    # each other), those sharing a module-scoped fixture together (tests/conftest.py).
+    echo "== pytest"; exec "$VENV/bin/python" -m pytest -n 4 --dist loadgroup "$@"
     ;;
   bench)
     ensure_venv

@@ -1,15 +1,29 @@
-"""Shared fixtures: a real database (SQLite file or PostgreSQL), services and the engine."""
+"""Shared fixtures: a real database (SQLite file or PostgreSQL), services and the engine.
+
+Every test gets a database of its own, already at the newest migration: a copy of one
+migrated by Alembic once per test process (an SQLite file copied; a PostgreSQL database
+created with `CREATE DATABASE … TEMPLATE`), so that ~350 tests do not each run the whole
+migration chain. Opening it still runs `migrate` (a no-op at head). The migrations
+themselves are tested on empty databases (`empty_database_url`, tests/store).
+"""
 
 from __future__ import annotations
 
+import os
+import queue
+import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+
+from infrastream.store.database import open_database
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
 
 
 def _postgres_available() -> bool:
@@ -23,21 +37,139 @@ def _postgres_available() -> bool:
         return False
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database: an SQLite file, or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'infrastream.db'}"
-        return
-    if not _postgres_available():
-        pytest.fail("PostgreSQL at 127.0.0.1:5432 is required (./dev.sh test starts it)")
-    name = f"infra_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
+class Databases:
+    """The databases of one test process: migrated templates made on first use, fresh
+    copies of them per test, and the PostgreSQL ones dropped behind the tests' backs (a
+    thread drops a test's database while the next test runs)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self._sqlite: Path | None = None
+        self._template: str | None = None
+        self._admin: Engine | None = None
+        self._drops: queue.Queue[str | None] = queue.Queue()
+        self._dropper: threading.Thread | None = None
+        self._failed_drops: list[str] = []
+
+    # -- PostgreSQL ------------------------------------------------------------------------
+
+    def admin(self) -> Engine:
+        if self._admin is None:
+            if not _postgres_available():
+                pytest.fail("PostgreSQL at 127.0.0.1:5432 is required (./dev.sh test starts it)")
+            self._admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        return self._admin
+
+    def _create(self, name: str, template: str | None = None) -> str:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        with self.admin().connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+        return PG_URL.format(name=name)
+
+    def postgres(self, *, migrated: bool) -> str:
+        """The URL of a new PostgreSQL database: empty, or a copy of the migrated template."""
+        name = f"infra_{uuid.uuid4().hex[:12]}"
+        if not migrated:
+            return self._create(name)
+        if self._template is None:
+            template = f"infra_template_{self.worker}_{uuid.uuid4().hex[:8]}"
+            open_database(self._create(template)).dispose()  # no session left: copyable
+            self._template = template
+        return self._create(name, self._template)
+
+    def drop_later(self, url: str) -> None:
+        if self._dropper is None:
+            self._dropper = threading.Thread(target=self._drop_all, name="database-drops",
+                                             daemon=True)
+            self._dropper.start()
+        self._drops.put(url.rsplit("/", 1)[1])
+
+    def _drop_all(self) -> None:
+        while (name := self._drops.get()) is not None:
+            try:
+                self._drop(name)
+            except Exception as exc:  # told at the end of the session, the others dropped
+                self._failed_drops.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    def _drop(self, name: str) -> None:
+        with self.admin().connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+
+    # -- SQLite ----------------------------------------------------------------------------
+
+    def sqlite(self, directory: Path, *, migrated: bool) -> str:
+        """The URL of a new SQLite file in `directory`: none yet, or a migrated copy."""
+        path = directory / "infrastream.db"
+        if migrated:
+            if self._sqlite is None:
+                template = self.directory / "template.db"
+                engine = open_database(f"sqlite:///{template}")
+                with engine.connect() as conn:  # everything into the main file: one to copy
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                engine.dispose()
+                self._sqlite = template
+            shutil.copyfile(self._sqlite, path)
+        return f"sqlite:///{path}"
+
+    def close(self) -> None:
+        if self._dropper is not None:
+            self._drops.put(None)
+            self._dropper.join(timeout=120)
+        if self._template is not None:
+            self._drop(self._template)
+        if self._admin is not None:
+            self._admin.dispose()
+        assert not self._failed_drops, f"test databases not dropped: {self._failed_drops}"
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    found = Databases(tmp_path_factory.mktemp("databases"))
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+def _database(request: pytest.FixtureRequest, tmp_path: Path, databases: Databases, *,
+              migrated: bool) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield databases.sqlite(tmp_path, migrated=migrated)
+        return
+    url = databases.postgres(migrated=migrated)
+    try:
+        yield url
+    finally:
+        databases.drop_later(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path,
+                 databases: Databases) -> Iterator[str]:
+    """A database of this test's own at the newest migration, with no data: an SQLite file,
+    or a new PostgreSQL database."""
+    yield from _database(request, tmp_path, databases, migrated=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path,
+                       databases: Databases) -> Iterator[str]:
+    """A fresh, empty database (no tables at all): an SQLite file, or a new PostgreSQL
+    database."""
+    yield from _database(request, tmp_path, databases, migrated=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` (./dev.sh test) every test is dealt out on its own to the
+    next free worker, except those sharing a module- or class-scoped fixture (a real `serve`,
+    the demo, Chromium): one group per module, so that fixture starts once."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group") is not None:
+            continue
+        if any(definition.scope in ("module", "class", "package")
+               for definitions in info.name2fixturedefs.values()
+               for definition in definitions):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

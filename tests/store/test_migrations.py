@@ -10,8 +10,8 @@ from infrastream.store.database import open_database
 from infrastream.store.tables import metadata
 
 
-def test_migrations_produce_the_declared_schema(database_url):
-    engine = open_database(database_url)
+def test_migrations_produce_the_declared_schema(empty_database_url):
+    engine = open_database(empty_database_url)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn)
@@ -21,13 +21,13 @@ def test_migrations_produce_the_declared_schema(database_url):
         engine.dispose()
 
 
-def test_opening_a_migrated_database_again_is_harmless(database_url):
-    open_database(database_url).dispose()
-    engine = open_database(database_url)
+def test_opening_a_migrated_database_again_is_harmless(empty_database_url):
+    open_database(empty_database_url).dispose()
+    engine = open_database(empty_database_url)
     engine.dispose()
 
 
-def test_an_upgraded_installation_tells_nothing_of_its_past(database_url):
+def test_an_upgraded_installation_tells_nothing_of_its_past(empty_database_url):
     """Migration 0017 starts the notification pass's audit cursor at the newest entry."""
     from datetime import UTC, datetime
 
@@ -37,7 +37,7 @@ def test_an_upgraded_installation_tells_nothing_of_its_past(database_url):
     from infrastream.store import database
     from infrastream.store.tables import server_settings
 
-    engine = database.create(database_url)
+    engine = database.create(empty_database_url)
     config = database._alembic_config()
     try:
         with database.writing(engine) as conn:
