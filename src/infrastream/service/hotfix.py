@@ -27,7 +27,7 @@ from .auditing import trail as audit
 from .context import Services
 from .permissions import require
 from .records import release_content
-from .records.manifests import current_bundle
+from .records.manifests import current_bundle, lane_stages
 from .records.releases import active_fixes
 from .releases import CreatedRelease, insert_release, release_name_for, snapshot
 
@@ -65,12 +65,7 @@ def create_hotfix(services: Services, principal: Principal, app_set: str,
     if name is not None:
         valid_name("release", name)
     bundle = current_bundle(services)
-    if app_set not in bundle.sets:
-        raise NotFound(f"application set `{app_set}` does not exist")
-    track = bundle.track_of(app_set)
-    stages = track.spec.stages(Lane.HOTFIX)
-    if not stages:
-        raise Conflict(f"track `{track.metadata.name}` has no hotfixStages")
+    track, stages = lane_stages(bundle, app_set, Lane.HOTFIX)
     with services.db.connect() as conn:
         base, base_fixes = active_fixes(conn, app_set)
         if base is None:

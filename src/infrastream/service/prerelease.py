@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from infrastream.domain.errors import Conflict, Invalid, NotFound
+from infrastream.domain.errors import Invalid, NotFound
 from infrastream.domain.inputs import free_text
 from infrastream.domain.release import parse_image
 from infrastream.domain.roles import RECORD_VERSION, Principal
@@ -35,7 +35,7 @@ from .auditing import trail as audit
 from .context import Services
 from .permissions import require
 from .readmodel import ReadModel
-from .records.manifests import current_bundle, source_root
+from .records.manifests import current_bundle, lane_stages, source_root
 
 SYSTEM = "infrastream"
 
@@ -85,10 +85,7 @@ def start_prerelease(services: Services, principal: Principal, app: str, image: 
     if label.repository != application.spec.image:
         raise Invalid(f"image `{image}` is not from `{application.spec.image}`")
     app_set = application.metadata.parent.name if application.metadata.parent else ""
-    track = bundle.track_of(app_set)
-    stages = track.spec.stages(Lane.PRE_RELEASE)
-    if not stages:
-        raise Conflict(f"track `{track.metadata.name}` has no preReleaseStages")
+    track, stages = lane_stages(bundle, app_set, Lane.PRE_RELEASE)
     stage = stages[0]
     environment = stage.environments[0]
     check = next((c for c in stage.checks if isinstance(c, IntegrationTestsCheck)), None)

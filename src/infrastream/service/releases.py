@@ -29,7 +29,7 @@ from .auditing import trail as audit
 from .context import Services
 from .permissions import require
 from .readmodel import ReadModel
-from .records.manifests import current_bundle, source_root
+from .records.manifests import current_bundle, lane_stages, source_root
 from .records.releases import ReleaseRef, ReleaseState, active_fixes
 from .records.shapes import AbandonRecord, FrozenVersion, versions_of
 from .versions import latest_versions
@@ -118,12 +118,7 @@ def create_release(services: Services, principal: Principal, app_set: str,
     override_reason = optional_text("the forward-port override reason", override_reason)
     with services.db.connect() as conn:  # one read transaction for what the cut is made of
         bundle = current_bundle(services, conn)
-        if app_set not in bundle.sets:
-            raise NotFound(f"application set `{app_set}` does not exist")
-        track = bundle.track_of(app_set)
-        stages = track.spec.stages(Lane.RELEASE)
-        if not stages:
-            raise Conflict(f"track `{track.metadata.name}` has no releaseStages")
+        track, stages = lane_stages(bundle, app_set, Lane.RELEASE)
         apps = [a.metadata.name for a in bundle.applications_of(app_set)]
         if not apps:
             raise Conflict(f"application set `{app_set}` has no Application yet: apply the "

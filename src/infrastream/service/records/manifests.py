@@ -2,7 +2,9 @@
 
 `current_bundle` is what every use case, the engine and the views read the control plane's
 manifests through (cached per revision and database, so a pass costs one index lookup);
-`source_root` is where an applied object's relative `run`/`integrationTests` paths resolve.
+`lane_stages` is the one check a use case that starts a lane makes (the set, its track, the
+lane's stages); `source_root` is where an applied object's relative `run`/`integrationTests`
+paths resolve.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import threading
 
 from sqlalchemy import Connection, bindparam, func, select
 
+from infrastream.domain.errors import Conflict, NotFound
 from infrastream.manifests import Bundle, Manifest, assemble, from_body
+from infrastream.manifests.track import Lane, ReleaseTrack, Stage
 from infrastream.store.tables import manifest_objects, manifest_revisions
 
 from ..context import Services
@@ -45,6 +49,18 @@ def current_bundle(services: Services, conn: Connection | None = None) -> Bundle
         _cache.clear()
         _cache[key] = bundle
     return bundle
+
+
+def lane_stages(bundle: Bundle, app_set: str, lane: Lane) -> tuple[ReleaseTrack, list[Stage]]:
+    """The track of `app_set` and its stages of `lane`: NotFound when the set does not exist,
+    Conflict when its track has no such lane."""
+    if app_set not in bundle.sets:
+        raise NotFound(f"application set `{app_set}` does not exist")
+    track = bundle.track_of(app_set)
+    stages = track.spec.stages(lane)
+    if not stages:
+        raise Conflict(f"track `{track.metadata.name}` has no {lane.value}Stages")
+    return track, stages
 
 
 def stored_manifests(conn: Connection) -> list[Manifest]:
