@@ -16,6 +16,12 @@ It measures, in the same run:
 
 It prints the times, entries/s, verify / sha256 floor (goal ≤ 3) and verify / read floor.
 
+With `--serving` (SQLite only) it then starts a real `infrastream serve` on that database and
+measures what the issue asks of a verification besides speed, that it never blocks the server:
+`GET /api/v1/healthz` requests/s from 4 client threads while the server is idle, then while
+the same server answers `GET /api/v1/audit/verify` (what `infrastream audit verify` calls),
+and the ratio of the two (1.0: the verification costs the API nothing).
+
 Run: `.venv/bin/python bench/audit.py` (about 20 s; `--entries 1000000` for the issue's
 1M figure, a few minutes, most of it seeding).
 """
@@ -26,10 +32,12 @@ import argparse
 import hashlib
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -77,7 +85,11 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL, not SQLite")
+    parser.add_argument("--serving", action="store_true",
+                        help="also: /healthz requests/s of a real server while it verifies")
     args = parser.parse_args()
+    if args.serving and args.postgres:
+        parser.error("--serving measures on SQLite only")
 
     from sqlalchemy import create_engine, text
 
@@ -123,6 +135,8 @@ def main() -> None:
             with engine.connect() as conn:
                 verdict = trail.verify(conn)
             verify = time.perf_counter() - began
+            engine.dispose()
+            serving = _serving(url) if args.serving else None
         finally:
             engine.dispose()
             if args.postgres:
@@ -138,6 +152,74 @@ def main() -> None:
     print(f"  read + sha256 {read_floor:7.2f} s   {args.entries / read_floor:10,.0f} entries/s")
     print(f"  verify / sha256 floor: {verify / floor:.2f}  (goal ≤ 3)")
     print(f"  verify / read + sha256 floor: {verify / read_floor:.2f}")
+    if serving is not None:
+        idle, busy, took, ok = serving
+        print(f"  a real server, GET /healthz from {HEALTH_CLIENTS} clients: idle {idle:,.0f} "
+              f"req/s; while it answers GET /audit/verify ({took:.2f} s, "
+              f"{'ok' if ok else 'NOT ok'}) {busy:,.0f} req/s; ratio {busy / idle:.2f}")
+
+
+HEALTH_CLIENTS = 4
+
+
+def _healthz_rate(base: str, seconds: float | None, until: Any = None) -> float:
+    """Requests/s of GET /healthz from HEALTH_CLIENTS threads, for `seconds` or until the
+    event `until` is set."""
+    import httpx
+
+    done = threading.Event()
+    counts = [0] * HEALTH_CLIENTS
+
+    def client(index: int) -> None:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            while not done.is_set():
+                http.get("/healthz").raise_for_status()
+                counts[index] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(HEALTH_CLIENTS)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    if until is not None:
+        until.wait()
+    else:
+        time.sleep(seconds or 0)
+    done.set()
+    took = time.perf_counter() - began
+    for thread in threads:
+        thread.join()
+    return sum(counts) / took
+
+
+def _serving(url: str) -> tuple[float, float, float, bool]:
+    """(idle req/s, req/s during a verification, its seconds, whether it said ok)."""
+    import httpx
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from scale_out import cluster
+
+    from engine import sources
+
+    with cluster(url, 1, sources()) as made:
+        base = made.bases[0]
+        idle = _healthz_rate(base, 3.0)
+        verified = threading.Event()
+        result: dict[str, Any] = {}
+
+        def verify() -> None:
+            began = time.perf_counter()
+            try:
+                result.update(httpx.get(f"{base}/audit/verify", timeout=600, headers={
+                    "Authorization": f"Bearer {made.tokens['pat']}"}).raise_for_status().json())
+            finally:
+                result["took"] = time.perf_counter() - began
+                verified.set()
+
+        worker = threading.Thread(target=verify)
+        worker.start()
+        busy = _healthz_rate(base, None, verified)
+        worker.join()
+    return idle, busy, float(result["took"]), bool(result.get("ok"))
 
 
 if __name__ == "__main__":
