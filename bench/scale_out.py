@@ -18,8 +18,11 @@ deployment reached the target. A lifecycle's reaction is that moment for its pro
 deployment minus the moment its last `approve` call returned; the server whose data
 directory holds the line is the one that ran it. A driver alone (one thread, and the
 cross-server samples) waits for the target after approving, not for the API, so that its
-own status polling (a `release status` costs the server tens of ms) is not in its reaction;
-with 8 drivers the polling is part of the load, as it is for users. All servers run on this
+own status reads are not in its reaction. Drivers follow a release as a client should: each
+status read sends the last `ETag` with `Prefer: wait` and is held by the server until the
+release moves (`api.watching`), so reads cost the server one status per change, not one per
+few ms (with several servers, a change made on another one is seen at the held read's
+recheck, half a second at most). All servers run on this
 machine, so with few cores the scale-out ratio shows the cost of coordination more than the
 gain of machines.
 """
@@ -54,7 +57,8 @@ ROLES = [("pat", "platform"), ("ci", "developer"), ("rita", "release-manager"),
 APPROVERS = ("quinn", "paula", "sam")
 WATCH_EVERY = 0.002
 LOCAL_START = re.compile(r"^--- \S+ infrastream starts \S+ \S+ \(release \S+, key (\S+)\)")
-OBSERVE_EVERY = 0.01
+HELD = 10
+"""Seconds a driver's status read may be held by the server waiting for a change."""
 HANDOFF_SAMPLES = 8
 
 
@@ -255,11 +259,17 @@ def cluster(url: str, servers: int, sources: list[tuple[str, str]],
 # -- the lifecycles ------------------------------------------------------------------------------
 
 def _wait(client: httpx.Client, path: str, done: Any, timeout: float = 120) -> None:
+    """Until the release's status satisfies `done`, as a client that follows a release does:
+    each read sends the tag of the last answer and `Prefer: wait`, so the server holds it
+    until the release moves (`api.watching`) instead of being asked every few ms."""
     deadline = time.monotonic() + timeout
+    tag: str | None = None
     while time.monotonic() < deadline:
-        if done(client.get(path).raise_for_status().json()):
+        headers = {} if tag is None else {"If-None-Match": tag, "Prefer": f"wait={HELD}"}
+        response = client.get(path, headers=headers).raise_for_status()
+        tag = response.headers.get("etag")
+        if response.status_code == 200 and done(response.json()):
             return
-        time.sleep(OBSERVE_EVERY)
     raise RuntimeError(f"{path} did not get there")
 
 

@@ -8,7 +8,7 @@ are recorded under (`mutation`, see `refusals_api`).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from infrastream.domain.inputs import MAX_ID
@@ -37,6 +37,7 @@ from infrastream.service.records.releases import ReleaseRef, parse_ref
 from infrastream.service.views.environments import EnvironmentView, environment_overview
 from infrastream.service.views.release_status import ReleaseStatus, release_status
 
+from . import watching
 from .deps import BearerDep, PrincipalDep, ServicesDep, clean_parameters
 from .problems import declared
 from .refusals_api import mutation
@@ -225,18 +226,23 @@ def list_releases(services: ServicesDep, principal: PrincipalDep,
 
 
 @router.get("/releases/{app_set}/{name}", tags=["releases"], response_model=ReleaseStatus,
-            responses=declared(401, 404, 422))
-async def get_release(app_set: str, name: str, services: ServicesDep,
+            responses={**declared(401, 404, 422), **watching.NOT_MODIFIED})
+async def get_release(app_set: str, name: str, request: Request, services: ServicesDep,
                       principal: PrincipalDep) -> Response:
+    """The release per stage. Carries an `ETag`; send it back in `If-None-Match` to get 304
+    when nothing changed, and add `Prefer: wait=N` (seconds, at most 60) to be answered
+    when the release changes instead of polling: the request is held until then, or 304
+    after N seconds."""
     # The read clients poll most: one trip through the thread pool (not one for the call and
     # another for FastAPI's check of the model it returns), serialised once, to the same
     # bytes FastAPI would send for the `response_model`.
-    return await run_in_threadpool(_release_json, services, ReleaseRef(app_set, name))
+    ref = ReleaseRef(app_set, name)
+    return await watching.answer(request, services,
+                                 lambda: run_in_threadpool(_release_json, services, ref))
 
 
-def _release_json(services: Services, ref: ReleaseRef) -> Response:
-    return Response(release_status(services, ref).model_dump_json(),
-                    media_type="application/json")
+def _release_json(services: Services, ref: ReleaseRef) -> bytes:
+    return release_status(services, ref).model_dump_json().encode()
 
 
 @router.post("/releases/{app_set}/{name}/promotions", status_code=202, tags=["promotions"],
