@@ -13,6 +13,13 @@ never for work that rolled back. A job found later (a resume after a crash) is h
 `send` on a connection of its own. A note the listener cannot use (no taker, an old payload)
 wakes the engine, which then finds the work in a pass. On SQLite there is one server: there is
 nobody to hand work to, and nothing here runs.
+
+Servers also tell each other that something changed, for whoever follows releases there (a
+held status read, `api.watching`): every local change this server's observers hear of
+(`Services.listeners`: the engine's moved releases, a use case's notify) sets a flag; one
+announcer thread sends `NOTIFY infrastream_changed` (payload: the sender's node) once per burst
+of changes, and each other server's listener passes it on to its own observers. It never wakes
+an engine: it says that a status may read differently, not that there is work.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ from sqlalchemy import Connection, text
 from ..context import Services
 
 CHANNEL = "infrastream_wake"
+CHANGED = "infrastream_changed"
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :payload)")
+_CHANGED = text(f"SELECT pg_notify('{CHANGED}', :sender)")
 log = logging.getLogger("infrastream.engine")
 
 
@@ -71,22 +80,62 @@ class Wakeups:
         self.enabled = services.db.dialect.name == "postgresql"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._changes = threading.Event()
+        self._announcer: threading.Thread | None = None
 
     def start(self) -> None:
         if not self.enabled:
             return
         self.services.handoffs.append(self.send)
+        self.services.listeners.append(self.changed)
         self._thread = threading.Thread(target=self._listen, name="infra-wakeups", daemon=True)
         self._thread.start()
+        self._announcer = threading.Thread(target=self._announce, name="infra-announcer",
+                                           daemon=True)
+        self._announcer.start()
 
     def stop(self) -> None:
         """Stop listening; returns once the listener has let go of its connection (it wakes
         at least every second), so a database dropped right after is no failure to log."""
         self._stop.set()
+        self._changes.set()
         if self.send in self.services.handoffs:
             self.services.handoffs.remove(self.send)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self.changed in self.services.listeners:
+            self.services.listeners.remove(self.changed)
+        for thread in (self._thread, self._announcer):
+            if thread is not None:
+                thread.join(timeout=5)
+
+    def changed(self) -> None:
+        """Something changed here: the other servers' observers are told (once per burst)."""
+        self._changes.set()
+
+    def _announce(self) -> None:
+        while not self._stop.is_set():
+            self._changes.wait()
+            self._changes.clear()
+            if self._stop.is_set():
+                return
+            try:
+                with self.services.db.connect() as conn:
+                    conn.execute(_CHANGED, {"sender": self.services.node})
+                    conn.commit()
+            except Exception:  # the database went away: the held reads' recheck covers it
+                log.exception("telling the other servers of a change failed")
+                self._stop.wait(1.0)
+
+    def _tell_observers(self, sender: str) -> None:
+        """Another server changed something: this server's observers hear of it (not its
+        own announcer, which would tell it back)."""
+        if sender == self.services.node:
+            return
+        for listener in list(self.services.listeners):
+            if listener != self.changed:
+                try:
+                    listener()
+                except Exception:  # an observer's failure must not stop the listening
+                    log.exception("an observer of changes failed")
 
     def send(self, to: str, jobs: list[Handoff]) -> None:
         """Hand `jobs` to node `to` now (on a connection of its own)."""
@@ -115,10 +164,14 @@ class Wakeups:
             try:
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {CHANGED}")
                     self.services.wake.set()  # anything missed while not listening
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            self._receive(note.payload)
+                            if note.channel == CHANGED:
+                                self._tell_observers(note.payload)
+                            else:
+                                self._receive(note.payload)
             except Exception:  # the database went away: listen again shortly
                 log.exception("wake-up listener failed")
                 self._stop.wait(1.0)
