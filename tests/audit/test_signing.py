@@ -249,3 +249,26 @@ def test_export_filters_by_time_and_yields_json_lines(story):
     earlier = list(audit_export.export(story.services, until=start))
     assert earlier and all(e["type"] == "entry" and e["at"] < start.isoformat()
                            for e in earlier)
+
+
+def test_a_long_trail_is_walked_in_a_child_process_with_the_same_verdict(story, monkeypatch):
+    """A trail longer than `IN_PROCESS_UP_TO` is walked by a child process, so the server's
+    threads do not wait on its hashing: same verdict as in place, intact and edited. (The
+    threshold is lowered to make this trail long; the parent's walk is made to fail, so
+    only the child can have walked it.)"""
+    checkpoint = signing.checkpoint(story.services)
+    in_place = audit_verify.verify_all(story.services).to_json()
+    assert in_place["ok"]
+
+    def not_here(*_args, **_kwargs):
+        raise AssertionError("the chain was walked in the server's process")
+
+    monkeypatch.setattr(audit_verify, "IN_PROCESS_UP_TO", 0)
+    monkeypatch.setattr(audit_verify.audit, "verify", not_here)
+    assert audit_verify.verify_all(story.services).to_json() == in_place
+
+    _edit(story, 2, actor="mallory")
+    verdict = audit_verify.verify_all(story.services).to_json()
+    assert not verdict["ok"] and verdict["brokenAt"] == 2
+    assert verdict["reason"].startswith(
+        f"entry 2 does not match signed checkpoint {checkpoint['seq']}: entry 2 was edited")

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE_OPTION = "infrastream_write"
@@ -26,6 +27,8 @@ def sqlite_url(data_dir: Path) -> str:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config  # alembic only where the schema is migrated or checked
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -74,6 +77,8 @@ def writing(engine: Engine) -> Iterator[Connection]:
 
 
 def migrate(engine: Engine) -> None:
+    from alembic import command
+
     config = _alembic_config()
     with writing(engine) as connection:
         config.attributes["connection"] = connection

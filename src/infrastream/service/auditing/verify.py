@@ -5,10 +5,17 @@ it) leaves a chain that verifies. Signed checkpoints catch that: each pins the h
 entry with a key the database does not hold, so an entry at or before a checkpoint that was
 edited, re-hashed or deleted is named as "entry N does not match signed checkpoint M".
 Every problem is reported, not only the first; `reason` is the earliest.
+
+A long trail's chain is walked in a child process (`IN_PROCESS_UP_TO`): hashing a million
+entries is seconds of Python under the GIL, and on a thread of the server it would slow every
+request the server answers meanwhile; in its own process it costs them nothing (it reads the
+database through its own connection, and reports its progress through shared memory). A
+short trail is walked in place, where starting a process would cost more than the walk.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from typing import Any
 
@@ -19,9 +26,12 @@ from infrastream.domain.evidence import checkpoint_payload, key_id, verify_signa
 from infrastream.store.tables import audit_checkpoints, audit_log
 
 from ..context import Services
-from . import signing
+from . import chain_child, signing
 from . import trail as audit
 from .view import VerifyProgress, VerifyReport
+
+IN_PROCESS_UP_TO = 50_000
+"""Trails up to this many entries are walked on the calling thread; longer ones in a child."""
 
 _progress_lock = threading.Lock()
 _running: dict[str, list[int]] = {}
@@ -64,7 +74,9 @@ def _verify_all(services: Services, advance: Any) -> VerifyReport:
     signed: list[int] = []
     audit.settle(services.db)
     with services.db.connect() as conn:
-        chain = audit.verify(conn, progress=advance)
+        newest = conn.execute(select(func.max(audit_log.c.seq))).scalar_one_or_none() or 0
+        chain = (audit.verify(conn, progress=advance) if newest <= IN_PROCESS_UP_TO
+                 else _walk_in_child(services, advance))
         rows = conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq)).all()
         for row in rows:
             checkpoint = signing.checkpoint_json(row)
@@ -92,6 +104,30 @@ def _verify_all(services: Services, advance: Any) -> VerifyReport:
         broken_at=problems[0][0] if problems else None,
         reason=problems[0][1] if problems else intact,
         problems=[message for _, message in problems])
+
+
+def _walk_in_child(services: Services, advance: Any) -> ChainVerdict:
+    """The chain walked by a child process on its own connection (progress shared)."""
+    context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+    done = context.Value("q", 0, lock=False)
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=chain_child.walk, name="infrastream-audit-verify", daemon=True,
+                            args=(services.db.url.render_as_string(hide_password=False),
+                                  done, sender))
+    child.start()
+    sender.close()
+    try:
+        while not receiver.poll(0.1):
+            advance(done.value)
+            if not child.is_alive() and not receiver.poll(0):
+                raise RuntimeError(f"the audit verification process ended with exit code "
+                                   f"{child.exitcode} before it answered")
+        verdict: ChainVerdict = receiver.recv()
+    finally:
+        receiver.close()
+        child.join(timeout=10)
+    advance(verdict.entries)
+    return verdict
 
 
 def _entry_against(conn: Connection, checkpoint: Any) -> str | None:
