@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-import ssl
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -22,7 +23,9 @@ from infrastream.manifests.diagnostics import Diagnostic, Severity
 
 from .output import CliError, err_console
 
-if TYPE_CHECKING:  # httpx is imported when a request is made, keeping `--help` fast
+if TYPE_CHECKING:  # httpx is imported when a request is made (`load_httpx`)
+    import ssl
+
     import httpx
 
 DEFAULT_SERVER = "http://127.0.0.1:8420"
@@ -133,8 +136,7 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {self.token}"
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         url = f"{self.server}/api/v1{path}"
-        import httpx
-
+        httpx = load_httpx()
         try:
             with httpx.Client(verify=_verify(url), timeout=self.timeout) as http:
                 response = http.request(method, url, params=clean, json=body, headers=headers)
@@ -166,6 +168,39 @@ class ApiClient:
         raise problem_error(response.status_code, response.reason_phrase, data)
 
 
+UNUSED_BY_THE_CLIENT = ("httpx._main", "h2")
+"""What `import httpx` would load that no request of the CLI uses: httpx's own command line
+(`httpx._main`, which imports click, pygments and most of rich) and HTTP/2 (`h2`, which
+httpcore imports when it is installed; the client speaks HTTP/1.1, httpx's default). Together
+about 40% of what importing httpx and httpcore costs."""
+
+
+def load_httpx() -> ModuleType:
+    """httpx and httpcore, without the parts the client never uses (`UNUSED_BY_THE_CLIENT`).
+
+    A `None` entry in `sys.modules` makes an import of that name fail with ImportError, which
+    httpx and httpcore catch (they put a stub in place: httpx's `main` prints that the CLI
+    extras are missing, httpcore's HTTP/2 connection refuses to start). The entries are
+    removed again afterwards, so the process may still import those modules itself. Nothing
+    changes when httpx is already loaded (e.g. in a process that also runs the server).
+    """
+    if "httpx" in sys.modules:
+        import httpx
+
+        return httpx
+    blocked = [name for name in UNUSED_BY_THE_CLIENT if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import httpcore  # noqa: F401  (what httpx's transport imports, while h2 is blocked)
+        import httpx
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, "") is None:
+                del sys.modules[name]
+    return httpx
+
+
 def _verify(url: str) -> ssl.SSLContext | bool:
     """TLS settings: the CA bundle (loaded once, it is slow) for https; none for http."""
     return _tls_context() if url.startswith("https://") else False
@@ -173,9 +208,7 @@ def _verify(url: str) -> ssl.SSLContext | bool:
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
-    import httpx
-
-    return httpx.create_ssl_context()
+    return load_httpx().create_ssl_context()
 
 
 def problem_error(status: int, reason: str, problem: Any) -> CliError:
