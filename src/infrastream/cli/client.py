@@ -208,7 +208,8 @@ def _verify(url: str) -> ssl.SSLContext | bool:
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
-    return load_httpx().create_ssl_context()
+    context: ssl.SSLContext = load_httpx().create_ssl_context()
+    return context
 
 
 def problem_error(status: int, reason: str, problem: Any) -> CliError:
