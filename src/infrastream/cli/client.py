@@ -21,7 +21,7 @@ import typer
 
 from infrastream.manifests.diagnostics import Diagnostic, Severity
 
-from .output import CliError, err_console
+from .output import CliError, say
 
 if TYPE_CHECKING:  # httpx is imported when a request is made (`load_httpx`)
     import ssl
@@ -235,7 +235,7 @@ def print_diagnostics(items: Any) -> None:
         if diagnostic is None:
             continue
         style = "red" if diagnostic.is_error else "yellow"
-        err_console.print(diagnostic.render(), style=style, markup=False)
+        say(diagnostic.render(), style=style, err=True)
 
 
 def to_diagnostic(item: Any) -> Diagnostic | None:
