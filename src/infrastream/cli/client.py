@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from infrastream.manifests.diagnostics import Diagnostic, Severity
-
 from .output import CliError, say
 
 if TYPE_CHECKING:  # httpx is imported when a request is made (`load_httpx`)
     import ssl
 
     import httpx
+
+    from infrastream.manifests.diagnostics import Diagnostic
 
 DEFAULT_SERVER = "http://127.0.0.1:8420"
 ENV_SERVER = "INFRASTREAM_URL"
@@ -239,6 +239,8 @@ def print_diagnostics(items: Any) -> None:
 
 
 def to_diagnostic(item: Any) -> Diagnostic | None:
+    from infrastream.manifests.diagnostics import Diagnostic, Severity
+
     if not isinstance(item, dict):
         return None
     try:
