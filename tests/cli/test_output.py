@@ -94,3 +94,20 @@ def test_a_diagnostic_on_line_100_names_its_line(cli, tmp_path: Path) -> None:
     run = cli("validate", manifest)
     assert run.code == 1
     assert f"{manifest}:100:7: error[unknown-kind]" in run.err
+
+
+def test_the_deferred_console_serves_rich_itself(plain: None, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    """Rich's live displays (`audit verify`'s bar, `--wait`'s spinner) get the real console
+    (they use its private parts and its context manager)."""
+    from rich.progress import Progress
+
+    monkeypatch.setattr(output, "err_console", output._Deferred(stderr=True))
+    stream = Pipe()
+    monkeypatch.setattr(sys, "stderr", stream)
+    with Progress(console=output.real(output.err_console), transient=True) as bar:
+        bar.add_task("verify", total=None)
+    with output.err_console.status("waiting"):
+        pass
+    output.err_console.print("done", style="dim")
+    assert stream.getvalue().endswith("done\n")

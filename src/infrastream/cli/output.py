@@ -28,24 +28,33 @@ CONSOLE_OPTIONS: dict[str, Any] = {"highlight": False, "soft_wrap": True, "emoji
 
 
 class _Deferred:
-    """A Rich console made on first use: every attribute is the real console's."""
+    """A Rich console made on first use: every attribute is the real console's. (Not the
+    object itself: what hands a console to Rich, e.g. a progress bar, takes `real()`.)"""
 
     def __init__(self, *, stderr: bool) -> None:
         self._stderr = stderr
         self._console: Console | None = None
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
+        if name in ("_stderr", "_console"):  # not set yet (a copy being made)
             raise AttributeError(name)
+        return getattr(self.real(), name)
+
+    def real(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(stderr=self._stderr, **CONSOLE_OPTIONS)
-        return getattr(self._console, name)
+        return self._console
 
 
 console = cast("Console", _Deferred(stderr=False))
 err_console = cast("Console", _Deferred(stderr=True))
+
+
+def real(deferred: Console) -> Console:
+    """The Rich console behind `console` or `err_console`, to hand to Rich itself."""
+    return deferred.real() if isinstance(deferred, _Deferred) else deferred
 
 RICH_TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE")
 """Variables with which Rich treats a stream that is not a terminal as one (styles it)."""
