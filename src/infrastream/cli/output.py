@@ -68,7 +68,9 @@ def say(text: str, *, style: str | None = None, err: bool = False) -> None:
     would, on stderr with `err`: directly where that prints the text unchanged (a stream
     that is not a terminal, no variable forcing styles, nothing Rich rewrites), else
     through Rich."""
-    stream: IO[str] = sys.stderr if err else sys.stdout
+    stream: IO[str] | None = sys.stderr if err else sys.stdout
+    if stream is None:  # started without that stream (pythonw): Rich too writes nothing
+        return
     if _plain(stream) and REWRITTEN_BY_RICH.isdisjoint(text):
         stream.write(text + "\n")
         stream.flush()
