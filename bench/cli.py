@@ -160,7 +160,7 @@ def main(runs: int) -> int:
             argv = [*infrastream, "release", "status", f"shop/{name}", *extra]
             status = timed(argv, client_env, runs)
             own = status - serving / 1000
-            print(f"  infrastream {label:22}{status * 1000:5.1f} ms  {cpu(argv)}  "
+            print(f"  {'infrastream ' + label:32}{status * 1000:7.1f} ms  {cpu(argv)}  "
                   f"{status / floor:5.1f}× the floor; server time {serving:5.1f} ms; without "
                   f"it {own / floor:4.1f}× the floor; ≤ {GOAL_RATIO:g}×: "
                   f"{'ok' if own / floor <= GOAL_RATIO else 'MISSED'}")
