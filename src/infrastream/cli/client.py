@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -184,21 +185,25 @@ def load_httpx() -> ModuleType:
     removed again afterwards, so the process may still import those modules itself. Nothing
     changes when httpx is already loaded (e.g. in a process that also runs the server).
     """
-    if "httpx" in sys.modules:
-        import httpx
+    with _LOADING:  # (`audit verify` makes requests from two threads)
+        if "httpx" in sys.modules:
+            import httpx
 
-        return httpx
-    blocked = [name for name in UNUSED_BY_THE_CLIENT if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        import httpcore  # noqa: F401  (what httpx's transport imports, while h2 is blocked)
-        import httpx
-    finally:
+            return httpx
+        blocked = [name for name in UNUSED_BY_THE_CLIENT if name not in sys.modules]
         for name in blocked:
-            if sys.modules.get(name, "") is None:
-                del sys.modules[name]
-    return httpx
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            import httpcore  # noqa: F401  (what httpx's transport imports, h2 blocked)
+            import httpx
+        finally:
+            for name in blocked:
+                if sys.modules.get(name, "") is None:
+                    sys.modules.pop(name, None)
+        return httpx
+
+
+_LOADING = threading.Lock()
 
 
 def _verify(url: str) -> ssl.SSLContext | None:
