@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 CONSOLE_OPTIONS: dict[str, Any] = {"highlight": False, "soft_wrap": True, "emoji": False}
-"""How every console of the CLI prints (`print_table` makes a wider one like it)."""
+"""How the CLI's consoles print (`print_table`'s wide one: highlight and emoji off too)."""
 
 
 class _Deferred:
@@ -55,6 +55,7 @@ err_console = cast("Console", _Deferred(stderr=True))
 def real(deferred: Console) -> Console:
     """The Rich console behind `console` or `err_console`, to hand to Rich itself."""
     return deferred.real() if isinstance(deferred, _Deferred) else deferred
+
 
 RICH_TERMINAL_VARIABLES = ("FORCE_COLOR", "TTY_COMPATIBLE")
 """Variables with which Rich treats a stream that is not a terminal as one (styles it)."""
