@@ -56,6 +56,18 @@ def test_say_into_a_pipe_writes_what_rich_writes(text: str, style: str | None) -
         assert expected == text + "\n"
 
 
+def test_say_writes_every_control_character_as_rich_does(plain: None) -> None:
+    for code in [*range(0x20), *range(0x7f, 0xa0), 0x2028, 0x200b, 0xfeff]:
+        text = f"a{chr(code)}b\n{chr(code)}"
+        stream = Pipe()
+        original, sys.stdout = sys.stdout, stream
+        try:
+            say(text, style="red")
+        finally:
+            sys.stdout = original
+        assert stream.getvalue() == rich_prints(text, "red"), hex(code)
+
+
 def test_say_to_a_terminal_goes_through_rich(plain: None, monkeypatch: pytest.MonkeyPatch
                                              ) -> None:
     terminal = Terminal()
