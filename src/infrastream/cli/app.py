@@ -8,7 +8,7 @@ import typer
 from infrastream import __version__
 
 from .commands import LazyGroup
-from .output import CliError, err_console
+from .output import CliError, say
 
 app = typer.Typer(
     cls=LazyGroup,
@@ -47,7 +47,7 @@ def run(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except CliError as exc:
-        err_console.print(f"error: {exc}", style="red", markup=False)
+        say(f"error: {exc}", style="red", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from .client import ApiClient, ServerOption, TokenOption, connect, connect_unhurried
-from .output import CliError, Output, OutputOption, console, emit, err_console
+from .output import CliError, Output, OutputOption, console, emit, err_console, real
 from .render import print_table, when
 
 CHANGE_WIDTH = 72
@@ -124,7 +124,7 @@ def _with_progress(client: ApiClient) -> Any:
     worker.start()
     poller = ApiClient(client.server, client.token)
     with Progress("verifying the audit trail", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=True) as bar:
+                  TimeElapsedColumn(), console=real(err_console), transient=True) as bar:
         task = bar.add_task("verify", total=None)
         while worker.is_alive():
             worker.join(0.5)

@@ -12,18 +12,22 @@ from __future__ import annotations
 import functools
 import json
 import os
-import ssl
+import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
-from infrastream.manifests.diagnostics import Diagnostic, Severity
+from .output import CliError, say
 
-from .output import CliError, err_console
+if TYPE_CHECKING:  # httpx is imported when a request is made (`load_httpx`)
+    import ssl
 
-if TYPE_CHECKING:  # httpx is imported when a request is made, keeping `--help` fast
     import httpx
+
+    from infrastream.manifests.diagnostics import Diagnostic
 
 DEFAULT_SERVER = "http://127.0.0.1:8420"
 ENV_SERVER = "INFRASTREAM_URL"
@@ -133,10 +137,9 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {self.token}"
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         url = f"{self.server}/api/v1{path}"
-        import httpx
-
+        httpx = load_httpx()
         try:
-            with httpx.Client(verify=_verify(url), timeout=self.timeout) as http:
+            with httpx.Client(verify=cast(Any, _verify(url)), timeout=self.timeout) as http:
                 response = http.request(method, url, params=clean, json=body, headers=headers)
         except httpx.ConnectError:
             raise CliError(f"cannot reach the Infrastream server at {self.server}: "
@@ -166,16 +169,58 @@ class ApiClient:
         raise problem_error(response.status_code, response.reason_phrase, data)
 
 
-def _verify(url: str) -> ssl.SSLContext | bool:
-    """TLS settings: the CA bundle (loaded once, it is slow) for https; none for http."""
-    return _tls_context() if url.startswith("https://") else False
+UNUSED_BY_THE_CLIENT = ("httpx._main", "h2")
+"""What `import httpx` would load that no request of the CLI uses: httpx's own command line
+(`httpx._main`, which imports click, pygments and most of rich) and HTTP/2 (`h2`, which
+httpcore imports when it is installed; the client speaks HTTP/1.1, httpx's default). Together
+about 40% of what importing httpx and httpcore costs."""
+
+
+def load_httpx() -> ModuleType:
+    """httpx and httpcore, without the parts the client never uses (`UNUSED_BY_THE_CLIENT`).
+
+    A `None` entry in `sys.modules` makes an import of that name fail with ImportError, which
+    httpx and httpcore catch (they put a stub in place: httpx's `main` prints that the CLI
+    extras are missing, httpcore's HTTP/2 connection refuses to start). The entries are
+    removed again afterwards, so the process may still import those modules itself. Nothing
+    changes when httpx is already loaded (e.g. in a process that also runs the server).
+    """
+    with _LOADING:  # (`audit verify` makes requests from two threads)
+        if "httpx" in sys.modules:
+            import httpx
+
+            return httpx
+        blocked = [name for name in UNUSED_BY_THE_CLIENT if name not in sys.modules]
+        for name in blocked:
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            import httpcore  # noqa: F401  (what httpx's transport imports, h2 blocked)
+            import httpx
+        finally:
+            for name in blocked:
+                if sys.modules.get(name, "") is None:
+                    sys.modules.pop(name, None)
+        return httpx
+
+
+_LOADING = threading.Lock()
+
+
+def _verify(url: str) -> ssl.SSLContext | None:
+    """TLS settings: for https, httpx's (the CA bundle, or $SSL_CERT_FILE/$SSL_CERT_DIR;
+    loading it takes 17 ms); for http, no SSL context at all.
+
+    `None` is not in httpx's signature but passes through it unchanged to httpcore, which
+    makes an SSL context only for a TLS connection, and then its verifying default (so a
+    plain-http client that is somehow sent to https still verifies; `False` would not).
+    """
+    return _tls_context() if url[:8].lower() == "https://" else None
 
 
 @functools.cache
 def _tls_context() -> ssl.SSLContext:
-    import httpx
-
-    return httpx.create_ssl_context()
+    context: ssl.SSLContext = load_httpx().create_ssl_context()
+    return context
 
 
 def problem_error(status: int, reason: str, problem: Any) -> CliError:
@@ -201,10 +246,12 @@ def print_diagnostics(items: Any) -> None:
         if diagnostic is None:
             continue
         style = "red" if diagnostic.is_error else "yellow"
-        err_console.print(diagnostic.render(), style=style, markup=False)
+        say(diagnostic.render(), style=style, err=True)
 
 
 def to_diagnostic(item: Any) -> Diagnostic | None:
+    from infrastream.manifests.diagnostics import Diagnostic, Severity
+
     if not isinstance(item, dict):
         return None
     try:

@@ -2,20 +2,19 @@
 
 The server computes every state and the one-line "why is it waiting"; this module only lays
 them out with Rich (a header, then per stage its environments, checks, approvals and waiting
-line) and reads the end condition off the same JSON.
+line) and reads the end condition off the same JSON. Rich is imported by `render_status`
+(`--wait -o json` needs only `outcome`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from rich.console import Group, RenderableType
-from rich.padding import Padding
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from .output import console
 from .render import state, table, when
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 _FAILED = ("failed", "rejected")
 
@@ -37,6 +36,9 @@ def outcome(status: dict[str, Any]) -> tuple[bool, str | None]:
 
 
 def render_status(status: dict[str, Any]) -> RenderableType:
+    from rich.console import Group
+    from rich.text import Text
+
     parts: list[RenderableType] = [_header(status)]
     total = len(status.get("stages", []))
     for stage in status.get("stages", []):
@@ -46,6 +48,9 @@ def render_status(status: dict[str, Any]) -> RenderableType:
 
 
 def _header(status: dict[str, Any]) -> RenderableType:
+    from rich.table import Table
+    from rich.text import Text
+
     # One space between label and value: a sha256 digest (71 characters) fits 80 columns whole.
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
@@ -83,6 +88,10 @@ def _header(status: dict[str, Any]) -> RenderableType:
 
 
 def _stage(stage: dict[str, Any], total: int) -> RenderableType:
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.text import Text
+
     title = Text.assemble((f"stage {stage['index'] + 1}/{total} ", "bold"),
                           (stage["name"], "bold"), "  ", state(stage["state"]))
     if stage.get("attempt"):

@@ -1,21 +1,21 @@
 """Small rendering helpers shared by the client commands: tables and short timestamps.
 
 Kept apart from `output.py` (formats and errors) so each client command stays a thin
-parse → request → render function.
+parse → request → render function. Rich is imported by the first table, not with this
+module (`-o json` and a failing request never need it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from .output import console, say
 
-from .output import console
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
 
 STATE_STYLES = {
     "succeeded": "green", "healthy": "green", "passed": "green", "completed": "green",
@@ -37,11 +37,15 @@ def when(value: Any) -> str:
 
 
 def state(value: Any) -> Text:
+    from rich.text import Text
+
     text = str(value) if value not in (None, "") else "-"
     return Text(text, style=STATE_STYLES.get(text, ""))
 
 
 def cell(value: Any) -> Text:
+    from rich.text import Text
+
     if isinstance(value, Text):
         return value
     return Text("-" if value is None or value == "" else str(value))
@@ -55,10 +59,14 @@ _GAP = 2  # Rich's default padding (one cell either side) between borderless col
 
 
 def _longest_word(text: Text) -> int:
+    from rich.cells import cell_len
+
     return max((cell_len(word) for word in text.plain.split()), default=1)
 
 
 def _natural(text: Text) -> int:
+    from rich.cells import cell_len
+
     return max((cell_len(line) for line in text.plain.splitlines()), default=1)
 
 
@@ -67,6 +75,8 @@ def column_widths(headers: Sequence[str], rows: Sequence[Sequence[Text]],
     """Content widths that fit `available` by wrapping only prose columns, and only between
     words; identifier columns keep their whole width (the table is then wider than
     `available` rather than cutting a value)."""
+    from rich.cells import cell_len
+
     natural = [max([cell_len(h)] + [_natural(row[i]) for row in rows])
                for i, h in enumerate(headers)]
     prose = [i == len(headers) - 1 or h in PROSE_HEADERS for i, h in enumerate(headers)]
@@ -88,6 +98,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
           title: str | None = None, available: int | None = None) -> Table:
     """A borderless table sized for the terminal: prose columns wrap between words,
     identifier columns are never wrapped, folded or cut."""
+    from rich.table import Table
+
     cells = [[cell(v) for v in row] for row in rows]
     widths = column_widths(headers, cells, available or console.width)
     grid = Table(title=title, title_justify="left", header_style="bold", box=None,
@@ -109,7 +121,7 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
                 empty: str = "nothing to show") -> None:
     materialized = list(rows)
     if not materialized:
-        console.print(empty, style="dim", markup=False)
+        say(empty, style="dim")
         return
     grid = table(headers, materialized)
     needed = table_width(grid)
@@ -118,7 +130,9 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *,
         return
     # The identifiers alone are wider than the terminal: print the table at the width it
     # needs (the terminal wraps the lines) rather than cut a digest or a name in two.
-    wide = Console(file=console.file, width=needed, highlight=False,
+    from rich.console import Console
+
+    wide = Console(file=console.file, width=needed, highlight=False, emoji=False,
                    color_system="auto" if console.color_system else None,
                    force_terminal=console.is_terminal)
     wide.print(grid, soft_wrap=False)

@@ -8,7 +8,7 @@ from infrastream.manifests import Diagnostic, LoadResult, Severity, load_texts
 from infrastream.manifests.diagnostics import sort_key
 
 from .manifest_files import InputError, read_sources
-from .output import CliError, Output, OutputOption, console, emit, err_console
+from .output import CliError, Output, OutputOption, emit, say
 
 
 def load(paths: list[str]) -> LoadResult:
@@ -30,7 +30,7 @@ def load(paths: list[str]) -> LoadResult:
 def print_diagnostics(result: LoadResult) -> None:
     for diagnostic in result.diagnostics:
         style = "red" if diagnostic.is_error else "yellow"
-        err_console.print(diagnostic.render(), style=style, markup=False)
+        say(diagnostic.render(), style=style, err=True)
 
 
 def validate(
@@ -58,7 +58,7 @@ def validate(
     else:
         print_diagnostics(result)
         if not errors:
-            console.print(f"valid: {summary}", style="green", markup=False)
+            say(f"valid: {summary}", style="green")
     if errors:
         # a CliError, not typer.Exit: its exit status reaches the shell whatever the Typer
         # version (typer.Exit's code is returned by the app, not raised, in non-standalone mode)
