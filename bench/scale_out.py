@@ -311,14 +311,36 @@ class HttpRun:
     reactions_ms: list[float]
     elsewhere: int
     """Production deployments that ran on another server than the one that was approved on."""
+    server_cpu: float = 0.0
+    """CPU seconds the server processes used meanwhile (all of them, user + system)."""
+    driver_cpu: float = 0.0
+    """CPU seconds this process (the drivers and the target watcher) used meanwhile."""
 
     @property
     def rate(self) -> float:
         return self.lifecycles / self.seconds
 
+    def cpu_ms(self) -> tuple[float, float]:
+        """(server, driver) CPU ms per lifecycle."""
+        count = max(self.lifecycles, 1)
+        return self.server_cpu * 1000 / count, self.driver_cpu * 1000 / count
+
     def reaction(self) -> tuple[float, float]:
         values = sorted(self.reactions_ms)
         return statistics.median(values), values[min(len(values) - 1, int(len(values) * 0.9))]
+
+
+def process_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes used so far (Linux /proc; 0 elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def drive(made: Cluster, *, threads: int = THREADS, budget: float = BUDGET,
@@ -331,9 +353,11 @@ def drive(made: Cluster, *, threads: int = THREADS, budget: float = BUDGET,
     tags = itertools.count(1)
     servers = len(made.bases)
     clients = [made.clients(base) for base in made.bases]
+    pids = [process.pid for process in made.processes]
     with TargetCalls.noop(made.data_dirs(), "production") as calls:
         stop_at = time.monotonic() + budget
         started = time.monotonic()
+        cpu_before, own_before = process_cpu(pids), time.process_time()
 
         def driver(thread: int) -> None:
             turn = thread
@@ -358,6 +382,8 @@ def drive(made: Cluster, *, threads: int = THREADS, budget: float = BUDGET,
         for worker in workers:
             worker.join()
         seconds = time.monotonic() - started
+        server_cpu = process_cpu(pids) - cpu_before
+        driver_cpu = time.process_time() - own_before
     for per_server in clients:
         for client in per_server.values():
             client.close()
@@ -369,14 +395,15 @@ def drive(made: Cluster, *, threads: int = THREADS, budget: float = BUDGET,
         reached, ran_on = calls.first[f"{ids[name]}/production/1"]
         reactions.append((reached - at) * 1000)
         elsewhere += ran_on != node
-    return HttpRun(len(approved), seconds, reactions, elsewhere)
+    return HttpRun(len(approved), seconds, reactions, elsewhere, server_cpu, driver_cpu)
 
 
 def describe(run: HttpRun, floor: HttpRun | None = None) -> str:
     median, p90 = run.reaction()
     said = (f"{run.lifecycles:4d} lifecycles in {run.seconds:5.1f} s: {run.rate:6.2f}/s; "
             f"reaction (approve returned → production target called): median {median:6.1f} ms, "
-            f"p90 {p90:6.1f} ms")
+            f"p90 {p90:6.1f} ms; CPU per lifecycle: servers {run.cpu_ms()[0]:5.1f} ms, "
+            f"drivers {run.cpu_ms()[1]:5.1f} ms")
     if floor is not None:
         said += (f"; ratio to 1 server: rate {run.rate / floor.rate:4.2f}, reaction median "
                  f"{median / floor.reaction()[0]:4.2f}")

@@ -130,31 +130,52 @@ class ApiClient:
         """GET a non-JSON resource (PEM, NDJSON, Markdown) as text."""
         return str(self.request("GET", path, params=params, raw=True))
 
+    def watch(self, path: str, tag: str | None, wait: float) -> tuple[Any | None, str | None]:
+        """GET `path` as one who follows it: with the entity tag of what was seen last, the
+        server holds the request until the resource differs from it, for up to `wait`
+        seconds (`If-None-Match` + `Prefer: wait`). (The new body, its tag), or (None, the
+        same tag) when nothing changed meanwhile. The tag is None when the server sends
+        none (one that does not hold reads: poll it instead)."""
+        extra = {} if tag is None else {"If-None-Match": tag, "Prefer": f"wait={wait:g}"}
+        response = self._send("GET", path, headers=extra, held=wait if tag else 0.0)
+        if response.status_code == 304:
+            return None, response.headers.get("etag") or tag
+        return self._decode(response), response.headers.get("etag")
+
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 body: dict[str, Any] | None = None, raw: bool = False) -> Any:
-        headers = {"Accept": "application/json, application/problem+json"}
+        response = self._send(method, path, params=params, body=body)
+        if raw and response.is_success:
+            return response.text
+        return self._decode(response)
+
+    def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              body: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+              held: float = 0.0) -> Any:
+        """One request, its `httpx.Response`; `held`: seconds the server may hold it (added
+        to the timeout)."""
+        headers = {"Accept": "application/json, application/problem+json", **(headers or {})}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        timeout = None if self.timeout is None else self.timeout + held
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         url = f"{self.server}/api/v1{path}"
         httpx = load_httpx()
         try:
-            with httpx.Client(verify=cast(Any, _verify(url)), timeout=self.timeout) as http:
+            with httpx.Client(verify=cast(Any, _verify(url)), timeout=timeout) as http:
                 response = http.request(method, url, params=clean, json=body, headers=headers)
         except httpx.ConnectError:
             raise CliError(f"cannot reach the Infrastream server at {self.server}: "
                            "is `infrastream serve` running?") from None
         except httpx.TimeoutException:
             raise CliError(f"the Infrastream server at {self.server} did not answer within "
-                           f"{self.timeout or 0:g}s") from None
+                           f"{timeout or 0:g}s") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise CliError(f"`{self.server}` is not a valid server URL "
                            "(e.g. http://127.0.0.1:8420)") from None
         except httpx.HTTPError as exc:
             raise CliError(f"request to {self.server} failed: {exc}") from None
-        if raw and response.is_success:
-            return response.text
-        return self._decode(response)
+        return response
 
     def _decode(self, response: httpx.Response) -> Any:
         try:

@@ -20,6 +20,8 @@ from .render import print_table, when
 release_app = typer.Typer(help="Cut, follow, promote, approve and reject releases.",
                           no_args_is_help=True)
 POLL_SECONDS = 1.0
+HELD_SECONDS = 30
+"""The longest one read of `release status --wait` is held by the server."""
 
 
 def release_path(ref: str) -> str:
@@ -88,7 +90,7 @@ def list_releases(
 def status(
     ref: str = RefArgument,
     wait: bool = typer.Option(
-        False, "--wait", help="Poll until the release completes, a stage fails or is "
+        False, "--wait", help="Follow the release until it completes, a stage fails or is "
         "rejected, or the last requested stage succeeds (exit 1 on failure or timeout)."),
     timeout: int = typer.Option(120, "--timeout", min=1, metavar="SECONDS",
                                 help="With --wait: give up after this many seconds."),
@@ -114,13 +116,20 @@ def status(
 
 
 def _wait(client: ApiClient, path: str, timeout: int) -> dict[str, Any]:
+    """Follow the release until it completes, fails or `timeout` passes: each read is held
+    by the server until the release changes (`ApiClient.watch`), so the answer comes at
+    once; a server that holds no reads is polled every POLL_SECONDS instead."""
     deadline = time.monotonic() + timeout
-    current: dict[str, Any] = client.get(path)
+    first, tag = client.watch(path, None, 0)
+    current: dict[str, Any] = first or {}
     with err_console.status(f"{current['release']}: {current.get('summary')}") as spinner:
-        while not outcome(current)[0] and time.monotonic() < deadline:
-            time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-            current = client.get(path)
-            spinner.update(f"{current['release']}: {current.get('summary')}")
+        while not outcome(current)[0] and (left := deadline - time.monotonic()) > 0:
+            if tag is None:
+                time.sleep(min(POLL_SECONDS, left))
+            moved, tag = client.watch(path, tag, min(HELD_SECONDS, max(1, int(left))))
+            if moved is not None:
+                current = moved
+                spinner.update(f"{current['release']}: {current.get('summary')}")
     return current
 
 
