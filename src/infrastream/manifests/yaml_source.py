@@ -205,9 +205,13 @@ class _Builder:
 
     def scalar(self, event: Any) -> Any:
         if event.tag is None and event.implicit[0]:
-            value = self.known.get(event.value, _MISSING)
+            text: str = event.value
+            value = self.known.get(text, _MISSING)
             if value is not _MISSING:
                 return value
+            if text[:1] not in _RESOLVERS and len(text) <= MAX_SCALAR_LENGTH:
+                self.known[text] = text  # no implicit tag starts so: text
+                return text
             tag = self.tag(event)
             refused = len(self.refusals)
             value = self.construct(tag, event)
@@ -317,6 +321,9 @@ class _Builder:
         self.node(event)
         self.sink = outer
 
+    # The two loops below build nearly every value: the common cases (a plain scalar seen
+    # before, a collection without anchor) are handled inline, without a method call each.
+
     def sequence(self, start: Any) -> list[Any]:
         self.depth += 1
         if self.depth > self.deepest:
@@ -324,15 +331,22 @@ class _Builder:
         items: list[Any] = []
         append = items.append
         get_event = self.get_event
+        known = self.known
         while True:
             event = get_event()
             kind = event.__class__
             if kind is ScalarEvent and event.anchor is None:
-                append(self.scalar(event))
+                if event.tag is None and event.implicit[0]:
+                    value = known.get(event.value, _MISSING)
+                    append(self.scalar(event) if value is _MISSING else value)
+                else:
+                    append(self.scalar(event))
             elif kind is SequenceEndEvent:
                 self.depth -= 1
                 self.count(len(items), start.start_mark)
                 return items
+            elif kind is MappingStartEvent and event.anchor is None:
+                append(self.mapping(event))
             else:
                 append(self.value(event))
 
@@ -341,26 +355,28 @@ class _Builder:
         if self.depth > self.deepest:
             self.reach(self.depth, start.start_mark)
         result: dict[Any, Any] = {}
-        seen: dict[Any, Any] = {}
+        keys: list[Any] = []  # the mark of each key of `result`, in the same order
+        add_key = keys.append
         get_event = self.get_event
+        known = self.known
         while True:
             event = get_event()
             kind = event.__class__
-            if kind is MappingEndEvent:
-                self.depth -= 1
-                self.count(len(result), start.start_mark)
-                return result
             if kind is ScalarEvent and event.anchor is None:
                 mark = event.start_mark
                 key = _MISSING
                 if event.tag is None and event.implicit[0]:
-                    key = self.known.get(event.value, _MISSING)
+                    key = known.get(event.value, _MISSING)
                 if key is _MISSING:
                     tag = self.tag(event)
                     if tag == _MERGE:
                         self.merge_key(mark)
                         continue
                     key = self.scalar(event)
+            elif kind is MappingEndEvent:
+                self.depth -= 1
+                self.count(len(result), start.start_mark)
+                return result
             else:
                 if self.node_tag(event) == _MERGE:
                     self.skip(event)
@@ -371,16 +387,25 @@ class _Builder:
                     self.problem(mark, "wrong-type", "a mapping key must be a plain scalar")
                     self.skip(get_event())
                     continue
-            if key in seen:
-                first = seen[key]
+            if key in result:
+                first = keys[list(result).index(key)]
                 self.problem(mark, "duplicate-key", f"duplicate key `{key}`",
                              f"first defined at line {first.line + 1}; remove one of them")
                 self.skip(get_event())
                 continue
-            seen[key] = mark
+            add_key(mark)
             event = get_event()
-            if event.__class__ is ScalarEvent and event.anchor is None:
-                result[key] = self.scalar(event)
+            kind = event.__class__
+            if kind is ScalarEvent and event.anchor is None:
+                if event.tag is None and event.implicit[0]:
+                    value = known.get(event.value, _MISSING)
+                    result[key] = self.scalar(event) if value is _MISSING else value
+                else:
+                    result[key] = self.scalar(event)
+            elif event.anchor is None and kind is MappingStartEvent:
+                result[key] = self.mapping(event)
+            elif event.anchor is None and kind is SequenceStartEvent:
+                result[key] = self.sequence(event)
             else:
                 result[key] = self.value(event)
 
