@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from .application import Application, ApplicationSet
 from .diagnostics import Diagnostic, Severity, did_you_mean
@@ -99,7 +99,8 @@ def load_texts(sources: Iterable[tuple[str, str]], *, cross_check: bool = True) 
 
 def origins(loaded: Iterable[LoadedManifest]) -> dict[tuple[str, str], str]:
     """Where each manifest was read from, by (kind, name)."""
-    return {(str(item.kind), item.name): item.document.source for item in loaded}
+    return {(str(item.manifest.kind), item.manifest.metadata.name): item.document.source
+            for item in loaded}
 
 
 def load_documents(sources: Iterable[tuple[str, str]]
@@ -170,7 +171,9 @@ def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
     problems: list[Diagnostic] = []
     by_kind: dict[str, dict[str, LoadedManifest]] = {kind: {} for kind in KINDS}
     for item in loaded:
-        seen = by_kind[item.kind].get(item.name)
+        manifest = item.manifest
+        named = by_kind[manifest.kind]
+        seen = named.get(manifest.metadata.name)
         if seen is not None:
             first = seen.document.locate(("metadata", "name"))
             problems.append(_error(item.document, ("metadata", "name"), "duplicate-name",
@@ -178,7 +181,7 @@ def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
                                    f"first defined at {seen.document.source}:{first.line}:"
                                    f"{first.column}; rename one of them"))
             continue
-        by_kind[item.kind][item.name] = item
+        named[manifest.metadata.name] = item
     children: dict[tuple[str, str], int] = defaultdict(int)
     broken: dict[str, set[str]] = {kind: set() for kind in KINDS}
     for identity in invalid:
@@ -213,12 +216,10 @@ def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
 
 
 def _of(by_kind: dict[str, dict[str, LoadedManifest]], model: type[M]) -> dict[str, M]:
-    """The loaded manifests of one kind, by name, typed as that kind."""
-    found: dict[str, M] = {}
-    for name, item in by_kind[model.__name__].items():
-        assert isinstance(item.manifest, model)
-        found[name] = item.manifest
-    return found
+    """The loaded manifests of one kind, by name, typed as that kind (which they are: each
+    was validated by, or stored as, the model its kind names)."""
+    return cast(dict[str, M], {name: item.manifest
+                               for name, item in by_kind[model.__name__].items()})
 
 
 def _check_parent(item: LoadedManifest, parent_kind: str | None,

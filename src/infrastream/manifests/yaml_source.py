@@ -343,7 +343,9 @@ class _Builder:
                     append(self.scalar(event))
             elif kind is SequenceEndEvent:
                 self.depth -= 1
-                self.count(len(items), start.start_mark)
+                self.values += len(items)
+                if self.values > MAX_VALUES:
+                    self.count(0, start.start_mark)
                 return items
             elif kind is MappingStartEvent and event.anchor is None:
                 append(self.mapping(event))
@@ -375,7 +377,9 @@ class _Builder:
                     key = self.scalar(event)
             elif kind is MappingEndEvent:
                 self.depth -= 1
-                self.count(len(result), start.start_mark)
+                self.values += len(result)
+                if self.values > MAX_VALUES:
+                    self.count(0, start.start_mark)
                 return result
             else:
                 if self.node_tag(event) == _MERGE:
