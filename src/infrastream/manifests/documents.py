@@ -7,7 +7,7 @@ field) and adds the hints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,6 +33,11 @@ _VALUE_ERRORS = {
 }
 _OWN_CODES = {"invalid-name", "invalid-duration", "invalid-count", "empty-stage",
               "duplicate-env-var", "secret-with-value", "incomplete-escalation"}
+
+
+#: Each kind's validator, once built: `model_validate` without its wrapper, which thousands of
+#: manifests would each pay for.
+_VALIDATORS: dict[type[BaseModel], Callable[[Any], Any]] = {}
 
 
 class Locatable(Protocol):
@@ -120,7 +125,12 @@ def read_manifest(document: RawDocument) -> tuple[LoadedManifest | None, list[Di
     if problems:  # wrong apiVersion: still report field problems of the kind it claims to be
         data = {**data, "apiVersion": API_VERSION}
     try:
-        manifest = model.model_validate(data)
+        validate = _VALIDATORS.get(model)
+        if validate is None:  # the first of its kind builds the deferred validator
+            manifest = model.model_validate(data)
+            _VALIDATORS[model] = model.__pydantic_validator__.validate_python
+        else:
+            manifest = validate(data)
     except ValidationError as exc:
         problems.extend(_translate(document, model, error) for error in exc.errors())
         return None, problems
