@@ -204,21 +204,25 @@ class _Builder:
         return _STR
 
     def scalar(self, event: Any) -> Any:
-        if event.tag is None and event.implicit[0]:
-            text: str = event.value
-            value = self.known.get(text, _MISSING)
-            if value is not _MISSING:
-                return value
-            if text[:1] not in _RESOLVERS and len(text) <= MAX_SCALAR_LENGTH:
-                self.known[text] = text  # no implicit tag starts so: text
-                return text
-            tag = self.tag(event)
-            refused = len(self.refusals)
-            value = self.construct(tag, event)
-            if tag in _SHAREABLE and len(self.refusals) == refused:  # a refusal is repeated
-                self.known[event.value] = value
-            return value
+        # `implicit[0]`: a plain scalar, untagged or tagged `!` (the parser sets it for those
+        # only), whose value its text alone decides: the same text, the same value.
+        if event.implicit[0]:
+            value = self.known.get(event.value, _MISSING)
+            return self.resolve(event) if value is _MISSING else value
         return self.construct(self.tag(event), event)
+
+    def resolve(self, event: Any) -> Any:
+        """The value of a plain scalar whose text is not in `known` yet (and then is)."""
+        text: str = event.value
+        if text[:1] not in _RESOLVERS and len(text) <= MAX_SCALAR_LENGTH:
+            self.known[text] = text  # no implicit tag starts so: text
+            return text
+        tag = self.tag(event)
+        refused = len(self.refusals)
+        value = self.construct(tag, event)
+        if tag in _SHAREABLE and len(self.refusals) == refused:  # a refusal is repeated
+            self.known[text] = value
+        return value
 
     def construct(self, tag: str, event: Any) -> Any:
         value = event.value
@@ -336,9 +340,9 @@ class _Builder:
             event = get_event()
             kind = event.__class__
             if kind is ScalarEvent and event.anchor is None:
-                if event.tag is None and event.implicit[0]:
+                if event.implicit[0]:
                     value = known.get(event.value, _MISSING)
-                    append(self.scalar(event) if value is _MISSING else value)
+                    append(self.resolve(event) if value is _MISSING else value)
                 else:
                     append(self.scalar(event))
             elif kind is SequenceEndEvent:
@@ -367,7 +371,7 @@ class _Builder:
             if kind is ScalarEvent and event.anchor is None:
                 mark = event.start_mark
                 key = _MISSING
-                if event.tag is None and event.implicit[0]:
+                if event.implicit[0]:
                     key = known.get(event.value, _MISSING)
                 if key is _MISSING:
                     tag = self.tag(event)
@@ -401,9 +405,9 @@ class _Builder:
             event = get_event()
             kind = event.__class__
             if kind is ScalarEvent and event.anchor is None:
-                if event.tag is None and event.implicit[0]:
+                if event.implicit[0]:
                     value = known.get(event.value, _MISSING)
-                    result[key] = self.scalar(event) if value is _MISSING else value
+                    result[key] = self.resolve(event) if value is _MISSING else value
                 else:
                     result[key] = self.scalar(event)
             elif event.anchor is None and kind is MappingStartEvent:
