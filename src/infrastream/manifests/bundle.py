@@ -99,8 +99,7 @@ def load_texts(sources: Iterable[tuple[str, str]], *, cross_check: bool = True) 
 
 def origins(loaded: Iterable[LoadedManifest]) -> dict[tuple[str, str], str]:
     """Where each manifest was read from, by (kind, name)."""
-    return {(str(item.manifest.kind), item.manifest.metadata.name): item.document.source
-            for item in loaded}
+    return {(item.kind, item.name): item.document.source for item in loaded}
 
 
 def load_documents(sources: Iterable[tuple[str, str]]
@@ -171,9 +170,8 @@ def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
     problems: list[Diagnostic] = []
     by_kind: dict[str, dict[str, LoadedManifest]] = {kind: {} for kind in KINDS}
     for item in loaded:
-        manifest = item.manifest
-        named = by_kind[manifest.kind]
-        seen = named.get(manifest.metadata.name)
+        named = by_kind[item.kind]
+        seen = named.get(item.name)
         if seen is not None:
             first = seen.document.locate(("metadata", "name"))
             problems.append(_error(item.document, ("metadata", "name"), "duplicate-name",
@@ -181,7 +179,7 @@ def check_bundle(loaded: list[LoadedManifest], invalid: Iterable[Identity] = ()
                                    f"first defined at {seen.document.source}:{first.line}:"
                                    f"{first.column}; rename one of them"))
             continue
-        named[manifest.metadata.name] = item
+        named[item.name] = item
     children: dict[tuple[str, str], int] = defaultdict(int)
     broken: dict[str, set[str]] = {kind: set() for kind in KINDS}
     for identity in invalid:
@@ -225,25 +223,25 @@ def _of(by_kind: dict[str, dict[str, LoadedManifest]], model: type[M]) -> dict[s
 def _check_parent(item: LoadedManifest, parent_kind: str | None,
                   by_kind: dict[str, dict[str, LoadedManifest]], broken: dict[str, set[str]],
                   children: dict[tuple[str, str], int]) -> list[Diagnostic]:
-    parent = item.manifest.metadata.parent
+    parent = item.parent
     if parent_kind is None:
         return []  # tracks and environments may name a parent of the wider platform; not ours
     if parent is None:
         return [_error(item.document, ("metadata",), "missing-parent",
                        f"{item.kind} `{item.name}` has no parent",
                        f"add `parent: {{kind: {parent_kind}, name: …}}` under metadata")]
-    if parent.kind != parent_kind:
+    if parent[0] != parent_kind:
         return [_error(item.document, ("metadata", "parent", "kind"), "wrong-parent-kind",
                        f"the parent of {item.kind} `{item.name}` must be {_article(parent_kind)} "
                        f"{parent_kind}, "
-                       f"not `{parent.kind}`", f"use `kind: {parent_kind}`")]
-    if parent.name in broken[parent_kind]:
+                       f"not `{parent[0]}`", f"use `kind: {parent_kind}`")]
+    if parent[1] in broken[parent_kind]:
         return []  # the parent exists but is invalid: its own errors say so
-    if parent.name not in by_kind[parent_kind]:
+    if parent[1] not in by_kind[parent_kind]:
         return [_error(item.document, ("metadata", "parent", "name"), "unknown-parent",
-                       f"{parent_kind} `{parent.name}` does not exist",
-                       did_you_mean(parent.name, by_kind[parent_kind]))]
-    children[(parent_kind, parent.name)] += 1
+                       f"{parent_kind} `{parent[1]}` does not exist",
+                       did_you_mean(parent[1], by_kind[parent_kind]))]
+    children[parent] += 1
     return []
 
 

@@ -8,7 +8,7 @@ field) and adds the hints.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
@@ -51,18 +51,24 @@ class Locatable(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LoadedManifest:
-    """A validated manifest and the document it was read from (for locating later problems)."""
+    """A validated manifest and the document it was read from (for locating later problems).
+
+    Its kind, name and parent (kind, name) are copied out when it is made, while the manifest
+    is fresh in the processor's caches: the checks between manifests read them for thousands
+    of manifests long after, when following the model's references is mostly cache misses."""
 
     manifest: Manifest
     document: Locatable
+    kind: str = field(init=False)
+    name: str = field(init=False)
+    parent: tuple[str, str] | None = field(init=False)
 
-    @property
-    def kind(self) -> str:
-        return self.manifest.kind
-
-    @property
-    def name(self) -> str:
-        return self.manifest.metadata.name
+    def __post_init__(self) -> None:
+        metadata = self.manifest.metadata
+        parent = metadata.parent
+        object.__setattr__(self, "kind", self.manifest.kind)
+        object.__setattr__(self, "name", metadata.name)
+        object.__setattr__(self, "parent", None if parent is None else (parent.kind, parent.name))
 
 
 @dataclass(frozen=True, slots=True)
