@@ -266,8 +266,10 @@ def measure(functions: dict[str, Callable[[list[str]], int]],
 
 
 def main_bench(sets: int) -> int:
-    global SETS
+    global SETS, TRACKS
     SETS = sets
+    # fewer sets than tracks would leave tracks unused (a warning): as many tracks as sets then
+    TRACKS = max(TRACK_FILES, min(TRACKS, sets) // TRACK_FILES * TRACK_FILES)
     with tempfile.TemporaryDirectory(prefix="infrastream-bench-") as tmp:
         root = Path(tmp)
         generate(root)
@@ -314,5 +316,7 @@ if __name__ == "__main__":
                              f"(default {SETS})")
     parser.add_argument("--runs", type=int, default=RUNS, help=f"runs each (default {RUNS})")
     arguments = parser.parse_args()
+    if arguments.sets < TRACK_FILES:
+        parser.error(f"--sets must be at least {TRACK_FILES}")
     RUNS = arguments.runs
     sys.exit(main_bench(arguments.sets))

@@ -14,6 +14,7 @@ unless someone deliberately says otherwise.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -130,6 +131,13 @@ ServiceAccountName = Annotated[str, Field(
 """A Kubernetes ServiceAccount name (DNS-1123 subdomain)."""
 
 
+@cache
+def _default_security_context() -> SecurityContext:
+    """The security context of an application that sets none: one instance for all of them
+    (models are frozen), not three models built anew for each of thousands."""
+    return SecurityContext()
+
+
 class CommandSpec(ManifestModel):
     command: list[str] = Field(min_length=1)
     """Program and arguments (no shell)."""
@@ -159,7 +167,7 @@ class ApplicationSpec(ManifestModel):
     resources: Resources | None = None
     """Requests and limits of the container; omitted: none (the namespace's LimitRange
     decides)."""
-    security_context: SecurityContext = Field(default_factory=SecurityContext)
+    security_context: SecurityContext = Field(default_factory=_default_security_context)
     """The container's security settings; defaults satisfy Pod Security `restricted`."""
     service_account_name: ServiceAccountName | None = None
     """ServiceAccount the Pods run as; omitted: the namespace's `default`."""

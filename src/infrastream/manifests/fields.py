@@ -96,11 +96,20 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
+#: Durations already accepted: manifests repeat a few (`30s`, `5m`, `24h`) thousands of times.
+_ACCEPTED_DURATIONS: dict[str, None] = {}
+_MAX_ACCEPTED_DURATIONS = 4096
+
+
 def _duration(value: str) -> str:
+    if value in _ACCEPTED_DURATIONS:
+        return value
     try:
         parse_duration(value)
     except ValueError as exc:
         raise PydanticCustomError("invalid-duration", "{reason}", {"reason": str(exc)}) from None
+    if len(_ACCEPTED_DURATIONS) < _MAX_ACCEPTED_DURATIONS:
+        _ACCEPTED_DURATIONS[value] = None
     return value
 
 

@@ -204,17 +204,25 @@ class _Builder:
         return _STR
 
     def scalar(self, event: Any) -> Any:
-        if event.tag is None and event.implicit[0]:
+        # `implicit[0]`: a plain scalar, untagged or tagged `!` (the parser sets it for those
+        # only), whose value its text alone decides: the same text, the same value.
+        if event.implicit[0]:
             value = self.known.get(event.value, _MISSING)
-            if value is not _MISSING:
-                return value
-            tag = self.tag(event)
-            refused = len(self.refusals)
-            value = self.construct(tag, event)
-            if tag in _SHAREABLE and len(self.refusals) == refused:  # a refusal is repeated
-                self.known[event.value] = value
-            return value
+            return self.resolve(event) if value is _MISSING else value
         return self.construct(self.tag(event), event)
+
+    def resolve(self, event: Any) -> Any:
+        """The value of a plain scalar whose text is not in `known` yet (and then is)."""
+        text: str = event.value
+        if text[:1] not in _RESOLVERS and len(text) <= MAX_SCALAR_LENGTH:
+            self.known[text] = text  # no implicit tag starts so: text
+            return text
+        tag = self.tag(event)
+        refused = len(self.refusals)
+        value = self.construct(tag, event)
+        if tag in _SHAREABLE and len(self.refusals) == refused:  # a refusal is repeated
+            self.known[text] = value
+        return value
 
     def construct(self, tag: str, event: Any) -> Any:
         value = event.value
@@ -317,6 +325,9 @@ class _Builder:
         self.node(event)
         self.sink = outer
 
+    # The two loops below build nearly every value: the common cases (a plain scalar seen
+    # before, a collection without anchor) are handled inline, without a method call each.
+
     def sequence(self, start: Any) -> list[Any]:
         self.depth += 1
         if self.depth > self.deepest:
@@ -324,15 +335,24 @@ class _Builder:
         items: list[Any] = []
         append = items.append
         get_event = self.get_event
+        known = self.known
         while True:
             event = get_event()
             kind = event.__class__
             if kind is ScalarEvent and event.anchor is None:
-                append(self.scalar(event))
+                if event.implicit[0]:
+                    value = known.get(event.value, _MISSING)
+                    append(self.resolve(event) if value is _MISSING else value)
+                else:
+                    append(self.scalar(event))
             elif kind is SequenceEndEvent:
                 self.depth -= 1
-                self.count(len(items), start.start_mark)
+                self.values += len(items)
+                if self.values > MAX_VALUES:
+                    self.count(0, start.start_mark)
                 return items
+            elif kind is MappingStartEvent and event.anchor is None:
+                append(self.mapping(event))
             else:
                 append(self.value(event))
 
@@ -341,26 +361,30 @@ class _Builder:
         if self.depth > self.deepest:
             self.reach(self.depth, start.start_mark)
         result: dict[Any, Any] = {}
-        seen: dict[Any, Any] = {}
+        keys: list[Any] = []  # the mark of each key of `result`, in the same order
+        add_key = keys.append
         get_event = self.get_event
+        known = self.known
         while True:
             event = get_event()
             kind = event.__class__
-            if kind is MappingEndEvent:
-                self.depth -= 1
-                self.count(len(result), start.start_mark)
-                return result
             if kind is ScalarEvent and event.anchor is None:
                 mark = event.start_mark
                 key = _MISSING
-                if event.tag is None and event.implicit[0]:
-                    key = self.known.get(event.value, _MISSING)
+                if event.implicit[0]:
+                    key = known.get(event.value, _MISSING)
                 if key is _MISSING:
                     tag = self.tag(event)
                     if tag == _MERGE:
                         self.merge_key(mark)
                         continue
                     key = self.scalar(event)
+            elif kind is MappingEndEvent:
+                self.depth -= 1
+                self.values += len(result)
+                if self.values > MAX_VALUES:
+                    self.count(0, start.start_mark)
+                return result
             else:
                 if self.node_tag(event) == _MERGE:
                     self.skip(event)
@@ -371,16 +395,25 @@ class _Builder:
                     self.problem(mark, "wrong-type", "a mapping key must be a plain scalar")
                     self.skip(get_event())
                     continue
-            if key in seen:
-                first = seen[key]
+            if key in result:
+                first = keys[list(result).index(key)]
                 self.problem(mark, "duplicate-key", f"duplicate key `{key}`",
                              f"first defined at line {first.line + 1}; remove one of them")
                 self.skip(get_event())
                 continue
-            seen[key] = mark
+            add_key(mark)
             event = get_event()
-            if event.__class__ is ScalarEvent and event.anchor is None:
-                result[key] = self.scalar(event)
+            kind = event.__class__
+            if kind is ScalarEvent and event.anchor is None:
+                if event.implicit[0]:
+                    value = known.get(event.value, _MISSING)
+                    result[key] = self.resolve(event) if value is _MISSING else value
+                else:
+                    result[key] = self.scalar(event)
+            elif event.anchor is None and kind is MappingStartEvent:
+                result[key] = self.mapping(event)
+            elif event.anchor is None and kind is SequenceStartEvent:
+                result[key] = self.sequence(event)
             else:
                 result[key] = self.value(event)
 
