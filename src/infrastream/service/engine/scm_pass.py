@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, exists, or_, select
 
 from infrastream.store.tables import gate_heads, gate_merges, manifest_checks, scm_statuses
 
@@ -30,7 +30,9 @@ log = logging.getLogger("infrastream.gate")
 _OPEN_HEADS = exists().where(gate_heads.c.done.is_(False))
 _OPEN_MERGES = exists().where(gate_merges.c.done.is_(False))
 _PENDING = exists().where(scm_statuses.c.outcome == "pending")
-_CHECKS = exists().where(manifest_checks.c.state.in_(("queued", "running")))
+_CHECKS = exists().where(or_(manifest_checks.c.state == "queued",
+                              manifest_checks.c.state == "running"))
+"""(`or_` rather than an IN list, which SQLAlchemy renders again at every execution.)"""
 COLUMNS = (_OPEN_HEADS, _OPEN_MERGES, _PENDING, _CHECKS)
 """The probe as columns (the engine asks them with its other looks, `engine.looks`)."""
 _PROBE = select(*COLUMNS)

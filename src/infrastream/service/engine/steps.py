@@ -33,9 +33,11 @@ from typing import Any
 from sqlalchemy import Connection, Update, bindparam, insert, update
 
 from infrastream.domain.errors import Conflict
+from infrastream.domain.forward_port import Fix
 from infrastream.domain.readiness import StageFacts, next_event
 from infrastream.domain.stage_machine import Accepted, StageEvent, StageState, decide
 from infrastream.manifests import Stage
+from infrastream.manifests.freeze import FreezeWindow
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import check_runs, deployments, releases, stage_runs
 
@@ -43,11 +45,11 @@ from .. import telemetry
 from ..auditing import trail as audit
 from ..context import Services
 from ..records.occupancy import hold
-from ..records.releases import approvals_by_run
-from ..records.stage_facts import needs_fixes, read_context
+from ..records.releases import approvals_of
+from ..records.stage_facts import Context, current_freezes, fixes_in_production
 from .check_job import run_check
 from .deploy_job import deploy_now, run_deploy
-from .state import CHECK_RUNS, ActiveRelease, PassState, StageRun
+from .state import CHECK_RUNS, ActiveRelease, PassState, StageRun, guard_may_hold
 
 SYSTEM = "infrastream"
 
@@ -104,6 +106,8 @@ class Steps:
         self._lost = False
         self._fresh_checks: dict[str, Any] = {}
         self._observe: list[Callable[[], None]] = []
+        self._read_freezes: tuple[FreezeWindow, ...] | None = None
+        self._read_fixes: dict[str, tuple[Fix, ...]] = {}
 
     # -- the transaction, opened by the first step that writes ------------------------------
 
@@ -149,15 +153,29 @@ class Steps:
         ask readiness again: the facts when nothing holds the stage, else None."""
         conn = self._write()
         release = self.release
-        context = read_context(
-            self.services, conn,
-            app_sets=[release.app_set] if needs_fixes(release.lane, release.runs) else [])
+        context = Context(freezes=self._freezes(conn))
+        if guard_may_hold(release.lane, release.runs):
+            context.fixes = {release.app_set: self._fixes(conn, release.app_set)}
         if occupy:
             context.occupants = tuple(hold(conn, environments))
-        approvals = approvals_by_run(conn, [run.id]).get(run.id, []) \
+        approvals = approvals_of(conn, run.id) \
             if release.stages[run.stage_index].approvals else []
         facts = release.facts(run, context, approvals=approvals, deployments=[], checks={})
         return facts if next_event(facts, self.now) is not None else None
+
+    def _freezes(self, conn: Connection) -> tuple[FreezeWindow, ...]:
+        """The freeze windows as this transaction reads them (once: on SQLite nobody else
+        writes while it holds the write lock)."""
+        if self._read_freezes is None:
+            self._read_freezes = current_freezes(self.services, conn)
+        return self._read_freezes
+
+    def _fixes(self, conn: Connection, app_set: str) -> tuple[Fix, ...]:
+        """The set's hotfixes in production as this transaction reads them (once)."""
+        found = self._read_fixes.get(app_set)
+        if found is None:
+            found = self._read_fixes[app_set] = fixes_in_production(conn, app_set)
+        return found
 
     # -- the chain --------------------------------------------------------------------------
 
