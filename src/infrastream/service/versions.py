@@ -2,7 +2,8 @@
 
 A build of a pull request is recorded on the `pull-request` channel (with its number): it can
 be validated in the pre-release lane but never becomes the "latest" version a release picks
-up. Recording a version wakes the engine, since the SCM gate may be waiting for that build.
+up. Recording a version wakes the engine when the SCM gate has open work, which may be
+waiting for that build (`records.gate_work`); else nothing waits for it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .auditing import trail as audit
 from .context import Services
 from .permissions import require
 from .readmodel import ReadModel
+from .records.gate_work import open_work
 from .records.manifests import current_bundle
 from .records.shapes import FrozenVersion
 
@@ -73,10 +75,12 @@ def record_version(services: Services, principal: Principal, app: str, image: st
     try:
         with services.transaction() as conn:  # the manifests read in it: one transaction
             row = _record(services, conn, principal, app, image, commit, pull_request, cause)
+            gate_waits = open_work(conn)
     except IntegrityError:
         raise Conflict(f"version `{image}` of `{app}` is already recorded; versions are "
                        "immutable") from None
-    services.notify()
+    if gate_waits:
+        services.notify()
     return _view(row)
 
 

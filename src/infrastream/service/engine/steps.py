@@ -10,10 +10,13 @@ deploys in that same pass.
 
 The write transaction opens at the first step that writes (a release that only waits writes
 nothing). A step that depends on facts others can change re-reads them inside it and asks
-readiness again: the approvals, the freeze windows, the hotfixes in production, and who
-occupies the environments (`records.occupancy.hold`, which locks them first). The stage run
-itself moves by compare-and-set on its state and request. A lost compare-and-set ends the
-release's steps for this pass; the next pass reads again. The audit entries of the
+readiness again: the approvals, the freeze windows and the hotfixes in production (these two
+once per transaction), and who occupies the environments (`records.occupancy.hold`, which
+locks them first). The stage run
+itself moves by compare-and-set on its state and request (its first move in the
+transaction; the moves that follow in it are written together as one update at its end, the
+row being this transaction's until it commits). A lost compare-and-set ends the release's
+steps for this pass; the next pass reads again. The audit entries of the
 transaction are appended together just before it commits, and the jobs (deployments,
 checks) are handed back to be started once it has; the jobs that belong to another node are
 handed to it by a note queued in the transaction itself (`hand_off`), so that node starts them
@@ -67,6 +70,7 @@ _INSERT_CHECK_RUN = insert(check_runs)
 _COMPLETE = (update(releases).where(releases.c.id == bindparam("release_id"))
              .values(state="completed", finished_at=bindparam("finished")))
 _MOVES: dict[frozenset[str], Update] = {}
+_FOLLOW_UPS: dict[frozenset[str], Update] = {}
 
 
 def _move_statement(columns: frozenset[str]) -> Update:
@@ -80,6 +84,17 @@ def _move_statement(columns: frozenset[str]) -> Update:
                    & (stage_runs.c.request_id == bindparam("run_request")))
             .values(state=bindparam("to_state"), updated_at=bindparam("moved_at"),
                     **{column: bindparam(f"new_{column}") for column in columns}))
+    return found
+
+
+def _follow_up_statement(columns: frozenset[str]) -> Update:
+    """The one write of a stage run's later moves in a transaction that already moved it
+    (its compare-and-set holds the row until commit), built once per set of columns."""
+    found = _FOLLOW_UPS.get(columns)
+    if found is None:
+        found = _FOLLOW_UPS[columns] = (
+            update(stage_runs).where(stage_runs.c.id == bindparam("run_id"))
+            .values(**{column: bindparam(f"new_{column}") for column in columns}))
     return found
 
 
@@ -107,6 +122,8 @@ class Steps:
         self._fresh_checks: dict[str, Any] = {}
         self._observe: list[Callable[[], None]] = []
         self._read_freezes: tuple[FreezeWindow, ...] | None = None
+        self._follow_ups: dict[int, dict[str, Any]] = {}
+        """By stage run id: what its moves after the first in this transaction set."""
         self._read_fixes: dict[str, tuple[Fix, ...]] = {}
 
     # -- the transaction, opened by the first step that writes ------------------------------
@@ -124,13 +141,18 @@ class Steps:
         verdict = decide(StageState(run.state), event)
         if not isinstance(verdict, Accepted):
             raise Conflict(verdict.reason)
-        moved = self._write().execute(_move_statement(frozenset(values)), {
-            "run_id": run.id, "from_state": run.state, "run_request": run.request_id,
-            "to_state": verdict.state.value, "moved_at": self.now,
-            **{f"new_{column}": value for column, value in values.items()}})
-        if moved.rowcount != 1:
-            self._lost = True  # someone else moved it: read again next pass
-            return False
+        follow_up = self._follow_ups.get(run.id)
+        if follow_up is not None:  # moved by this transaction already: written at its end
+            follow_up.update(values, state=verdict.state.value, updated_at=self.now)
+        else:
+            moved = self._write().execute(_move_statement(frozenset(values)), {
+                "run_id": run.id, "from_state": run.state, "run_request": run.request_id,
+                "to_state": verdict.state.value, "moved_at": self.now,
+                **{f"new_{column}": value for column, value in values.items()}})
+            if moved.rowcount != 1:
+                self._lost = True  # someone else moved it: read again next pass
+                return False
+            self._follow_ups[run.id] = {}
         self.changed = True
         previous = self.release.runs[run.stage_index - 1] if run.stage_index else None
         self._observe.append(telemetry.stage_left(self._write(), self.release.lane, run,
@@ -191,6 +213,11 @@ class Steps:
                     pass
                 if self._lost:
                     break
+            for run_id, values in self._follow_ups.items():
+                if values:
+                    self._write().execute(_follow_up_statement(frozenset(values)), {
+                        "run_id": run_id,
+                        **{f"new_{column}": value for column, value in values.items()}})
             if self._entries:
                 audit.record_many(self._write(), self._entries)
                 self.audited = True
