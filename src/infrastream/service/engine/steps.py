@@ -21,8 +21,8 @@ transaction are appended together just before it commits, and the jobs (deployme
 checks) are handed back to be started once it has; the jobs that belong to another node are
 handed to it by a note queued in the transaction itself (`hand_off`), so that node starts them
 the moment the transaction commits. A deployment to a synchronous target (the
-noop target) is no job: it is deployed and recorded inside the transaction
-(`deploy_job.deploy_now`), so its stage moves on in that same pass.
+noop target) is no job: it is deployed inside the transaction, and its deployment recorded
+with the outcome (`deploy_job.deploy_now`), so its stage moves on in that same pass.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from ..records.occupancy import hold
 from ..records.releases import approvals_of
 from ..records.stage_facts import Context, current_freezes, fixes_in_production
 from .check_job import run_check
-from .deploy_job import deploy_now, run_deploy
+from .deploy_job import DeployedNow, deploy_now, recorded_now, run_deploy
 from .state import CHECK_RUNS, ActiveRelease, PassState, StageRun, guard_may_hold
 
 SYSTEM = "infrastream"
@@ -269,6 +269,11 @@ class Steps:
         return True
 
     def _start(self, run: StageRun, stage: Stage) -> bool:
+        """Move the stage to deploying and record its deployments. A synchronous target (the
+        noop target) is asked first, inside this transaction, and its deployment is recorded
+        with the outcome (their outcome is then a fact of this pass, so the stage moves on at
+        once); the others are recorded `deploying` and become jobs, which wake the engine
+        when done. True when every deployment finished here."""
         release = self.release
         confirmed = self._confirm(run, stage.environments, occupy=True)
         if confirmed is None:
@@ -278,40 +283,33 @@ class Steps:
         if not self._move(run, StageEvent.ENV_FREE, confirmed, attempt=attempt):
             return False
         run.attempt = attempt
-        started = []
+        actor = run.requested_by or SYSTEM
+        done: list[tuple[_NewDeployment, DeployedNow]] = []
         for env in stage.environments:
-            key = f"{release.id}/{env}/{attempt}"
-            deployment_id = inserted_id(conn.execute(_INSERT_DEPLOYMENT, {
-                "key": key, "release_id": release.id, "stage_index": run.stage_index,
-                "environment": env, "attempt": attempt, "state": "deploying",
-                "created_at": self.now, "started_at": self.now, "message": ""},
-            ))
-            self.deployment_ids.append(deployment_id)
-            started.append(_NewDeployment(deployment_id, key, run.stage_index, env, attempt))
+            dep = _NewDeployment(0, f"{release.id}/{env}/{attempt}", run.stage_index, env,
+                                 attempt)
+            outcome = deploy_now(self.services, conn, dep, release, release.parsed, actor)
+            values = {"key": dep.key, "release_id": release.id, "stage_index": run.stage_index,
+                      "environment": env, "attempt": attempt, "state": "deploying",
+                      "created_at": self.now, "started_at": self.now, "message": ""}
+            if outcome is not None:
+                values.update(state=outcome.state, finished_at=self.now,
+                              message=outcome.message, result=outcome.result)
+            dep.id = inserted_id(conn.execute(_INSERT_DEPLOYMENT, values))
+            self.deployment_ids.append(dep.id)
+            if outcome is None:
+                self.jobs.append((f"deploy:{dep.key}", run_deploy, dep.id, dep.environment))
+            else:
+                dep.state, dep.message = outcome.state, outcome.message
+                done.append((dep, outcome))
         self._audit("deployment.start", {"stage": stage.display_name,
                                          "environments": stage.environments,
                                          "attempt": attempt})
-        return self._deploy_now(run, started)
-
-    def _deploy_now(self, run: StageRun, started: list[_NewDeployment]) -> bool:
-        """Deploy to synchronous targets inside this transaction (their outcome is then a
-        fact of this pass, so the stage moves on at once); the others become jobs, which wake
-        the engine when done. True when every deployment finished here."""
-        conn = self._write()
-        release = self.release
-        actor = run.requested_by or SYSTEM
-        finished = True
-        for dep in started:
-            entry = deploy_now(self.services, conn, dep, release, release.parsed, actor,
-                               self.now)
-            if entry is None:
-                finished = False
-                self.jobs.append((f"deploy:{dep.key}", run_deploy, dep.id, dep.environment))
-                continue
-            self._entries.append(entry)
+        for dep, outcome in done:
+            self._entries.append(recorded_now(dep, release, outcome, self.now))
             self.state.deployments[dep.key] = dep
             self.deployed.append(f"deploy:{dep.key}")
-        return finished
+        return len(done) == len(stage.environments)
 
     def _collect(self, run: StageRun, stage: Stage, facts: StageFacts,
                  event: StageEvent) -> bool:
