@@ -25,8 +25,8 @@ from .auditing import trail as audit
 from .context import Services
 from .permissions import require
 from .readmodel import ReadModel
-from .records.gate_work import open_work
-from .records.manifests import current_bundle
+from .records.gate_work import OPEN_WORK
+from .records.manifests import REVISION, current_bundle
 from .records.shapes import FrozenVersion
 
 
@@ -60,6 +60,7 @@ def _view(row: Any) -> VersionView:
 
 
 _INSERT = insert(app_versions).returning(*app_versions.c)
+_REVISION_AND_GATE = select(REVISION, OPEN_WORK)
 
 
 @refusals.audited("version.record", "application", lambda a: a["app"])
@@ -74,8 +75,8 @@ def record_version(services: Services, principal: Principal, app: str, image: st
                       "the commit it was built from (--commit)")
     try:
         with services.transaction() as conn:  # the manifests read in it: one transaction
-            row = _record(services, conn, principal, app, image, commit, pull_request, cause)
-            gate_waits = open_work(conn)
+            row, gate_waits = _record(services, conn, principal, app, image, commit,
+                                      pull_request, cause)
     except IntegrityError:
         raise Conflict(f"version `{image}` of `{app}` is already recorded; versions are "
                        "immutable") from None
@@ -86,8 +87,11 @@ def record_version(services: Services, principal: Principal, app: str, image: st
 
 def _record(services: Services, conn: Connection, principal: Principal, app: str, image: str,
             commit: str | None, pull_request: int | None,
-            cause: Mapping[str, Any] | None) -> Any:
-    bundle = current_bundle(services, conn)
+            cause: Mapping[str, Any] | None) -> tuple[Any, bool]:
+    """The row recorded, and whether the SCM gate has open work (asked with the manifests'
+    revision, in one statement)."""
+    revision, gate_waits = conn.execute(_REVISION_AND_GATE).one()
+    bundle = current_bundle(services, conn, revision=revision)
     if app not in bundle.applications:
         raise NotFound(f"application `{app}` does not exist (apply its manifest first)")
     try:
@@ -112,7 +116,7 @@ def _record(services: Services, conn: Connection, principal: Principal, app: str
         after["cause"] = dict(cause)
     audit.record(conn, at=now, actor=principal.name, action="version.record",
                  object_type="application", object_id=app, after=after)
-    return row
+    return row, bool(gate_waits)
 
 
 def list_versions(services: Services, app: str, limit: int = 50) -> list[VersionView]:

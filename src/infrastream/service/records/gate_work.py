@@ -7,15 +7,11 @@ version wakes nobody (the engine would find nothing to do).
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, exists, or_, select
+from sqlalchemy import exists, or_
 
 from infrastream.store.tables import gate_heads, gate_merges
 
 OPEN_HEADS = exists().where(gate_heads.c.done.is_(False))
 OPEN_MERGES = exists().where(gate_merges.c.done.is_(False))
-_OPEN = select(or_(OPEN_HEADS, OPEN_MERGES))
-
-
-def open_work(conn: Connection) -> bool:
-    """Whether a pull-request head or a merge is still open for the gate."""
-    return bool(conn.execute(_OPEN).scalar())
+OPEN_WORK = or_(OPEN_HEADS, OPEN_MERGES)
+"""Whether a pull-request head or a merge is still open for the gate, as a column."""
