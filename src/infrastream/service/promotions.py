@@ -3,11 +3,12 @@
 A release manager requests the next stage; the stage's approval rules (from the release's own
 manifest snapshot, never today's manifests) decide who must sign off. Every state change is a
 compare-and-set on the stage run, so concurrent requests or approvals cannot advance a stage
-twice; a refused approve attempt is itself audited. Only the approval that completes the
-stage's rules wakes the engine: before it the engine has nothing to do for the promotion
-(approvals are counted one after the other under the stage run's lock, so the last one sees
-all the others), and the notification pass reads who still waits from the stored state at
-its next pass anyway.
+twice; a refused approve attempt is itself audited. Only what gives the engine something to
+do wakes it: a request that needs no approval, or that somebody is to be told about (a
+notification subscription exists), and the approval that completes the stage's rules. Before
+that the engine has nothing to do for the promotion (approvals are counted one after the other
+under the stage run's lock, so the last one sees all the others), and the notification pass
+reads who still waits from the stored state at its next pass anyway.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from .records.releases import (
     production_fixes,
 )
 from .records.shapes import FreezeOverride, GuardOverride
+from .records.subscribers import anybody_subscribed
 from .releases import guard_override
 
 
@@ -180,6 +182,11 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
             raise Conflict(f"the promotion of {ref} changed concurrently; try again")
         observe = telemetry.run_left(conn, release, target.row, target.stage,
                                      StageState.AWAITING_APPROVAL, now)
+        # a promotion that waits for people gives the engine nothing to do, unless somebody
+        # is to be told that it waits
+        wake = tally(target.stage.approvals, [], digest=release.digest,
+                     request_id=target.row.request_id + 1, now=now).satisfied \
+            or anybody_subscribed(conn)
         audit.record(conn, at=now, actor=principal.name, action="promotion.request",
                      object_type="release", object_id=str(ref),
                      before={"stage": target.stage.display_name, "state": target.row.state},
@@ -188,7 +195,8 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
                             "request": target.row.request_id + 1,
                             "freezeOverride": freeze_override})
     observe()
-    services.notify()
+    if wake:
+        services.notify()
     rules = [f"{r.role} × {r.count}" for r in target.stage.approvals]
     return PromotionRequested(release=str(ref), stage=target.stage.display_name,
                               stage_index=target.row.stage_index,

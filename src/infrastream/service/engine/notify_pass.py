@@ -43,7 +43,6 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import (
     audit_log,
     notification_events,
-    notification_subscriptions,
     releases,
     stage_runs,
     users,
@@ -53,7 +52,7 @@ from .. import notification_outbox, telemetry
 from .. import notification_subscriptions as subscriptions
 from .. import notifications as produce
 from ..context import Services
-from ..records import notification_cursor, release_content
+from ..records import notification_cursor, release_content, subscribers
 from ..records.leases import Leases
 from .state import ActiveRelease, PassState, StageRun
 
@@ -65,7 +64,7 @@ BATCH = 500
 _NONE_HANDLED = 2 ** 62
 """The mark to look after when this server handled nothing yet (it records first anyway)."""
 
-SUBSCRIBED = select(notification_subscriptions.c.id).exists()
+SUBSCRIBED = subscribers.SUBSCRIBED
 """Whether anybody subscribed (the engine asks it with its other looks, `engine.looks`)."""
 NEWEST_SEQ = select(func.max(audit_log.c.seq)).scalar_subquery()
 NOTABLE_AFTER = (select(audit_log.c.seq)
