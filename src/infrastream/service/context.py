@@ -81,8 +81,13 @@ class Services:
             yield connection
 
     def notify(self) -> None:
-        """Wake the engine: something it should act on was recorded."""
+        """Wake the engine: something it should act on was recorded (observers are told)."""
         self.wake.set()
+        self.changed()
+
+    def changed(self) -> None:
+        """Tell the observers (`listeners`: held status reads, the other servers) that
+        something was recorded, without waking the engine (it has nothing to do for it)."""
         for listener in self.listeners:
             listener()
 

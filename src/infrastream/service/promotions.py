@@ -3,7 +3,12 @@
 A release manager requests the next stage; the stage's approval rules (from the release's own
 manifest snapshot, never today's manifests) decide who must sign off. Every state change is a
 compare-and-set on the stage run, so concurrent requests or approvals cannot advance a stage
-twice; a refused approve attempt is itself audited.
+twice; a refused approve attempt is itself audited. Only what gives the engine something to
+do wakes it: a request that needs no approval, or that somebody is to be told about (a
+notification subscription exists), and the approval that completes the stage's rules. Before
+that the engine has nothing to do for the promotion (approvals are counted one after the other
+under the stage run's lock, so the last one sees all the others), and the notification pass
+reads who still waits from the stored state at its next pass anyway.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 
-from infrastream.domain.approvals import Refusal, RefusalKind, RuleTally, check_can_approve
+from infrastream.domain.approvals import (
+    Approval,
+    Refusal,
+    RefusalKind,
+    RuleTally,
+    check_can_approve,
+    tally,
+)
 from infrastream.domain.errors import Conflict, Forbidden, InfrastreamError, Invalid
 from infrastream.domain.forward_port import violations
 from infrastream.domain.freeze import Frozen
@@ -40,12 +52,13 @@ from .records.freezes import freezes_holding
 from .records.release_content import ReleaseContent
 from .records.releases import (
     ReleaseRef,
-    active_fixes,
     approvals_of,
     content_of,
     find_with_runs,
+    production_fixes,
 )
 from .records.shapes import FreezeOverride, GuardOverride
+from .records.subscribers import anybody_subscribed
 from .releases import guard_override
 
 
@@ -169,6 +182,11 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
             raise Conflict(f"the promotion of {ref} changed concurrently; try again")
         observe = telemetry.run_left(conn, release, target.row, target.stage,
                                      StageState.AWAITING_APPROVAL, now)
+        # a promotion that waits for people gives the engine nothing to do, unless somebody
+        # is to be told that it waits
+        wake = tally(target.stage.approvals, [], digest=release.digest,
+                     request_id=target.row.request_id + 1, now=now).satisfied \
+            or anybody_subscribed(conn)
         audit.record(conn, at=now, actor=principal.name, action="promotion.request",
                      object_type="release", object_id=str(ref),
                      before={"stage": target.stage.display_name, "state": target.row.state},
@@ -177,7 +195,10 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
                             "request": target.row.request_id + 1,
                             "freezeOverride": freeze_override})
     observe()
-    services.notify()
+    if wake:
+        services.notify()
+    else:
+        services.changed()  # the release reads differently: it waits for approvals now
     rules = [f"{r.role} × {r.count}" for r in target.stage.approvals]
     return PromotionRequested(release=str(ref), stage=target.stage.display_name,
                               stage_index=target.row.stage_index,
@@ -193,7 +214,7 @@ def _guard(conn: Connection, principal: Principal, ref: ReleaseRef, release: Any
     and audited). The readiness function holds the stage on the same rule until it enters."""
     if release.lane != Lane.RELEASE.value or release.guard_override is not None:
         return None
-    _production, fixes = active_fixes(conn, release.app_set)
+    fixes = production_fixes(conn, release.app_set)
     override = guard_override(principal, violations(content.versions, fixes),
                               reason, now)
     if override is not None:
@@ -263,9 +284,10 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
     with services.transaction() as conn:
         release, content, row, stage = _awaiting(conn, ref)
         track = content.track
+        given = approvals_of(conn, row.id)
         verdict = check_can_approve(
             user=principal.name, user_roles=sorted(principal.roles), role=role,
-            rules=stage.approvals, approvals=approvals_of(conn, row.id),
+            rules=stage.approvals, approvals=given,
             initiator=row.requested_by,
             initiator_may_approve=track.spec.policy.initiator_may_approve,
             digest=release.digest, request_id=row.request_id, now=now)
@@ -288,8 +310,13 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
                                 "comment": comment})
     if refusal is not None:
         raise refusal  # audited as a refusal (`approval.grant.refused`) by the wrapper
-    services.notify()
     assert isinstance(verdict, RuleTally)  # a refusal was raised above
+    mine = Approval(principal.name, verdict.role, now, release.digest, row.request_id, comment)
+    if tally(stage.approvals, [*given, mine], digest=release.digest,
+             request_id=row.request_id, now=now).satisfied:
+        services.notify()  # the last one: the engine clears the promotion and deploys
+    else:
+        services.changed()  # one more sign-off to show, nothing for the engine yet
     telemetry.approval_given(release.lane, verdict.role, row.requested_at, now)
     return ApprovalGranted(release=str(ref), stage=stage.display_name, role=verdict.role,
                            approved_by=principal.name)

@@ -3,11 +3,14 @@ snapshot of the manifests into an immutable package with a content digest.
 
 A release is referred to as `<set>/<name>` (e.g. `shop/v3`). On creation its first stage is
 requested at once, so the engine deploys it to the first stage without anyone promoting.
+What a cut is made of (the manifests, the latest versions, the hotfixes in production) is
+read in the one write transaction that records it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -30,7 +33,7 @@ from .context import Services
 from .permissions import require
 from .readmodel import ReadModel
 from .records.manifests import current_bundle, lane_stages, source_root
-from .records.releases import ReleaseRef, ReleaseState, active_fixes
+from .records.releases import ReleaseRef, ReleaseState, production_fixes
 from .records.shapes import AbandonRecord, FrozenVersion, versions_of
 from .versions import latest_versions
 
@@ -116,7 +119,9 @@ def create_release(services: Services, principal: Principal, app_set: str,
     if name is not None:
         valid_name("release", name)
     override_reason = optional_text("the forward-port override reason", override_reason)
-    with services.db.connect() as conn:  # one read transaction for what the cut is made of
+
+    def cut(conn: Connection) -> _Cut:
+        """What the release is made of, read in the transaction that records it."""
         bundle = current_bundle(services, conn)
         track, stages = lane_stages(bundle, app_set, Lane.RELEASE)
         apps = [a.metadata.name for a in bundle.applications_of(app_set)]
@@ -124,25 +129,36 @@ def create_release(services: Services, principal: Principal, app_set: str,
             raise Conflict(f"application set `{app_set}` has no Application yet: apply the "
                            "Applications that name it as their parent, then cut a release")
         versions = latest_versions(services, apps, conn)
-        _production, fixes = active_fixes(conn, app_set)
-    missing = [a for a in apps if a not in versions]
-    if missing:
-        raise Conflict(f"cannot cut a release of `{app_set}`: no version recorded for "
-                       + ", ".join(missing)
-                       + " (record one with `infrastream version record APP --image REF`)",
-                       missing=missing)
-    frozen = {app: versions[app].frozen().to_json() for app in apps}
-    content: dict[str, Any] = {
-        "applicationSet": app_set,
-        "lane": Lane.RELEASE.value,
-        "versions": frozen,
-        "manifests": snapshot(bundle, app_set, Lane.RELEASE),
-    }
-    override = guard_override(principal, violations(frozen, fixes),
-                              override_reason, services.now())
-    return insert_release(services, principal, app_set, name, content, Lane.RELEASE,
-                          track.metadata.name, len(stages), guard=override, cause=cause,
-                          link=link)
+        missing = [a for a in apps if a not in versions]
+        if missing:
+            raise Conflict(f"cannot cut a release of `{app_set}`: no version recorded for "
+                           + ", ".join(missing)
+                           + " (record one with `infrastream version record APP --image REF`)",
+                           missing=missing)
+        frozen = {app: versions[app].frozen().to_json() for app in apps}
+        content: dict[str, Any] = {
+            "applicationSet": app_set,
+            "lane": Lane.RELEASE.value,
+            "versions": frozen,
+            "manifests": snapshot(bundle, app_set, Lane.RELEASE),
+        }
+        override = guard_override(principal, violations(frozen, production_fixes(conn, app_set)),
+                                  override_reason, services.now())
+        return _Cut(content, track.metadata.name, len(stages), override)
+
+    return _insert(services, principal, app_set, name, cut, Lane.RELEASE, cause=cause,
+                   link=link)
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """What a release is made of: its content, its track's name and number of stages, and
+    the forward-port override it was cut with."""
+
+    content: dict[str, Any]
+    track: str
+    stage_count: int
+    guard: dict[str, Any] | None = None
 
 
 def insert_release(services: Services, principal: Principal, app_set: str, name: str | None,
@@ -151,10 +167,19 @@ def insert_release(services: Services, principal: Principal, app_set: str, name:
                    guard: dict[str, Any] | None = None,
                    cause: Mapping[str, Any] | None = None,
                    link: Callable[[Connection, int], None] | None = None) -> CreatedRelease:
+    made = _Cut(content, track, stage_count, guard)
+    return _insert(services, principal, app_set, name, lambda _conn: made, lane,
+                   incident=incident, base_release_id=base_release_id, cause=cause, link=link)
+
+
+def _insert(services: Services, principal: Principal, app_set: str, name: str | None,
+            cut: Callable[[Connection], _Cut], lane: Lane, *, incident: str | None = None,
+            base_release_id: int | None = None, cause: Mapping[str, Any] | None = None,
+            link: Callable[[Connection, int], None] | None = None) -> CreatedRelease:
     for attempt in range(5):
         try:
-            return _insert_once(services, principal, app_set, name, content, lane, track,
-                                stage_count, incident, base_release_id, guard, cause, link)
+            return _insert_once(services, principal, app_set, name, cut, lane, incident,
+                                base_release_id, cause, link)
         except _NameTaken as taken:
             if name is not None or attempt == 4:
                 raise Conflict(f"release `{app_set}/{taken.name}` already exists") from None
@@ -176,9 +201,8 @@ class _NameTaken(Exception):
 
 
 def _insert_once(services: Services, principal: Principal, app_set: str, name: str | None,
-                 content: dict[str, Any], lane: Lane, track: str, stage_count: int,
-                 incident: str | None, base_release_id: int | None,
-                 guard: dict[str, Any] | None, cause: Mapping[str, Any] | None,
+                 cut: Callable[[Connection], _Cut], lane: Lane, incident: str | None,
+                 base_release_id: int | None, cause: Mapping[str, Any] | None,
                  link: Callable[[Connection, int], None] | None) -> CreatedRelease:
     now = services.now()
     release_name = name or ""
@@ -188,13 +212,16 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
             # they queue on the write lock BEGIN IMMEDIATE took)
             if conn.dialect.name != "sqlite":
                 conn.execute(_LOCK_SET, {"app_set": app_set})
+            made = cut(conn)
+            content, guard = made.content, made.guard
             root = source_root(services, "Application", next(iter(content["versions"])), conn)
             highest = conn.execute(_HIGHEST, {"app_set": app_set}).scalar()
             release_name = name or next_release_name(highest)
             content = {**content, "name": release_name}
             digest = content_digest(content)
             release_id = inserted_id(conn.execute(_INSERT_RELEASE, {
-                "app_set": app_set, "name": release_name, "lane": lane.value, "track": track,
+                "app_set": app_set, "name": release_name, "lane": lane.value,
+                "track": made.track,
                 "digest": digest, "content": content, "state": ReleaseState.ACTIVE,
                 "created_at": now, "created_by": principal.name, "incident": incident,
                 "source_root": root, "base_release_id": base_release_id,
@@ -206,7 +233,7 @@ def _insert_once(services: Services, principal: Principal, app_set: str, name: s
                 "requested_by": principal.name if index == 0 else None,
                 "requested_at": now if index == 0 else None,
                 "attempt": 0, "reason": "", "updated_at": now,
-            } for index in range(stage_count)]
+            } for index in range(made.stage_count)]
             if runs:  # one executemany (an empty parameter list would insert one bare row)
                 conn.execute(_INSERT_RUNS, runs)
             if link is not None:  # rows before the audit entry: every writer locks that order

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from infrastream.domain.readiness import StageFacts, held
 from infrastream.domain.stage_machine import StageState
@@ -70,6 +70,12 @@ WEBHOOKS = Counter("infrastream_webhooks_received_total",
                    "SCM webhook deliveries received, by outcome", ["outcome"])
 
 _ENDS = frozenset({StageState.SUCCEEDED, StageState.FAILED, StageState.REJECTED})
+_CHECKS_DONE = select(func.max(check_runs.c.finished_at)).where(
+    (check_runs.c.release_id == bindparam("release_id"))
+    & (check_runs.c.stage_index == bindparam("stage_index"))
+    & (check_runs.c.attempt == bindparam("attempt"))
+    & check_runs.c.state.in_(("passed", "failed")))
+"""When the checks of a stage run's attempt finished (the last of them)."""
 
 
 def stage_left(conn: Connection, lane: str, run: Any, previous: Any | None,
@@ -85,12 +91,10 @@ def stage_left(conn: Connection, lane: str, run: Any, previous: Any | None,
     previous_done = (utc(previous.updated_at) if previous is not None
                      and previous.state == StageState.SUCCEEDED else None)
     checks_done = None
-    if facts.state is StageState.VERIFYING:
-        checks_done = utc(conn.execute(select(func.max(check_runs.c.finished_at)).where(
-            (check_runs.c.release_id == facts.release_id)
-            & (check_runs.c.stage_index == facts.index)
-            & (check_runs.c.attempt == run.attempt)
-            & check_runs.c.state.in_(("passed", "failed")))).scalar())
+    if facts.state is StageState.VERIFYING and facts.checks:  # no checks planned: no runs
+        checks_done = utc(conn.execute(_CHECKS_DONE, {
+            "release_id": facts.release_id, "stage_index": facts.index,
+            "attempt": run.attempt}).scalar())
     codes = held(facts, entered, now, previous_done=previous_done, checks_done=checks_done)
     stage = str(facts.index + 1)
     requested = utc(run.requested_at)

@@ -2,7 +2,8 @@
 
 A build of a pull request is recorded on the `pull-request` channel (with its number): it can
 be validated in the pre-release lane but never becomes the "latest" version a release picks
-up. Recording a version wakes the engine, since the SCM gate may be waiting for that build.
+up. Recording a version wakes the engine when the SCM gate has open work, which may be
+waiting for that build (`records.gate_work`); else nothing waits for it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from .auditing import trail as audit
 from .context import Services
 from .permissions import require
 from .readmodel import ReadModel
-from .records.manifests import current_bundle
+from .records.gate_work import OPEN_WORK
+from .records.manifests import REVISION, current_bundle
 from .records.shapes import FrozenVersion
 
 
@@ -58,6 +60,7 @@ def _view(row: Any) -> VersionView:
 
 
 _INSERT = insert(app_versions).returning(*app_versions.c)
+_REVISION_AND_GATE = select(REVISION, OPEN_WORK)
 
 
 @refusals.audited("version.record", "application", lambda a: a["app"])
@@ -72,18 +75,23 @@ def record_version(services: Services, principal: Principal, app: str, image: st
                       "the commit it was built from (--commit)")
     try:
         with services.transaction() as conn:  # the manifests read in it: one transaction
-            row = _record(services, conn, principal, app, image, commit, pull_request, cause)
+            row, gate_waits = _record(services, conn, principal, app, image, commit,
+                                      pull_request, cause)
     except IntegrityError:
         raise Conflict(f"version `{image}` of `{app}` is already recorded; versions are "
                        "immutable") from None
-    services.notify()
+    if gate_waits:
+        services.notify()
     return _view(row)
 
 
 def _record(services: Services, conn: Connection, principal: Principal, app: str, image: str,
             commit: str | None, pull_request: int | None,
-            cause: Mapping[str, Any] | None) -> Any:
-    bundle = current_bundle(services, conn)
+            cause: Mapping[str, Any] | None) -> tuple[Any, bool]:
+    """The row recorded, and whether the SCM gate has open work (asked with the manifests'
+    revision, in one statement)."""
+    revision, gate_waits = conn.execute(_REVISION_AND_GATE).one()
+    bundle = current_bundle(services, conn, revision=revision)
     if app not in bundle.applications:
         raise NotFound(f"application `{app}` does not exist (apply its manifest first)")
     try:
@@ -108,7 +116,7 @@ def _record(services: Services, conn: Connection, principal: Principal, app: str
         after["cause"] = dict(cause)
     audit.record(conn, at=now, actor=principal.name, action="version.record",
                  object_type="application", object_id=app, after=after)
-    return row
+    return row, bool(gate_waits)
 
 
 def list_versions(services: Services, app: str, limit: int = 50) -> list[VersionView]:

@@ -1,7 +1,8 @@
 """The deployment job: what the engine hands a worker thread to deploy one environment.
 
 A deployment to a synchronous target (the noop target: it answers at once) needs no job:
-the engine deploys it inside the transaction that started it (`deploy_now`).
+the engine deploys it inside the transaction that records it (`deploy_now`), and records it
+with its outcome.
 
 Each job reads what it needs from the database by id (a deployment: one query, plus the
 release's content the first time, see `release_content`), calls a target or a gate, and
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -211,14 +213,24 @@ def synchronous_target(services: Services, environment: Environment) -> Target |
     return target if getattr(target, "synchronous", False) else None
 
 
+@dataclass(frozen=True)
+class DeployedNow:
+    """What a synchronous target answered for a deployment about to be recorded."""
+
+    state: str
+    message: str
+    result: dict[str, Any]
+    seconds: float
+
+
 def deploy_now(services: Services, conn: Connection, dep: Any, release: Any,
-               content: ReleaseContent, actor: str, now: datetime) -> audit.NewEntry | None:
-    """Deploy `dep` (a `deploying` deployment this transaction inserted) right here when
-    its environment's target is synchronous: no job, no lease and no transaction of its own,
-    the outcome recorded as the job records it (compare-and-set, telemetry, the step log).
-    The audit entry is returned for the caller to record with its others. None when the
-    target is not synchronous or the attempt raised: then the job does it all, with its
-    retries and its failure reports, exactly as before."""
+               content: ReleaseContent, actor: str) -> DeployedNow | None:
+    """Deploy `dep` (a deployment the caller's transaction is about to record, see
+    `engine.steps`) right here when its environment's target is synchronous: no job, no lease
+    and no transaction of its own; the caller records the deployment with the outcome, then
+    `recorded_now`. None when the target is not synchronous or the attempt raised: then the
+    deployment is recorded `deploying` and its job does it all, with its retries and its
+    failure reports, exactly as before."""
     target = synchronous_target(services, content.environment(dep.environment))
     if target is None:
         return None
@@ -229,20 +241,23 @@ def deploy_now(services: Services, conn: Connection, dep: Any, release: Any,
     except Exception:  # transient or not: the job's retries and reports take over
         log.debug("synchronous deploy %s left to its job", dep.key, exc_info=True)
         return None
-    if not conn.execute(_FINISH_DEPLOYMENT, {
-            "deployment_id": dep.id, "outcome": state, "finished": now,
-            "why": message[:4000], "statuses": result}).rowcount:
-        return None
-    dep.state, dep.message = state, message[:4000]
-    telemetry.DEPLOYMENT_SECONDS.labels(dep.environment).observe(time.monotonic() - began)
-    telemetry.DEPLOYMENTS.labels(dep.environment, state).inc()
+    return DeployedNow(state, message[:4000], result, time.monotonic() - began)
+
+
+def recorded_now(dep: Any, release: Any, outcome: DeployedNow,
+                 now: datetime) -> audit.NewEntry:
+    """A deployment done by `deploy_now` and recorded with its outcome: observed as the job
+    observes one (telemetry, the step log); the audit entry, for the caller to record with
+    its others."""
+    telemetry.DEPLOYMENT_SECONDS.labels(dep.environment).observe(outcome.seconds)
+    telemetry.DEPLOYMENTS.labels(dep.environment, outcome.state).inc()
     _steps.info("engine.step", step="deployment.finished", release_id=release.id,
                 stage=dep.stage_index, environment=dep.environment, attempt=dep.attempt,
-                deployment_id=dep.id, outcome=state)
-    return audit.NewEntry(now, SYSTEM, f"deployment.{state}", "release",
+                deployment_id=dep.id, outcome=outcome.state)
+    return audit.NewEntry(now, SYSTEM, f"deployment.{outcome.state}", "release",
                           f"{release.app_set}/{release.name}",
                           after={"environment": dep.environment, "attempt": dep.attempt,
-                                 "message": message[:500]})
+                                 "message": outcome.message[:500]})
 
 
 def _app_json(status: AppStatus) -> dict[str, Any]:

@@ -169,7 +169,7 @@ class Engine:
         sweep = self._swept_at is None or started - self._swept_at >= self.poll
         with self.services.db.connect() as conn:  # one read transaction for the looks
             looks = look(conn, self.notify)
-            state = engine_state.read(self.services, conn)
+            state = engine_state.read(self.services, conn, looks.revision)
             orphans = self._deploying_outside(conn, state.newest_deployment, sweep)
             prereleases = self._open_prereleases(conn, state.newest_prerelease, sweep)
         if looks.audit_waiting:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 
 from infrastream.domain.audit_chain import AuditEntry
 from infrastream.domain.notifications import EventKind, Notification
@@ -43,7 +43,6 @@ from infrastream.store.clock import utc
 from infrastream.store.tables import (
     audit_log,
     notification_events,
-    notification_subscriptions,
     releases,
     stage_runs,
     users,
@@ -53,7 +52,7 @@ from .. import notification_outbox, telemetry
 from .. import notification_subscriptions as subscriptions
 from .. import notifications as produce
 from ..context import Services
-from ..records import notification_cursor, release_content
+from ..records import notification_cursor, release_content, subscribers
 from ..records.leases import Leases
 from .state import ActiveRelease, PassState, StageRun
 
@@ -65,13 +64,15 @@ BATCH = 500
 _NONE_HANDLED = 2 ** 62
 """The mark to look after when this server handled nothing yet (it records first anyway)."""
 
-SUBSCRIBED = select(notification_subscriptions.c.id).exists()
+SUBSCRIBED = subscribers.SUBSCRIBED
 """Whether anybody subscribed (the engine asks it with its other looks, `engine.looks`)."""
 NEWEST_SEQ = select(func.max(audit_log.c.seq)).scalar_subquery()
 NOTABLE_AFTER = (select(audit_log.c.seq)
                  .where((audit_log.c.seq > bindparam("notable_after"))
-                        & audit_log.c.action.in_(produce.AUDIT_ACTIONS)).exists())
-"""Whether an entry that may become a notification follows `notable_after` (a seq range)."""
+                        & or_(*(audit_log.c.action == action
+                                for action in produce.AUDIT_ACTIONS))).exists())
+"""Whether an entry that may become a notification follows `notable_after` (a seq range;
+`or_` rather than an IN list, which SQLAlchemy renders again at every execution)."""
 _LOOK = select(NEWEST_SEQ, NOTABLE_AFTER)
 _NOTABLE = (select(audit_log.c.seq, audit_log.c.at, audit_log.c.actor, audit_log.c.action,
                    audit_log.c.object_type, audit_log.c.object_id, audit_log.c.after)

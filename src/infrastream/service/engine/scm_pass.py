@@ -14,23 +14,26 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, exists, or_, select
 
-from infrastream.store.tables import gate_heads, gate_merges, manifest_checks, scm_statuses
+from infrastream.store.tables import manifest_checks, scm_statuses
 
 from .. import manifest_checks as checks
 from .. import scm_outbox
 from ..context import Services
+from ..records.gate_work import OPEN_HEADS, OPEN_MERGES
 from .gate_job import Job, follow_heads
 from .merge_job import follow_merges
 from .outbox_job import deliver_due
 
 log = logging.getLogger("infrastream.gate")
 
-_OPEN_HEADS = exists().where(gate_heads.c.done.is_(False))
-_OPEN_MERGES = exists().where(gate_merges.c.done.is_(False))
+_OPEN_HEADS = OPEN_HEADS
+_OPEN_MERGES = OPEN_MERGES
 _PENDING = exists().where(scm_statuses.c.outcome == "pending")
-_CHECKS = exists().where(manifest_checks.c.state.in_(("queued", "running")))
+_CHECKS = exists().where(or_(manifest_checks.c.state == "queued",
+                              manifest_checks.c.state == "running"))
+"""(`or_` rather than an IN list, which SQLAlchemy renders again at every execution.)"""
 COLUMNS = (_OPEN_HEADS, _OPEN_MERGES, _PENDING, _CHECKS)
 """The probe as columns (the engine asks them with its other looks, `engine.looks`)."""
 _PROBE = select(*COLUMNS)

@@ -6,8 +6,8 @@ parsed from `release_content`; each row also carries the newest deployment and p
 run ids, by which the engine notices new ones), then only what the stages in flight need:
 the approvals of stages awaiting approval, the deployments of deploying stages and the check
 runs of verifying ones (both by their unique keys), and the readiness context (freeze
-windows, the hotfixes in production for releases that may still enter production, who
-occupies the environments of stages about to deploy). `facts` turns it into the facts the
+windows, the hotfixes in production for releases whose last stage waits to enter, who
+occupies the environments of queued stages). `facts` turns it into the facts the
 readiness function judges; a step that writes re-reads what it depends on in its own
 transaction (see `steps`).
 """
@@ -23,7 +23,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from infrastream.domain.approvals import Approval
 from infrastream.domain.readiness import StageFacts
 from infrastream.domain.stage_machine import StageState
-from infrastream.manifests import Stage
+from infrastream.manifests import Lane, Stage
 from infrastream.store.tables import (
     check_runs,
     deployments,
@@ -37,7 +37,7 @@ from ..records import release_content
 from ..records.check_plan import PlannedCheck, check_plan
 from ..records.release_content import ReleaseContent
 from ..records.releases import approvals_by_run
-from ..records.stage_facts import Context, needs_fixes, read_context, stage_facts
+from ..records.stage_facts import Context, read_context, stage_facts
 
 _NEWEST_DEPLOYMENT = select(func.max(deployments.c.id)).scalar_subquery()
 _NEWEST_PRERELEASE = select(func.max(prerelease_runs.c.id)).scalar_subquery()
@@ -60,11 +60,13 @@ _ACTIVE = (
     .order_by(releases.c.id, stage_runs.c.stage_index))
 """Every stage run of every active release, and (on each row) the newest ids of `NEWEST`."""
 
-_DEPLOYMENTS = (
-    select(deployments.c.id, deployments.c.key, deployments.c.stage_index,
-           deployments.c.environment, deployments.c.attempt, deployments.c.state,
-           deployments.c.message)
-    .where(deployments.c.key.in_(bindparam("keys", expanding=True))))
+_DEPLOYMENT_COLUMNS = (deployments.c.id, deployments.c.key, deployments.c.stage_index,
+                       deployments.c.environment, deployments.c.attempt, deployments.c.state,
+                       deployments.c.message)
+_DEPLOYMENTS = (select(*_DEPLOYMENT_COLUMNS)
+                .where(deployments.c.key.in_(bindparam("keys", expanding=True))))
+_DEPLOYMENT = select(*_DEPLOYMENT_COLUMNS).where(deployments.c.key == bindparam("key"))
+"""`_DEPLOYMENTS` for one key: no expanding IN to render at every execution."""
 
 CHECK_RUNS = (
     select(check_runs.c.id, check_runs.c.key, check_runs.c.environment, check_runs.c.app,
@@ -72,6 +74,13 @@ CHECK_RUNS = (
     .where(check_runs.c.key.in_(bindparam("keys", expanding=True))))
 
 _ENTERING = (StageState.AWAITING_APPROVAL, StageState.QUEUED)
+
+
+def guard_may_hold(lane: str, runs: list[StageRun]) -> bool:
+    """Whether the forward-port guard can hold a step of this release now: a release-lane
+    release whose last stage waits to enter (`stage_facts.needs_fixes` without the pending
+    last stage, which no step of the engine moves: it waits for a promotion request)."""
+    return lane == Lane.RELEASE.value and bool(runs) and runs[-1].state in _ENTERING
 
 
 @dataclass
@@ -159,7 +168,9 @@ class PassState:
                              deployments=deps, checks=checks)
 
 
-def read(services: Services, conn: Connection) -> PassState:
+def read(services: Services, conn: Connection, revision: int | None = None) -> PassState:
+    """What the pass knows; `revision` is the manifests' revision read in this transaction
+    (the looks), if it was."""
     active: dict[int, ActiveRelease] = {}
     newest = None
     for row in conn.execute(_ACTIVE):
@@ -191,26 +202,29 @@ def read(services: Services, conn: Connection) -> PassState:
     guarded: set[str] = set()
     for release in state.releases:
         release.content = release_content.load(conn, release.id, release.digest)
-        if needs_fixes(release.lane, release.runs):
+        if guard_may_hold(release.lane, release.runs):
             guarded.add(release.app_set)
         for run in release.runs:
             stage = release.stages[run.stage_index]
-            if run.state == StageState.AWAITING_APPROVAL and stage.approvals:
-                awaiting.append(run.id)
-            elif run.state in _ENTERING:
-                queued.update(stage.environments)
+            if run.state == StageState.AWAITING_APPROVAL:
+                if stage.approvals:
+                    awaiting.append(run.id)
+                # no occupants: they hold no stage awaiting approval, and one that clears in
+                # this pass reads them in its write transaction (`steps`), locked, anyway
+            elif run.state == StageState.QUEUED:
+                queued.update(stage.environments)  # busy: the pass opens no transaction
             elif run.state == StageState.DEPLOYING:
                 deploying.extend(release.deployment_keys(run))
             elif run.state == StageState.VERIFYING:
                 verifying.extend(check.key for check in release.check_plan(run))
-            if run.state == StageState.AWAITING_APPROVAL:
-                queued.update(stage.environments)  # it may clear and deploy in this pass
     if awaiting:
         state.approvals = approvals_by_run(conn, awaiting)
     if deploying:
-        state.deployments = {d.key: d for d in conn.execute(_DEPLOYMENTS, {"keys": deploying})}
+        found = (conn.execute(_DEPLOYMENT, {"key": deploying[0]}) if len(deploying) == 1
+                 else conn.execute(_DEPLOYMENTS, {"keys": deploying}))
+        state.deployments = {d.key: d for d in found}
     if verifying:
         state.check_runs = {c.key: c for c in conn.execute(CHECK_RUNS, {"keys": verifying})}
-    state.context = read_context(services, conn, app_sets=sorted(guarded),
+    state.context = read_context(services, conn, app_sets=sorted(guarded), revision=revision,
                                  environments=sorted(queued))
     return state

@@ -10,16 +10,19 @@ deploys in that same pass.
 
 The write transaction opens at the first step that writes (a release that only waits writes
 nothing). A step that depends on facts others can change re-reads them inside it and asks
-readiness again: the approvals, the freeze windows, the hotfixes in production, and who
-occupies the environments (`records.occupancy.hold`, which locks them first). The stage run
-itself moves by compare-and-set on its state and request. A lost compare-and-set ends the
-release's steps for this pass; the next pass reads again. The audit entries of the
+readiness again: the approvals, the freeze windows and the hotfixes in production (these two
+once per transaction), and who occupies the environments (`records.occupancy.hold`, which
+locks them first). The stage run
+itself moves by compare-and-set on its state and request (its first move in the
+transaction; the moves that follow in it are written together as one update at its end, the
+row being this transaction's until it commits). A lost compare-and-set ends the release's
+steps for this pass; the next pass reads again. The audit entries of the
 transaction are appended together just before it commits, and the jobs (deployments,
 checks) are handed back to be started once it has; the jobs that belong to another node are
 handed to it by a note queued in the transaction itself (`hand_off`), so that node starts them
 the moment the transaction commits. A deployment to a synchronous target (the
-noop target) is no job: it is deployed and recorded inside the transaction
-(`deploy_job.deploy_now`), so its stage moves on in that same pass.
+noop target) is no job: it is deployed inside the transaction, and its deployment recorded
+with the outcome (`deploy_job.deploy_now`), so its stage moves on in that same pass.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from typing import Any
 from sqlalchemy import Connection, Update, bindparam, insert, update
 
 from infrastream.domain.errors import Conflict
+from infrastream.domain.forward_port import Fix
 from infrastream.domain.readiness import StageFacts, next_event
 from infrastream.domain.stage_machine import Accepted, StageEvent, StageState, decide
 from infrastream.manifests import Stage
+from infrastream.manifests.freeze import FreezeWindow
 from infrastream.store.inserted import inserted_id
 from infrastream.store.tables import check_runs, deployments, releases, stage_runs
 
@@ -43,11 +48,11 @@ from .. import telemetry
 from ..auditing import trail as audit
 from ..context import Services
 from ..records.occupancy import hold
-from ..records.releases import approvals_by_run
-from ..records.stage_facts import needs_fixes, read_context
+from ..records.releases import approvals_of
+from ..records.stage_facts import Context, current_freezes, fixes_in_production
 from .check_job import run_check
-from .deploy_job import deploy_now, run_deploy
-from .state import CHECK_RUNS, ActiveRelease, PassState, StageRun
+from .deploy_job import DeployedNow, deploy_now, recorded_now, run_deploy
+from .state import CHECK_RUNS, ActiveRelease, PassState, StageRun, guard_may_hold
 
 SYSTEM = "infrastream"
 
@@ -65,6 +70,7 @@ _INSERT_CHECK_RUN = insert(check_runs)
 _COMPLETE = (update(releases).where(releases.c.id == bindparam("release_id"))
              .values(state="completed", finished_at=bindparam("finished")))
 _MOVES: dict[frozenset[str], Update] = {}
+_FOLLOW_UPS: dict[frozenset[str], Update] = {}
 
 
 def _move_statement(columns: frozenset[str]) -> Update:
@@ -78,6 +84,17 @@ def _move_statement(columns: frozenset[str]) -> Update:
                    & (stage_runs.c.request_id == bindparam("run_request")))
             .values(state=bindparam("to_state"), updated_at=bindparam("moved_at"),
                     **{column: bindparam(f"new_{column}") for column in columns}))
+    return found
+
+
+def _follow_up_statement(columns: frozenset[str]) -> Update:
+    """The one write of a stage run's later moves in a transaction that already moved it
+    (its compare-and-set holds the row until commit), built once per set of columns."""
+    found = _FOLLOW_UPS.get(columns)
+    if found is None:
+        found = _FOLLOW_UPS[columns] = (
+            update(stage_runs).where(stage_runs.c.id == bindparam("run_id"))
+            .values(**{column: bindparam(f"new_{column}") for column in columns}))
     return found
 
 
@@ -104,6 +121,10 @@ class Steps:
         self._lost = False
         self._fresh_checks: dict[str, Any] = {}
         self._observe: list[Callable[[], None]] = []
+        self._read_freezes: tuple[FreezeWindow, ...] | None = None
+        self._follow_ups: dict[int, dict[str, Any]] = {}
+        """By stage run id: what its moves after the first in this transaction set."""
+        self._read_fixes: dict[str, tuple[Fix, ...]] = {}
 
     # -- the transaction, opened by the first step that writes ------------------------------
 
@@ -120,13 +141,18 @@ class Steps:
         verdict = decide(StageState(run.state), event)
         if not isinstance(verdict, Accepted):
             raise Conflict(verdict.reason)
-        moved = self._write().execute(_move_statement(frozenset(values)), {
-            "run_id": run.id, "from_state": run.state, "run_request": run.request_id,
-            "to_state": verdict.state.value, "moved_at": self.now,
-            **{f"new_{column}": value for column, value in values.items()}})
-        if moved.rowcount != 1:
-            self._lost = True  # someone else moved it: read again next pass
-            return False
+        follow_up = self._follow_ups.get(run.id)
+        if follow_up is not None:  # moved by this transaction already: written at its end
+            follow_up.update(values, state=verdict.state.value, updated_at=self.now)
+        else:
+            moved = self._write().execute(_move_statement(frozenset(values)), {
+                "run_id": run.id, "from_state": run.state, "run_request": run.request_id,
+                "to_state": verdict.state.value, "moved_at": self.now,
+                **{f"new_{column}": value for column, value in values.items()}})
+            if moved.rowcount != 1:
+                self._lost = True  # someone else moved it: read again next pass
+                return False
+            self._follow_ups[run.id] = {}
         self.changed = True
         previous = self.release.runs[run.stage_index - 1] if run.stage_index else None
         self._observe.append(telemetry.stage_left(self._write(), self.release.lane, run,
@@ -149,15 +175,29 @@ class Steps:
         ask readiness again: the facts when nothing holds the stage, else None."""
         conn = self._write()
         release = self.release
-        context = read_context(
-            self.services, conn,
-            app_sets=[release.app_set] if needs_fixes(release.lane, release.runs) else [])
+        context = Context(freezes=self._freezes(conn))
+        if guard_may_hold(release.lane, release.runs):
+            context.fixes = {release.app_set: self._fixes(conn, release.app_set)}
         if occupy:
             context.occupants = tuple(hold(conn, environments))
-        approvals = approvals_by_run(conn, [run.id]).get(run.id, []) \
+        approvals = approvals_of(conn, run.id) \
             if release.stages[run.stage_index].approvals else []
         facts = release.facts(run, context, approvals=approvals, deployments=[], checks={})
         return facts if next_event(facts, self.now) is not None else None
+
+    def _freezes(self, conn: Connection) -> tuple[FreezeWindow, ...]:
+        """The freeze windows as this transaction reads them (once: on SQLite nobody else
+        writes while it holds the write lock)."""
+        if self._read_freezes is None:
+            self._read_freezes = current_freezes(self.services, conn)
+        return self._read_freezes
+
+    def _fixes(self, conn: Connection, app_set: str) -> tuple[Fix, ...]:
+        """The set's hotfixes in production as this transaction reads them (once)."""
+        found = self._read_fixes.get(app_set)
+        if found is None:
+            found = self._read_fixes[app_set] = fixes_in_production(conn, app_set)
+        return found
 
     # -- the chain --------------------------------------------------------------------------
 
@@ -173,6 +213,11 @@ class Steps:
                     pass
                 if self._lost:
                     break
+            for run_id, values in self._follow_ups.items():
+                if values:
+                    self._write().execute(_follow_up_statement(frozenset(values)), {
+                        "run_id": run_id,
+                        **{f"new_{column}": value for column, value in values.items()}})
             if self._entries:
                 audit.record_many(self._write(), self._entries)
                 self.audited = True
@@ -224,6 +269,11 @@ class Steps:
         return True
 
     def _start(self, run: StageRun, stage: Stage) -> bool:
+        """Move the stage to deploying and record its deployments. A synchronous target (the
+        noop target) is asked first, inside this transaction, and its deployment is recorded
+        with the outcome (their outcome is then a fact of this pass, so the stage moves on at
+        once); the others are recorded `deploying` and become jobs, which wake the engine
+        when done. True when every deployment finished here."""
         release = self.release
         confirmed = self._confirm(run, stage.environments, occupy=True)
         if confirmed is None:
@@ -233,40 +283,33 @@ class Steps:
         if not self._move(run, StageEvent.ENV_FREE, confirmed, attempt=attempt):
             return False
         run.attempt = attempt
-        started = []
+        actor = run.requested_by or SYSTEM
+        done: list[tuple[_NewDeployment, DeployedNow]] = []
         for env in stage.environments:
-            key = f"{release.id}/{env}/{attempt}"
-            deployment_id = inserted_id(conn.execute(_INSERT_DEPLOYMENT, {
-                "key": key, "release_id": release.id, "stage_index": run.stage_index,
-                "environment": env, "attempt": attempt, "state": "deploying",
-                "created_at": self.now, "started_at": self.now, "message": ""},
-            ))
-            self.deployment_ids.append(deployment_id)
-            started.append(_NewDeployment(deployment_id, key, run.stage_index, env, attempt))
+            dep = _NewDeployment(0, f"{release.id}/{env}/{attempt}", run.stage_index, env,
+                                 attempt)
+            outcome = deploy_now(self.services, conn, dep, release, release.parsed, actor)
+            values = {"key": dep.key, "release_id": release.id, "stage_index": run.stage_index,
+                      "environment": env, "attempt": attempt, "state": "deploying",
+                      "created_at": self.now, "started_at": self.now, "message": ""}
+            if outcome is not None:
+                values.update(state=outcome.state, finished_at=self.now,
+                              message=outcome.message, result=outcome.result)
+            dep.id = inserted_id(conn.execute(_INSERT_DEPLOYMENT, values))
+            self.deployment_ids.append(dep.id)
+            if outcome is None:
+                self.jobs.append((f"deploy:{dep.key}", run_deploy, dep.id, dep.environment))
+            else:
+                dep.state, dep.message = outcome.state, outcome.message
+                done.append((dep, outcome))
         self._audit("deployment.start", {"stage": stage.display_name,
                                          "environments": stage.environments,
                                          "attempt": attempt})
-        return self._deploy_now(run, started)
-
-    def _deploy_now(self, run: StageRun, started: list[_NewDeployment]) -> bool:
-        """Deploy to synchronous targets inside this transaction (their outcome is then a
-        fact of this pass, so the stage moves on at once); the others become jobs, which wake
-        the engine when done. True when every deployment finished here."""
-        conn = self._write()
-        release = self.release
-        actor = run.requested_by or SYSTEM
-        finished = True
-        for dep in started:
-            entry = deploy_now(self.services, conn, dep, release, release.parsed, actor,
-                               self.now)
-            if entry is None:
-                finished = False
-                self.jobs.append((f"deploy:{dep.key}", run_deploy, dep.id, dep.environment))
-                continue
-            self._entries.append(entry)
+        for dep, outcome in done:
+            self._entries.append(recorded_now(dep, release, outcome, self.now))
             self.state.deployments[dep.key] = dep
             self.deployed.append(f"deploy:{dep.key}")
-        return finished
+        return len(done) == len(stage.environments)
 
     def _collect(self, run: StageRun, stage: Stage, facts: StageFacts,
                  event: StageEvent) -> bool:

@@ -27,18 +27,24 @@ _cache: dict[tuple[int, str], Bundle] = {}
 _STORED = (select(manifest_objects.c.kind, manifest_objects.c.body)
            .order_by(manifest_objects.c.kind, manifest_objects.c.name))
 _REVISION = select(func.coalesce(func.max(manifest_revisions.c.id), 0))
+REVISION = _REVISION.scalar_subquery()
+"""The current revision as a column, for a statement that asks it with other things (the
+engine's looks): then `current_bundle(…, revision=…)` needs no statement of its own."""
 
 
 def current_revision(conn: Connection) -> int:
     return int(conn.execute(_REVISION).scalar_one())
 
 
-def current_bundle(services: Services, conn: Connection | None = None) -> Bundle:
-    """The manifests as currently applied (cached per revision)."""
+def current_bundle(services: Services, conn: Connection | None = None, *,
+                   revision: int | None = None) -> Bundle:
+    """The manifests as currently applied (cached per revision); `revision` when the
+    caller read it already, in the same transaction as `conn`."""
     if conn is None:
         with services.db.connect() as own:
-            return current_bundle(services, own)
-    revision = current_revision(conn)
+            return current_bundle(services, own, revision=revision)
+    if revision is None:
+        revision = current_revision(conn)
     key = (revision, str(services.db.url))
     with _cache_lock:
         cached = _cache.get(key)

@@ -140,7 +140,9 @@ def approvals_by_run(conn: Connection, run_ids: Iterable[int]) -> dict[int, list
     found: dict[int, list[Approval]] = {run_id: [] for run_id in ids}
     if not ids:
         return found
-    for row in conn.execute(_APPROVALS, {"ids": ids}):
+    rows = (conn.execute(_APPROVALS_OF_ONE, {"id": ids[0]}) if len(found) == 1
+            else conn.execute(_APPROVALS, {"ids": ids}))
+    for row in rows:
         found[row.stage_run_id].append(_approval(row))
     return found
 
@@ -151,23 +153,44 @@ def approvals_of(conn: Connection, stage_run_id: int) -> list[Approval]:
 
 _LAST_STAGE = (select(func.max(stage_runs.c.stage_index))
                .where(stage_runs.c.release_id == releases.c.id).scalar_subquery())
-_IN_PRODUCTION = (
-    select(*_LEAN)
-    .join(deployments, deployments.c.release_id == releases.c.id)
-    .where((releases.c.app_set == bindparam("app_set")) & (deployments.c.state == "healthy")
-           & (deployments.c.stage_index == _LAST_STAGE))
-    .order_by(deployments.c.id.desc()).limit(1))
 _RECENT = 200
 _RECENT_HEALTHY = (select(deployments.c.id, deployments.c.release_id,
                           deployments.c.stage_index)
                    .where(deployments.c.state == "healthy")
                    .order_by(deployments.c.id.desc()).limit(_RECENT).subquery())
-_IN_PRODUCTION_RECENTLY = (
-    select(*_LEAN)
-    .join(_RECENT_HEALTHY, _RECENT_HEALTHY.c.release_id == releases.c.id)
-    .where((releases.c.app_set == bindparam("app_set"))
-           & (_RECENT_HEALTHY.c.stage_index == _LAST_STAGE))
-    .order_by(_RECENT_HEALTHY.c.id.desc()).limit(1))
+
+
+def _production(*columns: Any) -> tuple[Any, Any]:
+    """The statements that find the set's release in production, with these columns: among
+    the newest healthy deployments first, then over the set's releases."""
+    recently = (select(*columns)
+                .join(_RECENT_HEALTHY, _RECENT_HEALTHY.c.release_id == releases.c.id)
+                .where((releases.c.app_set == bindparam("app_set"))
+                       & (_RECENT_HEALTHY.c.stage_index == _LAST_STAGE))
+                .order_by(_RECENT_HEALTHY.c.id.desc()).limit(1))
+    anywhere = (select(*columns)
+                .join(deployments, deployments.c.release_id == releases.c.id)
+                .where((releases.c.app_set == bindparam("app_set"))
+                       & (deployments.c.state == "healthy")
+                       & (deployments.c.stage_index == _LAST_STAGE))
+                .order_by(deployments.c.id.desc()).limit(1))
+    return recently, anywhere
+
+
+_IN_PRODUCTION_RECENTLY, _IN_PRODUCTION = _production(*_LEAN)
+_FOR_FIXES = (releases.c.id, releases.c.lane, releases.c.digest)
+_PRODUCTION = _production(*_FOR_FIXES)[1]
+_PRODUCTION_RECENTLY = (
+    select(*_FOR_FIXES)
+    .join(deployments, deployments.c.release_id == releases.c.id)
+    .where((deployments.c.state == "healthy")
+           & (deployments.c.id > select(func.max(deployments.c.id)).scalar_subquery() - _RECENT)
+           & (releases.c.app_set == bindparam("app_set"))
+           & (deployments.c.stage_index == _LAST_STAGE))
+    .order_by(deployments.c.id.desc()).limit(1))
+"""`in_production`'s first look with only what the hotfixes need (no JSON column to decode),
+and among the newest deployments by an id range: a walk down `ix_deployments_state` that
+stops at the first match, where a LIMIT in a subquery makes SQLite copy those rows first."""
 
 
 def in_production(conn: Connection, app_set: str) -> Any | None:
@@ -183,10 +206,23 @@ def in_production(conn: Connection, app_set: str) -> Any | None:
     return conn.execute(_IN_PRODUCTION, {"app_set": app_set}).first()
 
 
+def _fixes(conn: Connection, production: Any | None) -> list[Fix]:
+    if production is None or production.lane != Lane.HOTFIX.value:
+        return []
+    content = release_content.load(conn, production.id, production.digest).raw
+    return [Fix.from_json(f) for f in content["hotfix"]["fixes"]]
+
+
 def active_fixes(conn: Connection, app_set: str) -> tuple[Any | None, list[Fix]]:
     """The release in production and the hotfixes it carries (empty for a regular one)."""
     production = in_production(conn, app_set)
-    if production is None or production.lane != Lane.HOTFIX.value:
-        return production, []
-    content = release_content.load(conn, production.id, production.digest).raw
-    return production, [Fix.from_json(f) for f in content["hotfix"]["fixes"]]
+    return production, _fixes(conn, production)
+
+
+def production_fixes(conn: Connection, app_set: str) -> list[Fix]:
+    """`active_fixes` without the release: the hotfixes the set's release in production
+    carries, read with only the columns they need."""
+    params = {"app_set": app_set}
+    production = (conn.execute(_PRODUCTION_RECENTLY, params).first()
+                  or conn.execute(_PRODUCTION, params).first())
+    return _fixes(conn, production)

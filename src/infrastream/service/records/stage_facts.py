@@ -34,7 +34,7 @@ from .check_plan import check_plan
 from .manifests import current_bundle
 from .occupancy import occupants
 from .release_content import ReleaseContent
-from .releases import active_fixes
+from .releases import production_fixes
 
 
 class RunRow(Protocol):
@@ -67,13 +67,25 @@ class Context:
 
 
 def read_context(services: Services, conn: Connection, *, app_sets: Sequence[str] = (),
-                 environments: Sequence[str] = ()) -> Context:
+                 environments: Sequence[str] = (), revision: int | None = None) -> Context:
     """The freeze windows in force, the hotfixes in production of `app_sets` and who occupies
-    `environments` (each read only when asked for)."""
+    `environments` (each read only when asked for); `revision` is the manifests' current
+    one when the caller read it already in this transaction."""
     return Context(
-        freezes=tuple(current_bundle(services, conn).freezes.values()),
-        fixes={app_set: tuple(active_fixes(conn, app_set)[1]) for app_set in set(app_sets)},
+        freezes=current_freezes(services, conn, revision),
+        fixes={app_set: fixes_in_production(conn, app_set) for app_set in set(app_sets)},
         occupants=tuple(occupants(conn, environments)))
+
+
+def current_freezes(services: Services, conn: Connection,
+                    revision: int | None = None) -> tuple[FreezeWindow, ...]:
+    """The freeze windows of the manifests as currently applied."""
+    return tuple(current_bundle(services, conn, revision=revision).freezes.values())
+
+
+def fixes_in_production(conn: Connection, app_set: str) -> tuple[Fix, ...]:
+    """The hotfixes the set's release in production carries."""
+    return tuple(production_fixes(conn, app_set))
 
 
 def needs_fixes(lane: str, runs: Sequence[RunRow]) -> bool:
