@@ -305,7 +305,7 @@ class Signal:
             self._events.append(wake)
         return wake
 
-    def __call__(self) -> None:
+    def __call__(self, _release: str | None = None) -> None:
         for wake in self._events:
             wake.set()
 

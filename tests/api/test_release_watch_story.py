@@ -7,6 +7,7 @@ happened. Against a real server over HTTP, a real database and the engine runnin
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -77,3 +78,34 @@ def test_a_held_read_still_needs_a_valid_token_and_an_existing_release(people: A
     missing = people.as_user("ci-bot").get("/api/v1/releases/shop/v999",
                                            headers={"If-None-Match": "*", "Prefer": "wait=5"})
     assert missing.status_code == 404
+
+
+def test_a_change_wakes_the_held_reads_of_its_release_only() -> None:
+    """`watching.Changes`, which the held reads wait on: a change of shop/v2 leaves a read of
+    shop/v1 waiting; a change of shop/v1, or of anything (None), wakes it."""
+    from infrastream.api.watching import Changes
+
+    async def story() -> list[str]:
+        changes = Changes(asyncio.get_running_loop())
+        woken: list[str] = []
+
+        async def follow(label: str, release: str) -> None:
+            await changes.wait(release, changes.generation(release), timeout=30)
+            woken.append(label)
+
+        v1 = asyncio.create_task(follow("v1", "shop/v1"))
+        v2 = asyncio.create_task(follow("v2", "shop/v2"))
+        await asyncio.sleep(0.01)
+        changes("shop/v2")
+        await asyncio.wait_for(v2, 5)
+        await asyncio.sleep(0.05)
+        assert not v1.done(), "a change of shop/v2 woke the read of shop/v1"
+        changes("shop/v1")
+        await asyncio.wait_for(v1, 5)
+        again = asyncio.create_task(follow("anything", "shop/v1"))
+        await asyncio.sleep(0.01)
+        changes(None)
+        await asyncio.wait_for(again, 5)
+        return woken
+
+    assert asyncio.run(story()) == ["v2", "v1", "anything"]

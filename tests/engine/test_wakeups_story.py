@@ -145,30 +145,31 @@ def test_a_change_recorded_on_server_a_reaches_the_observers_on_server_b(
         tmp_path, database_url):
     """What follows a release on B (a held status read, `api.watching`) hears of a change
     A recorded: A's observers are told locally, A's announcer sends `infrastream_changed`,
-    and B's listener passes it on to B's observers; and the other way round."""
+    and B's listener passes it on to B's observers, naming the release that changed; and the
+    other way round."""
     a = open_services(tmp_path / "a", database_url)
     b = open_services(tmp_path / "b", database_url)
     a.node, b.node = "node-a", "node-b"
     wakeups_a, wakeups_b = Wakeups(a), Wakeups(b)
     wakeups_a.start()
     wakeups_b.start()
-    heard_on_a: list[float] = []
-    heard_on_b: list[float] = []
-    a.listeners.append(lambda: heard_on_a.append(time.monotonic()))
-    b.listeners.append(lambda: heard_on_b.append(time.monotonic()))
+    heard_on_a: list[str | None] = []
+    heard_on_b: list[str | None] = []
+    a.listeners.append(heard_on_a.append)
+    b.listeners.append(heard_on_b.append)
     try:
         deadline = time.monotonic() + 20
-        while not heard_on_b and time.monotonic() < deadline:
-            a.notify()  # again until B listens (its LISTEN may not be in place yet)
+        while "shop/v1" not in heard_on_b and time.monotonic() < deadline:
+            a.changed("shop/v1")  # again until B listens (its LISTEN may not be in place yet)
             time.sleep(0.05)
-        assert heard_on_b, "B's observers never heard of A's change"
-        told_on_a = len(heard_on_a)
-        # B's own change goes the other way
+        assert "shop/v1" in heard_on_b, "B's observers never heard of A's change of shop/v1"
+        assert None not in heard_on_b, "a change of one release reached B as 'anything'"
+        # B's change of anything goes the other way, as "anything"
         b.notify()
         deadline = time.monotonic() + 20
-        while len(heard_on_a) == told_on_a and time.monotonic() < deadline:
+        while None not in heard_on_a and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(heard_on_a) > told_on_a, "A's observers never heard of B's change"
+        assert None in heard_on_a, "A's observers never heard of B's change"
     finally:
         wakeups_a.stop()
         wakeups_b.stop()

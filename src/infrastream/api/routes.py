@@ -237,7 +237,7 @@ async def get_release(app_set: str, name: str, request: Request, services: Servi
     # another for FastAPI's check of the model it returns), serialised once, to the same
     # bytes FastAPI would send for the `response_model`.
     ref = ReleaseRef(app_set, name)
-    return await watching.answer(request, services,
+    return await watching.answer(request, services, str(ref),
                                  lambda: run_in_threadpool(_release_json, services, ref))
 
 

@@ -10,11 +10,13 @@ after N seconds with 304 Not Modified; without `Prefer: wait` a matching tag get
 304. The same idea as Consul's blocking queries or a Kubernetes watch, on plain HTTP caching
 headers, so any HTTP client can use it and a proxy can tell what it is.
 
-A held request re-reads the status when this process records a change (`Services.listeners`:
-the engine announces moved releases, use cases notify) and at least every `RECHECK` seconds,
-which covers what the listeners cannot see: a change made by another server on the same
-PostgreSQL, and what moves with the clock alone (a freeze window opening). It waits on the
-event loop (no worker thread is held), and authenticates once, when it starts.
+A held request re-reads the status when this process records a change of that release
+(`Services.listeners`: the engine announces the releases it moved, use cases the release
+they changed; a change not tied to one release wakes every held read) and at least every
+`RECHECK` seconds, which covers what the listeners cannot see: a change made by another
+server that could not tell this one, and what moves with the clock alone (a freeze window
+opening). It waits on the event loop (no worker thread is held), and authenticates once,
+when it starts.
 """
 
 from __future__ import annotations
@@ -59,29 +61,45 @@ def preferred_wait(prefer: str | None) -> float | None:
 
 class Changes:
     """Tells held requests that this process recorded a change: `Services.listeners` call it
-    from any thread; it wakes the waiters on the event loop they wait on. `generation`
-    counts the changes, so a change that came while a waiter was reading is not missed."""
+    from any thread with the release that changed (None: anything may have); it wakes, on
+    the event loop they wait on, the waiters of that release (all of them for None). A
+    generation per release (and one for "anything") counts the changes, so a change that came
+    while a waiter was reading is not missed."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._event = asyncio.Event()
-        self.generation = 0
+        self._events: dict[str, asyncio.Event] = {}
+        self._generations: dict[str, int] = {}
+        self._anything = 0
 
-    def __call__(self) -> None:
+    def __call__(self, release: str | None = None) -> None:
         if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._changed)
+            self._loop.call_soon_threadsafe(self._changed, release)
 
-    def _changed(self) -> None:
-        self.generation += 1
-        self._event.set()
-        self._event = asyncio.Event()  # the next waiters wait for the next change
+    def _changed(self, release: str | None) -> None:
+        if release is None:
+            self._anything += 1
+            woken, self._events = self._events, {}
+        else:
+            self._generations[release] = self._generations.get(release, 0) + 1
+            found = self._events.pop(release, None)
+            woken = {} if found is None else {release: found}
+        for event in woken.values():
+            event.set()
 
-    async def wait(self, since: int, timeout: float) -> None:
-        """Until a change after generation `since` (at once if one came), or `timeout` s."""
-        if self.generation != since:
+    def generation(self, release: str) -> tuple[int, int]:
+        return self._anything, self._generations.get(release, 0)
+
+    async def wait(self, release: str, since: tuple[int, int], timeout: float) -> None:
+        """Until a change of `release` after generation `since` (at once if one came), or
+        `timeout` seconds."""
+        if self.generation(release) != since:
             return
+        event = self._events.get(release)
+        if event is None:
+            event = self._events[release] = asyncio.Event()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), timeout)
 
 
 def changes_of(services: Services, state: Any) -> Changes:
@@ -95,13 +113,14 @@ def changes_of(services: Services, state: Any) -> Changes:
     return found
 
 
-async def answer(request: Request, services: Services,
+async def answer(request: Request, services: Services, release: str,
                  read: Callable[[], Awaitable[bytes]]) -> Response:
-    """Answer a GET of `read`'s JSON, honouring `If-None-Match` and `Prefer: wait`."""
+    """Answer a GET of `read`'s JSON (the status of `release`, `SET/NAME`), honouring
+    `If-None-Match` and `Prefer: wait`."""
     if_none_match = request.headers.get("if-none-match")
     wait = preferred_wait(request.headers.get("prefer"))
     changes = changes_of(services, request.app.state) if wait and if_none_match else None
-    seen = changes.generation if changes is not None else 0
+    seen = changes.generation(release) if changes is not None else (0, 0)
     body = await read()
     tag = entity_tag(body)
     headers = {"ETag": tag}
@@ -111,8 +130,8 @@ async def answer(request: Request, services: Services,
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while matches(tag, if_none_match) and (left := deadline - loop.time()) > 0:
-            await changes.wait(seen, min(RECHECK, left))
-            seen = changes.generation
+            await changes.wait(release, seen, min(RECHECK, left))
+            seen = changes.generation(release)
             body = await read()
             tag = entity_tag(body)
         headers["ETag"] = tag

@@ -65,7 +65,9 @@ class Services:
     targets: TargetRegistry
     now: Callable[[], datetime] = clock.now
     wake: threading.Event = field(default_factory=threading.Event)
-    listeners: list[Callable[[], None]] = field(default_factory=list)
+    listeners: list[Callable[[str | None], None]] = field(default_factory=list)
+    """Observers of what is recorded, called with the release (`SET/NAME`) that changed, or
+    None when anything may have (`changed`)."""
     handoffs: list[Callable[[str, list[Any]], None]] = field(default_factory=list)
     """Senders of work to another node (`engine.wakeups`; none on SQLite)."""
     node: str = field(default_factory=node_name)
@@ -80,16 +82,18 @@ class Services:
         with writing(self.db) as connection:
             yield connection
 
-    def notify(self) -> None:
-        """Wake the engine: something it should act on was recorded (observers are told)."""
+    def notify(self, release: str | None = None) -> None:
+        """Wake the engine: something it should act on was recorded (observers are told;
+        `release`: the release it concerns, when it is one)."""
         self.wake.set()
-        self.changed()
+        self.changed(release)
 
-    def changed(self) -> None:
+    def changed(self, release: str | None = None) -> None:
         """Tell the observers (`listeners`: held status reads, the other servers) that
-        something was recorded, without waking the engine (it has nothing to do for it)."""
+        something was recorded — about `release` (`SET/NAME`), or anything when None —
+        without waking the engine (it has nothing to do for it)."""
         for listener in self.listeners:
-            listener()
+            listener(release)
 
     def hand_off(self, node: str, jobs: list[Any]) -> None:
         """Give jobs to the node that must run them (`engine.wakeups`; none on SQLite)."""

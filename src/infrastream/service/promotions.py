@@ -196,9 +196,9 @@ def promote(services: Services, principal: Principal, ref: ReleaseRef, *,
                             "freezeOverride": freeze_override})
     observe()
     if wake:
-        services.notify()
+        services.notify(str(ref))
     else:
-        services.changed()  # the release reads differently: it waits for approvals now
+        services.changed(str(ref))  # the release reads differently: it waits for approvals
     rules = [f"{r.role} × {r.count}" for r in target.stage.approvals]
     return PromotionRequested(release=str(ref), stage=target.stage.display_name,
                               stage_index=target.row.stage_index,
@@ -253,7 +253,7 @@ def _override_request(services: Services, conn: Connection, principal: Principal
         if guard is None:
             raise Conflict(f"the forward-port guard does not hold {ref} now; nothing to "
                            "override")
-    services.notify()
+    services.notify(str(ref))
     return PromotionRequested(release=str(ref), stage=stage.display_name,
                               stage_index=row.stage_index, request=row.request_id,
                               frozen=[f.describe() for f in holding],
@@ -314,9 +314,9 @@ def approve(services: Services, principal: Principal, ref: ReleaseRef, role: str
     mine = Approval(principal.name, verdict.role, now, release.digest, row.request_id, comment)
     if tally(stage.approvals, [*given, mine], digest=release.digest,
              request_id=row.request_id, now=now).satisfied:
-        services.notify()  # the last one: the engine clears the promotion and deploys
+        services.notify(str(ref))  # the last one: the engine clears the promotion, deploys
     else:
-        services.changed()  # one more sign-off to show, nothing for the engine yet
+        services.changed(str(ref))  # one more sign-off to show, nothing for the engine yet
     telemetry.approval_given(release.lane, verdict.role, row.requested_at, now)
     return ApprovalGranted(release=str(ref), stage=stage.display_name, role=verdict.role,
                            approved_by=principal.name)
@@ -351,6 +351,6 @@ def reject(services: Services, principal: Principal, ref: ReleaseRef,
                      after={"stage": stage.display_name, "state": "rejected", "role": role,
                             "reason": reason.strip()})
     observe()
-    services.notify()
+    services.notify(str(ref))
     return Rejected(release=str(ref), stage=stage.display_name, rejected_by=principal.name,
                     reason=reason.strip())

@@ -195,7 +195,7 @@ class Engine:
                          environment=orphan.environment)
         self._prereleases(prereleases)
         next_wake: float | None = None
-        changed = False
+        changed: list[str] = []
         # what may have added audit entries since the looks (the notification pass looks again)
         audited = looks.audit_waiting or looks.gate[0] or looks.gate[1]
         for release in state.releases:
@@ -215,7 +215,8 @@ class Engine:
                             started=[job[0] for job in steps.jobs] + steps.deployed)
             for key, job, row_id, environment in steps.jobs:
                 self._submit(key, job, self.services, row_id, environment=environment)
-            changed = changed or steps.changed
+            if steps.changed:
+                changed.append(release.ref)
             audited = audited or steps.audited
             if steps.wake is not None:
                 next_wake = steps.wake if next_wake is None else min(next_wake, steps.wake)
@@ -233,16 +234,17 @@ class Engine:
         if reminder is not None:
             next_wake = reminder if next_wake is None else min(next_wake, reminder)
         if changed:
-            self._announce()
+            self._announce(changed)
         telemetry.ENGINE_BACKLOG.set(len(state.releases))
         telemetry.ENGINE_PASS.observe(time.monotonic() - started)
         return next_wake
 
-    def _announce(self) -> None:
-        """Tell the observers (`services.listeners`) that releases moved. Not the engine's
+    def _announce(self, releases: list[str]) -> None:
+        """Tell the observers (`services.listeners`) which releases moved. Not the engine's
         own wake-up: the pass already took every step its changes allowed."""
         for listener in list(self.services.listeners):
-            listener()
+            for release in releases:
+                listener(release)
 
     # -- deployments outside active releases, pre-release runs ---------------------------
 

@@ -16,10 +16,11 @@ nobody to hand work to, and nothing here runs.
 
 Servers also tell each other that something changed, for whoever follows releases there (a
 held status read, `api.watching`): every local change this server's observers hear of
-(`Services.listeners`: the engine's moved releases, a use case's notify) sets a flag; one
-announcer thread sends `NOTIFY infrastream_changed` (payload: the sender's node) once per burst
-of changes, and each other server's listener passes it on to its own observers. It never wakes
-an engine: it says that a status may read differently, not that there is work.
+(`Services.listeners`: the engine's moved releases, a use case's notify) is gathered; one
+announcer thread sends `NOTIFY infrastream_changed` once per burst of changes (payload: JSON,
+the sender's node and the releases that changed, or null for "anything"), and each other
+server's listener passes it on to its own observers. It never wakes an engine: it says that
+a status may read differently, not that there is work.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ..context import Services
 CHANNEL = "infrastream_wake"
 CHANGED = "infrastream_changed"
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :payload)")
-_CHANGED = text(f"SELECT pg_notify('{CHANGED}', :sender)")
+_CHANGED = text(f"SELECT pg_notify('{CHANGED}', :note)")
 log = logging.getLogger("infrastream.engine")
 
 
@@ -81,6 +82,9 @@ class Wakeups:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._changes = threading.Event()
+        self._changed: set[str] | None = set()
+        """Releases changed since the last announcement (None: anything may have)."""
+        self._changed_lock = threading.Lock()
         self._announcer: threading.Thread | None = None
 
     def start(self) -> None:
@@ -107,8 +111,14 @@ class Wakeups:
             if thread is not None:
                 thread.join(timeout=5)
 
-    def changed(self) -> None:
-        """Something changed here: the other servers' observers are told (once per burst)."""
+    def changed(self, release: str | None = None) -> None:
+        """Something changed here (`release`, or anything): the other servers' observers
+        are told (once per burst)."""
+        with self._changed_lock:
+            if release is None:
+                self._changed = None
+            elif self._changed is not None:
+                self._changed.add(release)
         self._changes.set()
 
     def _announce(self) -> None:
@@ -117,23 +127,35 @@ class Wakeups:
             self._changes.clear()
             if self._stop.is_set():
                 return
+            with self._changed_lock:
+                releases, self._changed = self._changed, set()
+            note = json.dumps({"from": self.services.node,
+                               "releases": None if releases is None else sorted(releases)})
             try:
                 with self.services.db.connect() as conn:
-                    conn.execute(_CHANGED, {"sender": self.services.node})
+                    conn.execute(_CHANGED, {"note": note})
                     conn.commit()
             except Exception:  # the database went away: the held reads' recheck covers it
                 log.exception("telling the other servers of a change failed")
                 self._stop.wait(1.0)
 
-    def _tell_observers(self, sender: str) -> None:
+    def _tell_observers(self, raw: str) -> None:
         """Another server changed something: this server's observers hear of it (not its
         own announcer, which would tell it back)."""
+        try:
+            note = json.loads(raw)
+            sender, listed = str(note["from"]), note["releases"]
+            releases: list[str | None] = [None] if listed is None else [str(r) for r in listed]
+        except (ValueError, TypeError, KeyError):
+            return  # not a note of this version
         if sender == self.services.node:
             return
         for listener in list(self.services.listeners):
-            if listener != self.changed:
+            if listener == self.changed:
+                continue
+            for release in releases:
                 try:
-                    listener()
+                    listener(release)
                 except Exception:  # an observer's failure must not stop the listening
                     log.exception("an observer of changes failed")
 
