@@ -12,15 +12,39 @@ from __future__ import annotations
 import os
 import queue
 import shutil
+import ssl
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx._transports.default as httpx_transports
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from infrastream.store.database import open_database
+
+_create_ssl_context = httpx_transports.create_ssl_context
+_default_ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+
+def _shared_default_ssl_context(verify: Any = True, cert: Any = None,
+                                trust_env: bool = True) -> ssl.SSLContext:
+    """httpx builds a new SSL context (reading certifi's whole CA bundle, ~20-30 ms) for
+    every client, even one that only ever talks plain HTTP to loopback; the tests make
+    thousands of clients. The default context (verify=True, no client certificate) is the
+    same every time, so this process builds it once per CA setting; any other `verify` or
+    `cert` goes to httpx as before."""
+    if verify is not True or cert is not None or not trust_env:
+        return _create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    if key not in _default_ssl_contexts:
+        _default_ssl_contexts[key] = _create_ssl_context(verify=True, trust_env=True)
+    return _default_ssl_contexts[key]
+
+
+httpx_transports.create_ssl_context = _shared_default_ssl_context  # type: ignore[assignment]
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
