@@ -184,11 +184,45 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path,
     yield from _database(request, tmp_path, databases, migrated=False)
 
 
+LONG_FIRST = (
+    "tests/packaging/test_wheel_install.py",  # builds the wheel, pip-installs it, the demo
+    "tests/engine/test_three_servers_proof.py",
+    "tests/api/test_openapi_truth.py",
+    "tests/cli/test_readme_walkthrough.py",
+    "tests/portal/test_portal_browser.py",
+    "tests/oidc/test_cli_sso.py",
+    "tests/engine/test_crash_recovery.py",
+    "tests/notify/test_approvers_are_told_story.py",
+    "tests/api/test_authorization.py",
+    "tests/engine/test_two_servers_story.py",
+    "tests/cli/live/",
+    "tests/cli/test_demo_lifecycle.py",
+    "tests/gates/test_gates.py",
+    "tests/gate/test_scm_commands.py",
+    "tests/oidc/test_portal_sso.py",
+    "tests/engine/test_cluster_targets_story.py",
+    "tests/engine/test_truth_stories.py",
+    "tests/gate/",
+    "tests/engine/",
+)
+"""The test files that take longest (a `serve` process or three, Chromium, Node, pip, many
+requests), longest first, as measured on the 2-core machine: they are dealt out first, so
+that the run does not end with one worker on a long test while the others are idle (with
+`--no-loadscope-reorder`, ./dev.sh test). Only the order depends on this list."""
+
+
+def _long_first(item: pytest.Item) -> int:
+    path = item.nodeid.split("::")[0]
+    return next((rank for rank, prefix in enumerate(LONG_FIRST) if path.startswith(prefix)),
+                len(LONG_FIRST))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `--dist loadgroup` (./dev.sh test) every test is dealt out on its own to the
     next free worker, except those sharing a module- or class-scoped fixture (a real `serve`,
-    the demo, Chromium): one group per module, so that fixture starts once."""
+    the demo, Chromium): one group per module, so that fixture starts once. The long ones
+    come first (`LONG_FIRST`; a stable sort: a module's tests stay together and in order)."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         if info is None or item.get_closest_marker("xdist_group") is not None:
@@ -197,3 +231,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                for definitions in info.name2fixturedefs.values()
                for definition in definitions):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    items.sort(key=_long_first)
