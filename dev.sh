@@ -99,8 +99,10 @@ case "$job" in
     echo "== import contracts"; "$VENV/bin/lint-imports"
     # The tests mostly wait on processes, HTTP and databases: four workers share two cores well.
     # loadgroup: each test goes to the next free worker (the long ones do not queue behind
-    # each other), those sharing a module-scoped fixture together (tests/conftest.py).
-    echo "== pytest"; exec "$VENV/bin/python" -m pytest -n 4 --dist loadgroup "$@"
+    # each other), those sharing a module-scoped fixture together (tests/conftest.py), in
+    # the order tests/conftest.py gives them (the long ones first: --no-loadscope-reorder).
+    echo "== pytest"
+    exec "$VENV/bin/python" -m pytest -n 4 --dist loadgroup --no-loadscope-reorder "$@"
     ;;
   bench)
     ensure_venv

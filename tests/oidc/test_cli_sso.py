@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -82,21 +83,54 @@ def _verification_link(process: subprocess.Popen[str]) -> tuple[str, list[str]]:
     raise AssertionError(f"the CLI printed no verification link: {seen}")
 
 
+class _Chromium:
+    """One Chromium for the module's visits to the device page, launched at the first one
+    (a launch takes ~1.5 s): each visit gets a browser context of its own (its own cookies
+    and storage), as a freshly launched browser would have."""
+
+    def __init__(self) -> None:
+        self._playwright: Any = None
+        self._browser: Any = None
+
+    def new_context(self) -> Any:
+        if self._browser is None:
+            playwright_sync = pytest.importorskip("playwright.sync_api")
+            self._playwright = playwright_sync.sync_playwright().start()
+            self._browser = self._playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        return self._browser.new_context()
+
+    def close(self) -> None:
+        if self._browser is not None:
+            self._browser.close()
+            self._playwright.stop()
+            self._browser = self._playwright = None
+
+
+_CHROMIUM = _Chromium()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_chromium() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        _CHROMIUM.close()
+
+
 def _at_device_page(link: str, person: str, *, approve: bool = True) -> str:
     """Open the verification link in Chromium as the person would: confirm the code (or
     abort), sign in on the provider's login page, consent. The page's final heading."""
     playwright_sync = pytest.importorskip("playwright.sync_api")
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=ARGS)
-        page = browser.new_context().new_page()
+    context = _CHROMIUM.new_context()
+    try:
+        page = context.new_page()
         page.goto(link)
         playwright_sync.expect(page.locator("h1")).to_have_text("Confirm Device")
         if not approve:
             page.get_by_role("button", name="[ Abort ]").click()
             page.wait_for_load_state()
-            heading = page.locator("h1").inner_text()
-            browser.close()
+            heading: str = page.locator("h1").inner_text()
             return heading
         page.get_by_role("button", name="Continue").click()
         page.locator('input[name="login"]').fill(person)
@@ -106,8 +140,9 @@ def _at_device_page(link: str, person: str, *, approve: bool = True) -> str:
         playwright_sync.expect(page.locator("h1")).to_have_text("Sign-in Success",
                                                                 timeout=20_000)
         heading = page.locator("h1").inner_text()
-        browser.close()
         return heading
+    finally:
+        context.close()
 
 
 def _login(tmp_path: Path, server: Server, person: str) -> tuple[int, str, str, list[str]]:
