@@ -78,6 +78,9 @@ def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     return server, thread, f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+SLOW_MOST = 60
+"""Seconds a `-slow` build's integration test runs at most (`Gate.slow_gate`)."""
+
 @dataclass
 class Gate:
     """The running world: the server's URL and services, the fake host, the shop's files."""
@@ -90,10 +93,17 @@ class Gate:
     admin_token: str
     tokens: dict[str, str] = field(default_factory=dict)
     clients: list[httpx.Client] = field(default_factory=list)
+    slow_gate: Path | None = None
+    """While this file is missing, an integration test of a `-slow` build keeps running (at
+    most SLOW_MOST seconds): a story does what it must while a run is busy, then lets it end."""
 
     @property
     def repository(self) -> str:
         return REPOSITORY if self.kind == "github" else PROJECT
+
+    def let_slow_runs_finish(self) -> None:
+        assert self.slow_gate is not None
+        self.slow_gate.touch()
 
     # -- people and manifests -------------------------------------------------------------
 
@@ -326,13 +336,16 @@ def gate_world(tmp_path: Path, database_url: str, kind: str) -> Iterator[Gate]:
         server, thread, url = _serve(app)
         repo = example_repo(tmp_path)
         smoke = repo / "tests" / "smoke_test.py"
+        slow_gate = tmp_path / "slow-runs-may-finish"
         smoke.write_text(smoke.read_text() + (
             "\nimport time\n"
             "if os.environ.get('INFRASTREAM_VERSION', '').endswith('-slow'):\n"
-            "    time.sleep(4)\n"
+            f"    deadline = time.monotonic() + {SLOW_MOST}\n"
+            f"    while not os.path.exists({str(slow_gate)!r}) and time.monotonic() < deadline:\n"
+            "        time.sleep(0.05)\n"
             "if os.environ.get('INFRASTREAM_VERSION', '').endswith('-broken'):\n"
             "    sys.exit('FAIL checkout returns 500 for an empty cart')\n"))
-        gate = Gate(url, services, repo, host, kind, admin)
+        gate = Gate(url, services, repo, host, kind, admin, slow_gate=slow_gate)
         for name, roles in PEOPLE.items():
             response = gate.as_user(None).post("/api/v1/users",
                                                json={"name": name, "roles": roles})
