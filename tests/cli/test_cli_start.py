@@ -11,12 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from stand_in import stand_in
 
 ENTRY = ("import json, sys\nfrom infrastream.cli.main import main\ncode = main(sys.argv[1:])\n"
          "print('MODULES ' + json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
@@ -65,35 +65,17 @@ STATUS = {
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[str, list[str]]]:
+def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """A plain-HTTP stand-in for the API answering GET /api/v1/releases/shop/v1, and the
-    Authorization headers it received."""
-    seen: list[str] = []
+    headers of each request it received."""
+    def answer(path: str, _headers: dict[str, str], _count: int) -> tuple[int, Any, dict[str, str]]:
+        if path.split("?")[0] == "/api/v1/releases/shop/v1":
+            return 200, STATUS, {}
+        return 404, {"title": "Not Found", "status": 404, "detail": "no release shop/v9"}, {
+            "Content-Type": "application/problem+json"}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.headers.get("Authorization", ""))
-            found = self.path.split("?")[0] == "/api/v1/releases/shop/v1"
-            body = json.dumps(STATUS if found else {"title": "Not Found", "status": 404,
-                                                    "detail": "no release shop/v9"}).encode()
-            self.send_response(200 if found else 404)
-            self.send_header("Content-Type",
-                             "application/json" if found else "application/problem+json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with stand_in(answer) as (url, seen):
+        yield url, seen
 
 
 def test_version_imports_nothing_but_the_package():
@@ -121,7 +103,7 @@ def test_release_status_table_draws_with_rich_and_nothing_httpx_does_not_need(se
     names, out = imported("release", "status", "shop/v1", server=url)
     assert "release  shop/v1  (release lane, track shop-track)" in out
     assert "qa        0/1" in out
-    assert seen[-1] == "Bearer t"
+    assert seen[-1]["authorization"] == "Bearer t"
     assert {"rich.console", "rich.table", "httpx", "httpcore"} <= names
     # (nor are they left blocked: `sys.modules` holds no name of them, not even as None)
     assert loaded(names, *UNUSED_HTTPX, *RICH_EXTRAS, *HEAVY, "infrastream.manifests") == []

@@ -7,12 +7,11 @@ stand-in HTTP servers that record what the CLI asked.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from stand_in import stand_in
 
 from infrastream.cli import release_cmd
 
@@ -22,56 +21,27 @@ DONE = {"release": "shop/v1", "state": "completed", "summary": "completed",
         "stages": [{"index": 0, "name": "development", "state": "succeeded"}]}
 
 
-def _stand_in(answer: Any) -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """A server answering GET /api/v1/releases/shop/v1 with `answer(headers, count)` →
-    (status, body or None, extra headers); yields its URL and the headers of each request."""
-    seen: list[dict[str, str]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            seen.append(headers)
-            status, body, extra = answer(headers, len(seen))
-            data = b"" if body is None else json.dumps(body).encode()
-            self.send_response(status)
-            for key, value in extra.items():
-                self.send_header(key, value)
-            if body is not None:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
 @pytest.fixture
 def holding() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """Holds reads: the first answer is RUNNING with tag "a"; a read naming "a" with
     `Prefer: wait` is answered DONE with tag "b" (the release moved while it was held)."""
-    def answer(headers: dict[str, str], count: int) -> tuple[int, Any, dict[str, str]]:
+    def answer(_path: str, headers: dict[str, str], count: int
+               ) -> tuple[int, Any, dict[str, str]]:
         if headers.get("if-none-match") == '"a"' and "wait=" in headers.get("prefer", ""):
             return 200, DONE, {"ETag": '"b"', "Preference-Applied": headers["prefer"]}
         return 200, RUNNING, {"ETag": '"a"'}
-    yield from _stand_in(answer)
+    with stand_in(answer) as running:
+        yield running
 
 
 @pytest.fixture
 def plain() -> Iterator[tuple[str, list[dict[str, str]]]]:
     """Holds nothing and sends no tag: RUNNING twice, then DONE."""
-    def answer(headers: dict[str, str], count: int) -> tuple[int, Any, dict[str, str]]:
+    def answer(_path: str, _headers: dict[str, str], count: int
+               ) -> tuple[int, Any, dict[str, str]]:
         return 200, (DONE if count >= 3 else RUNNING), {}
-    yield from _stand_in(answer)
+    with stand_in(answer) as running:
+        yield running
 
 
 def test_wait_sends_the_tag_it_saw_and_is_answered_when_the_release_moves(cli, holding):
