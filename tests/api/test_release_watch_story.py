@@ -38,6 +38,10 @@ def test_a_held_read_is_answered_when_the_release_moves_and_304_when_it_does_not
     other = ci.get(release, headers={"If-None-Match": '"something-older"'})
     assert other.status_code == 200 and other.json() == first.json()
 
+    # a wait longer than the server holds reads is cut to its most, and says so
+    capped = ci.get(release, headers={"If-None-Match": '"something-older"', "Prefer": "wait=600"})
+    assert capped.status_code == 200 and capped.headers["preference-applied"] == "wait=60"
+
     # held: nothing moves for a second, so 304 after the wait, saying it waited
     began = time.monotonic()
     idle = ci.get(release, headers={"If-None-Match": tag, "Prefer": "wait=1"})
